@@ -1,0 +1,28 @@
+"""hpctune: one hyper-parameter search per grid cell of NetCDF data, on SLURM, PBS or a laptop."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from .api import merge, results, run, validate
+from .errors import DataError, HpctuneError, OutputError, SchedulerError, SpecError, UsageError
+from .spec import Job, load_spec
+
+try:
+    __version__ = version("hpctune")
+except PackageNotFoundError:  # running from a source tree without installing
+    __version__ = "0.0.0+unknown"
+
+__all__ = [
+    "DataError",
+    "HpctuneError",
+    "Job",
+    "OutputError",
+    "SchedulerError",
+    "SpecError",
+    "UsageError",
+    "__version__",
+    "load_spec",
+    "merge",
+    "results",
+    "run",
+    "validate",
+]

@@ -1,0 +1,191 @@
+"""The ``hpctune`` command: thin Click wrappers over :mod:`hpctune.api`.
+
+Exit codes: 0 success; 1 failure; 2 bad spec, data or usage (one line naming the key);
+3 a run that finished with some partitions failed; 128+N stopped by signal N (resumable).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from . import api
+from .errors import HpctuneError
+from .progress import Progress
+
+EPILOG_EXIT_CODES = (
+    "Exit codes: 0 success, 1 failure, 2 bad spec or usage, 3 some partitions failed, "
+    "128+N stopped by signal N."
+)
+
+
+def job_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """The JOB argument and ``--set`` overrides, shared by every command."""
+
+    @click.argument("job", type=click.Path(dir_okay=False, path_type=str))
+    @click.option(
+        "--set",
+        "overrides",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="Override a spec value (dotted key, YAML value), e.g. --set search.cv.splits=5.",
+    )
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return func(*args, **kwargs)
+
+    return wrapper
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON to stdout.")
+
+
+def emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog=EPILOG_EXIT_CODES,
+)
+@click.version_option(package_name="hpctune", message="%(prog)s %(version)s")
+@click.option("-v", "--verbose", is_flag=True, help="Log what happens (to stderr).")
+def cli(verbose: bool) -> None:
+    """Train one model per grid cell of NetCDF data, each with its own hyper-parameter search.
+
+    \b
+    Example:
+      hpctune validate jobs/example.yaml
+      hpctune run jobs/example.yaml
+    """
+    logger = logging.getLogger("hpctune")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("hpctune: %(message)s"))
+        logger.addHandler(handler)
+        logger.propagate = False
+    logger.setLevel(logging.INFO if verbose else logging.WARNING)
+
+
+@cli.command(epilog=EPILOG_EXIT_CODES)
+@job_options
+@json_option
+def validate(job: str, overrides: tuple[str, ...], as_json: bool) -> None:
+    """Check the spec and the data's metadata; compute nothing, write nothing.
+
+    \b
+    Example:
+      hpctune validate jobs/example.yaml --set search.cv.splits=5
+    """
+    report = api.validate(job, overrides)
+    if as_json:
+        emit_json({"valid": True, **report})
+        return
+    data, parts, search = report["data"], report["partitions"], report["search"]
+    space = " x ".join(f"{k}={v}" for k, v in data["space"].items())
+    click.echo(f"{report['name']}: valid")
+    click.echo(
+        f"  data:       {data['files']} file(s), {space}, {data['time']['steps']} time steps "
+        f"({data['time']['first']} .. {data['time']['last']})"
+    )
+    click.echo(
+        f"  partitions: {parts['count']} (by {parts['by']}), "
+        f"{parts['train_steps']} training and {parts['test_steps']} test steps"
+    )
+    folds = search["folds"] if search["folds"] is not None else "?"
+    fits = search["fits"] if search["fits"] is not None else "?"
+    click.echo(
+        f"  search:     {search['method']}, {search['candidates']} candidates x {folds} folds "
+        f"+ refit = {fits} fits in all"
+    )
+    click.echo(f"  output:     {report['output']}")
+
+
+@cli.command(epilog=EPILOG_EXIT_CODES)
+@job_options
+@json_option
+@click.option(
+    "--restart", is_flag=True, help="Discard earlier results of this output and start over."
+)
+@click.option("--slice", "part", metavar="I/N", help="Compute only block I of N of the partitions.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+def run(
+    job: str,
+    overrides: tuple[str, ...],
+    as_json: bool,
+    restart: bool,
+    part: str | None,
+    quiet: bool,
+) -> None:
+    """Run the searches (or resume them) and write <output>/results.nc.
+
+    Without a scheduler this starts a local Dask cluster with one worker per core.
+    Finished partitions are kept: run the same command again to resume.
+
+    \b
+    Example:
+      hpctune run jobs/example.yaml
+      hpctune run jobs/example.yaml --slice 0/4 --json
+    """
+    progress = Progress(enabled=not (as_json or quiet))
+    summary = api.run(job, overrides, restart=restart, slice=part, progress=progress)
+    if as_json:
+        emit_json(summary.to_dict())
+    else:
+        click.echo(summary.line())
+    sys.exit(summary.exit_code)
+
+
+@cli.command(epilog=EPILOG_EXIT_CODES)
+@job_options
+@json_option
+def merge(job: str, overrides: tuple[str, ...], as_json: bool) -> None:
+    """Write results.nc from the partitions finished so far (after the tasks of an array).
+
+    \b
+    Example:
+      hpctune merge jobs/example.yaml
+    """
+    ds = api.merge(job, overrides)
+    statuses = ds["status"].values
+    counts = {s: int((statuses == s).sum()) for s in ("ok", "skipped", "failed", "pending")}
+    if as_json:
+        emit_json({"output": str(api.load_spec(job, overrides).output), **counts})
+    else:
+        click.echo(", ".join(f"{v} {k}" for k, v in counts.items()))
+    sys.exit(3 if counts["failed"] or counts["pending"] else 0)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: one line and an exit code for every error, never a traceback."""
+    try:
+        code = cli.main(args=argv, prog_name="hpctune", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("hpctune: aborted", err=True)
+        code = 1
+    except click.ClickException as exc:
+        exc.show()
+        code = exc.exit_code
+    except HpctuneError as exc:
+        click.echo(f"hpctune: error: {exc}", err=True)
+        code = exc.exit_code
+    except KeyboardInterrupt:
+        click.echo("hpctune: interrupted", err=True)
+        code = 130
+    except Exception as exc:  # a bug: say so in one line, the traceback on request
+        if os.environ.get("HPCTUNE_DEBUG"):
+            raise
+        click.echo(
+            f"hpctune: internal error: {type(exc).__name__}: {exc} "
+            "(set HPCTUNE_DEBUG=1 for the traceback)",
+            err=True,
+        )
+        code = 1
+    sys.exit(code or 0)

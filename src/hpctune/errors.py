@@ -1,0 +1,61 @@
+"""Exceptions that carry their own exit code and a one-line message for the command line."""
+
+from __future__ import annotations
+
+
+class HpctuneError(Exception):
+    """Base of every error hpctune reports to a user: one line, an exit code, no traceback."""
+
+    exit_code = 1
+
+
+class SpecError(HpctuneError):
+    """The job spec (or a ``--set`` override) is invalid. ``key`` is the dotted key at fault."""
+
+    exit_code = 2
+
+    def __init__(self, key: str, message: str) -> None:
+        self.key = key
+        self.message = message
+        super().__init__(f"{key}: {message}" if key else message)
+
+
+class DataError(HpctuneError):
+    """The dataset does not fit the spec (missing variable, wrong dims, no file ...)."""
+
+    exit_code = 2
+
+    def __init__(self, key: str, message: str) -> None:
+        self.key = key
+        self.message = message
+        super().__init__(f"{key}: {message}" if key else message)
+
+
+class UsageError(HpctuneError):
+    """A command was used in a way that cannot work (e.g. mixing results of another spec)."""
+
+    exit_code = 2
+
+
+class OutputError(HpctuneError):
+    """The output folder cannot be used: locked by another run, not writable, disk full."""
+
+    exit_code = 1
+
+
+class SchedulerError(HpctuneError):
+    """A scheduler command failed; the message shows the command, exit code and output."""
+
+    exit_code = 1
+
+    def __init__(
+        self, command: list[str], returncode: int | None, stdout: str = "", stderr: str = ""
+    ) -> None:
+        self.command = command
+        self.returncode = returncode
+        self.stdout = stdout
+        self.stderr = stderr
+        shown = " ".join(command)
+        detail = (stderr or stdout).strip().replace("\n", " | ")
+        code = "not found" if returncode is None else f"exit code {returncode}"
+        super().__init__(f"command failed ({code}): {shown}" + (f": {detail}" if detail else ""))

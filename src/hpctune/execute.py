@@ -1,0 +1,464 @@
+"""Run a job: plan the partitions, spread them over the cluster in batches, record results.
+
+Execution design (see benchmarks/RESULTS.md for the measurements behind it):
+
+- A task is a *batch* of neighbouring partitions. The worker reads the batch's cells in one
+  hyperslab, runs each partition's dask-ml search with the synchronous scheduler inside the task
+  (no nested scheduling), and writes each result (model file, then journal record) as soon as it
+  finishes.
+- Batch sizes follow guided self-scheduling: the first tasks hold one partition each, to measure
+  the cost of a partition; later batches aim at ``TARGET_TASK_SECONDS`` of work, and shrink as the
+  run nears its end so that all workers finish together.
+- A batch that kills its worker or fails as a whole is split, and its partitions retried one by
+  one, so that one bad cell does not take its neighbours down with it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import signal
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .cluster import ClusterHandle, existing_cluster, node_name, start_cluster
+from .data import CellReader, DatasetInfo, inspect, open_dataset, space_coordinates
+from .errors import OutputError
+from .partitions import PartitionPlan, make_plan, slice_indices
+from .progress import Counts, Progress
+from .search import (
+    PartitionResult,
+    PartitionSearch,
+    build_estimator,
+    check_params,
+    check_scoring,
+    describe_exception,
+    n_folds,
+    work_counts,
+)
+from .spec import Job
+from .store import Journal, Store, count_statuses
+
+log = logging.getLogger("hpctune")
+
+TARGET_TASK_SECONDS = 1.0
+"""Work per task once the cost of a partition is known: long enough to make the per-task
+overhead (scheduling, opening the hyperslab) negligible, short enough for steady progress."""
+
+GUIDED_FACTOR = 3
+"""A batch holds at most remaining / (GUIDED_FACTOR x slots) partitions."""
+
+
+# --------------------------------------------------------------------------- preparation
+
+
+@dataclass
+class Prepared:
+    """A validated job with its data's metadata and partition plan; nothing written yet."""
+
+    job: Job
+    info: DatasetInfo
+    plan: PartitionPlan
+    coords: dict[str, tuple[np.ndarray, dict]]
+
+    def describe(self) -> dict[str, Any]:
+        job = self.job
+        times = self.info.times
+        if job.data.test is not None and self.info.is_datetime:
+            start = np.datetime64(job.data.test.start, "ns")
+            train_times, n_test_steps = times[times < start], int((times >= start).sum())
+        else:
+            train_times, n_test_steps = times, 0
+        folds = n_folds(job.search.cv, train_times if self.info.is_datetime else None)
+        return {
+            "name": job.name,
+            "output": job.output,
+            "data": self.info.summary(),
+            "partitions": {
+                "by": job.partition.by,
+                "count": self.plan.size,
+                "train_steps": int(train_times.size),
+                "test_steps": n_test_steps,
+            },
+            "search": work_counts(job.search, self.plan.size, folds),
+        }
+
+
+def prepare(job: Job) -> Prepared:
+    """Check the spec against the data and the estimator, reading metadata only."""
+    estimator = build_estimator(job.search)
+    check_params(job.search, estimator)
+    check_scoring(job.search)
+    ds = open_dataset(job.data)
+    try:
+        info = inspect(job, ds)
+        plan = make_plan(job.partition.by, info.n_cells, ds, info.space_dims)
+        coords = {} if plan.grouped else space_coordinates(ds, info.space_dims)
+    finally:
+        ds.close()
+    return Prepared(job=job, info=info, plan=plan, coords=coords)
+
+
+# --------------------------------------------------------------------------- worker side
+
+
+@dataclass(frozen=True)
+class TaskContext:
+    """What every task needs; sent to each worker once."""
+
+    job: Job
+    info: DatasetInfo
+    plan: PartitionPlan
+    output: str
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.output, self.job.fingerprint())
+
+
+class _WorkerState:
+    def __init__(self, ctx: TaskContext) -> None:
+        test = ctx.job.data.test
+        self.reader = CellReader(ctx.job.data, ctx.info)
+        self.search = PartitionSearch(ctx.job.search, test_start=test.start if test else None)
+        self.store = Store(Path(ctx.output))
+        self.journal = Journal(self.store.parts)
+        self.node = node_name()
+
+
+_WORKER_STATES: dict[tuple[str, str], _WorkerState] = {}
+
+
+def _worker_state(ctx: TaskContext) -> _WorkerState:
+    state = _WORKER_STATES.get(ctx.key)
+    if state is None:
+        for old in _WORKER_STATES.values():
+            old.journal.close()
+        _WORKER_STATES.clear()
+        state = _WORKER_STATES[ctx.key] = _WorkerState(ctx)
+    return state
+
+
+def run_batch(ctx: TaskContext, indices: list[int]) -> dict[str, Any]:
+    """Compute and record the partitions ``indices`` (a Dask task)."""
+    started = time.perf_counter()
+    state = _worker_state(ctx)
+    plan = ctx.plan
+    cells = [plan.cells(i) for i in indices]
+    block = state.reader.read(np.concatenate(cells))
+    times = ctx.info.times
+    statuses = []
+    offset = 0
+    for index, members in zip(indices, cells, strict=True):
+        x = block.x[offset : offset + members.size]
+        y = block.y[offset : offset + members.size]
+        offset += members.size
+        if members.size == 1:
+            x, y, t = x[0], y[0], times
+        else:  # a group: rows of all its cells, ordered by time
+            t = np.tile(times, members.size)
+            order = np.argsort(t, kind="stable")
+            x, y, t = x.reshape(-1, x.shape[-1])[order], y.reshape(-1)[order], t[order]
+        result = state.search.run(index, x, y, t, node=state.node)
+        record_result(state.store, state.journal, plan, result)
+        statuses.append((index, result.status))
+    return {"statuses": statuses, "seconds": time.perf_counter() - started}
+
+
+def record_result(
+    store: Store, journal: Journal, plan: PartitionPlan, result: PartitionResult
+) -> None:
+    """Make one partition's result durable: its model file first, then its journal record."""
+    if result.model is not None:
+        store.write_model(plan.model_name(result.index), result.model)
+    journal.append(result.record())
+
+
+# --------------------------------------------------------------------------- driver side
+
+
+@dataclass
+class RunSummary:
+    name: str
+    output: str
+    total: int
+    ok: int = 0
+    skipped: int = 0
+    failed: int = 0
+    resumed: int = 0
+    pending: int = 0
+    seconds: float = 0.0
+    cluster: str = ""
+    stopped_by: str | None = None
+    results: Any = field(default=None, repr=False)
+    """The results as an xarray Dataset (after a whole run), else None."""
+
+    @property
+    def exit_code(self) -> int:
+        if self.stopped_by is not None:
+            return 128 + int(getattr(signal, self.stopped_by, signal.SIGTERM))
+        return 3 if self.failed else 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "output": self.output,
+            "total": self.total,
+            "ok": self.ok,
+            "skipped": self.skipped,
+            "failed": self.failed,
+            "resumed": self.resumed,
+            "pending": self.pending,
+            "seconds": round(self.seconds, 3),
+            "cluster": self.cluster,
+            "stopped_by": self.stopped_by,
+            "exit_code": self.exit_code,
+        }
+
+    def line(self) -> str:
+        text = (
+            f"{self.name}: {self.ok} ok, {self.skipped} skipped, {self.failed} failed "
+            f"({self.resumed} resumed) of {self.total} partitions in {self.seconds:.1f} s"
+        )
+        if self.pending:
+            text += f"; {self.pending} pending"
+        if self.stopped_by:
+            text += f"; stopped by {self.stopped_by}, run again to resume"
+        return text + f" -> {self.output}"
+
+
+class BatchRunner:
+    """Feeds batches of partitions to the cluster and collects what comes back."""
+
+    def __init__(
+        self,
+        handle: ClusterHandle,
+        ctx: TaskContext,
+        todo: np.ndarray,
+        counts: Counts,
+        progress: Progress,
+        stop: threading.Event,
+    ) -> None:
+        self.handle = handle
+        self.client = handle.client
+        self.ctx = ctx
+        self.plan = ctx.plan
+        self.pending: deque[int] = deque(int(i) for i in todo)
+        self.isolated: deque[int] = deque()
+        self.counts = counts
+        self.progress = progress
+        self.stop = stop
+        self.in_flight: dict[Any, list[int]] = {}
+        self.task_seconds = 0.0
+        self.task_partitions = 0
+        self.slots = max(1, handle.slots)
+        self.chunk = ctx.job.data.chunk
+        self._journal: Journal | None = None
+        self._ctx_future: Any = None
+
+    def run(self) -> None:
+        from distributed import wait
+
+        self._ctx_future = self.client.scatter(self.ctx, broadcast=True, hash=False)
+        try:
+            while not self.stop.is_set() and (self.in_flight or self.pending or self.isolated):
+                self._fill()
+                try:
+                    done, _ = wait(list(self.in_flight), timeout=0.5, return_when="FIRST_COMPLETED")
+                except TimeoutError:
+                    done = set()
+                for future in done:
+                    self._collect(future)
+                self.progress.update(self.counts)
+        finally:
+            if self.in_flight:
+                self.client.cancel(list(self.in_flight), force=True)
+            if self._journal is not None:
+                self._journal.close()
+
+    def batch_size(self) -> int:
+        if self.task_partitions < self.slots:
+            return 1
+        per_partition = self.task_seconds / self.task_partitions
+        by_time = int(TARGET_TASK_SECONDS / max(per_partition, 1e-6))
+        guided = math.ceil(len(self.pending) / (GUIDED_FACTOR * self.slots))
+        return max(1, min(by_time, guided, self.chunk))
+
+    def _next_batch(self) -> list[int]:
+        if self.isolated:
+            return [self.isolated.popleft()]
+        size = self.batch_size()
+        batch = [self.pending.popleft()]
+        cells = self.plan.n_cells_of(batch[0])
+        while self.pending and len(batch) < size:
+            more = self.plan.n_cells_of(self.pending[0])
+            if cells + more > self.chunk:
+                break
+            cells += more
+            batch.append(self.pending.popleft())
+        return batch
+
+    def _fill(self) -> None:
+        while len(self.in_flight) < 2 * self.slots and (self.pending or self.isolated):
+            batch = self._next_batch()
+            future = self.client.submit(
+                run_batch,
+                self._ctx_future,
+                batch,
+                pure=False,
+                key=f"hpctune-batch-{batch[0]}-{time.monotonic_ns()}",
+            )
+            self.in_flight[future] = batch
+
+    def _collect(self, future: Any) -> None:
+        batch = self.in_flight.pop(future)
+        try:
+            outcome = future.result()
+        except OutputError:
+            raise
+        except Exception as exc:  # the task as a whole failed or its worker died
+            if len(batch) > 1:
+                self.isolated.extend(batch)
+                log.warning(
+                    "a batch of %d partitions failed (%s); retrying them one by one",
+                    len(batch),
+                    describe_exception(exc),
+                )
+                return
+            self._record_failure(batch[0], exc)
+            return
+        self.task_seconds += outcome["seconds"]
+        self.task_partitions += len(batch)
+        for _index, status in outcome["statuses"]:
+            self.counts.add(status)
+
+    def _record_failure(self, index: int, exc: BaseException) -> None:
+        from distributed import KilledWorker
+
+        if isinstance(exc, KilledWorker):
+            reason = "its worker died each time it computed it (out of memory, or a crash)"
+        else:
+            reason = describe_exception(exc)
+        if self._journal is None:
+            self._journal = Journal(Store(Path(self.ctx.output)).parts)
+        result = PartitionResult(index=index, status="failed", reason=reason, node=node_name())
+        self._journal.append(result.record())
+        self.counts.add("failed")
+
+
+@contextlib.contextmanager
+def _stop_on_signals(stop: threading.Event, caught: list[str]) -> Iterator[None]:
+    """SIGINT, SIGTERM and SIGUSR1 (the scheduler's warning before the walltime) stop the run:
+    no new partitions are started, finished ones are already on disk."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, _frame: Any) -> None:
+        if not caught:
+            caught.append(signal.Signals(signum).name)
+        stop.set()
+
+    wanted = [signal.SIGINT, signal.SIGTERM, signal.SIGUSR1]
+    previous = {sig: signal.signal(sig, handler) for sig in wanted}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def run_prepared(
+    prepared: Prepared,
+    *,
+    restart: bool = False,
+    part: tuple[int, int] | None = None,
+    client: Any = None,
+    progress: Progress | None = None,
+) -> RunSummary:
+    """Run (or resume) the searches of ``prepared``; the whole run writes results.nc at the end."""
+    job, plan = prepared.job, prepared.plan
+    progress = progress or Progress(enabled=False)
+    started = time.monotonic()
+    store = Store(job.output_dir)
+    locks = store.lock(part)
+    try:
+        store.prepare(job, plan.size, restart, prepared.info.summary())
+        mine = slice_indices(plan.size, part)
+        finished = store.finished()
+        todo = np.array([i for i in mine if int(i) not in finished], dtype=np.int64)
+        counts = Counts(total=int(mine.size), resumed=int(mine.size - todo.size))
+        summary = RunSummary(name=job.name, output=str(store.root), total=counts.total)
+        if counts.resumed:
+            progress.message(
+                f"resuming: {counts.resumed} of {counts.total} partitions already done"
+            )
+        stop = threading.Event()
+        caught: list[str] = []
+        if todo.size:
+            ctx = TaskContext(job=job, info=prepared.info, plan=plan, output=str(store.root))
+            with _stop_on_signals(stop, caught), _cluster(job, client) as handle:
+                summary.cluster = handle.description
+                progress.message(
+                    f"{handle.description}"
+                    + (f"; dashboard {handle.dashboard}" if handle.dashboard else "")
+                )
+                BatchRunner(handle, ctx, todo, counts, progress, stop).run()
+        progress.update(counts, force=True)
+        progress.close()
+        earlier = count_statuses(finished[int(i)] for i in mine if int(i) in finished)
+        summary.ok = counts.ok + earlier["ok"]
+        summary.skipped = counts.skipped + earlier["skipped"]
+        summary.failed = counts.failed
+        summary.resumed = counts.resumed
+        summary.pending = counts.remaining
+        summary.stopped_by = caught[0] if caught else None
+        if part is None and not caught:
+            summary.results = store.write_results(job, plan, prepared.coords)
+        summary.seconds = time.monotonic() - started
+        return summary
+    finally:
+        for lock in locks:
+            lock.release()
+
+
+@contextlib.contextmanager
+def _cluster(job: Job, client: Any) -> Iterator[ClusterHandle]:
+    if client is not None:
+        yield existing_cluster(client)
+    else:
+        with start_cluster(job) as handle:
+            yield handle
+
+
+def run(
+    job: Job,
+    *,
+    restart: bool = False,
+    part: tuple[int, int] | None = None,
+    client: Any = None,
+    progress: Progress | None = None,
+) -> RunSummary:
+    """Validate ``job`` against its data, then run it (see :func:`run_prepared`)."""
+    return run_prepared(prepare(job), restart=restart, part=part, client=client, progress=progress)
+
+
+def merge(job: Job) -> Any:
+    """Write results.nc from the partitions recorded so far (after the tasks of an array)."""
+    prepared = prepare(job)
+    store = Store(job.output_dir)
+    store.check_compatible(job)
+    locks = store.lock(None)
+    try:
+        return store.write_results(job, prepared.plan, prepared.coords)
+    finally:
+        for lock in locks:
+            lock.release()

@@ -1,0 +1,393 @@
+"""Build the estimator and the dask-ml search of a spec, and run it on one partition's rows.
+
+The search is dask-ml's ``GridSearchCV`` / ``RandomizedSearchCV``: its graph hashes pipeline
+steps, so a step shared by several candidates (a scaler before an SVR) is fitted once per fold.
+It is built with ``iid=False`` so that fold scores are averaged as scikit-learn does, and with
+an explicit ``cv`` splitter and ``error_score``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import math
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .errors import SpecError
+from .spec import CVSpec, SearchSpec
+
+#: Metrics computed on the held-out test period, in results.nc as ``test_<name>``.
+TEST_METRICS = ("r2", "rmse", "mae", "pearson")
+
+
+# --------------------------------------------------------------------------- building
+
+
+def import_estimator(path: str, key: str = "search.estimator") -> type:
+    """The scikit-learn estimator class at ``path`` (``module.Class``)."""
+    from sklearn.base import BaseEstimator
+
+    module_name, _, attr = path.rpartition(".")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise SpecError(key, f"cannot import {module_name!r} for {path!r}: {exc}") from None
+    try:
+        obj = getattr(module, attr)
+    except AttributeError:
+        close = difflib.get_close_matches(
+            attr, [n for n in dir(module) if not n.startswith("_")], 3
+        )
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise SpecError(key, f"module {module_name!r} has no {attr!r}{hint}") from None
+    if not (isinstance(obj, type) and issubclass(obj, BaseEstimator)):
+        raise SpecError(key, f"{path!r} is not a scikit-learn estimator class")
+    return obj
+
+
+def build_estimator(search: SearchSpec) -> Any:
+    """One estimator, or a ``make_pipeline`` of several (step names are lower-case class names)."""
+    from sklearn.pipeline import make_pipeline
+
+    classes = [import_estimator(path) for path in search.estimator]
+    steps = []
+    for path, cls in zip(search.estimator, classes, strict=True):
+        try:
+            steps.append(cls())
+        except Exception as exc:
+            raise SpecError("search.estimator", f"cannot create {path}(): {exc}") from None
+    return steps[0] if len(steps) == 1 else make_pipeline(*steps)
+
+
+def check_params(search: SearchSpec, estimator: Any) -> None:
+    """Every searched parameter must be one of the estimator's ``get_params()``."""
+    known = estimator.get_params(deep=True)
+    for name in search.params:
+        if name not in known:
+            close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.6)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            names = ", ".join(k for k in known if "__" not in k or len(search.estimator) > 1)
+            raise SpecError(
+                f"search.params.{name}",
+                f"not a parameter of {_describe(search)}{hint} (parameters: {_clip(names)})",
+            )
+
+
+def check_scoring(search: SearchSpec) -> None:
+    from sklearn.metrics import get_scorer_names
+
+    names = get_scorer_names()
+    for scorer in search.scoring:
+        if scorer not in names:
+            close = difflib.get_close_matches(scorer, names, n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise SpecError("search.scoring", f"unknown scorer {scorer!r}{hint}")
+
+
+def _describe(search: SearchSpec) -> str:
+    names = [p.rpartition(".")[2] for p in search.estimator]
+    return names[0] if len(names) == 1 else f"the pipeline {' -> '.join(names)}"
+
+
+def _clip(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def param_space(search: SearchSpec) -> dict[str, Any]:
+    """The grid (lists) or, for a random search, lists and scipy distributions."""
+    from scipy import stats
+
+    space: dict[str, Any] = {}
+    for name, values in search.params.items():
+        if isinstance(values, dict):
+            ((kind, (low, high)),) = values.items()
+            if kind == "loguniform":
+                space[name] = stats.loguniform(low, high)
+            elif kind == "uniform":
+                space[name] = stats.uniform(low, high - low)
+            else:
+                space[name] = stats.randint(low, high)
+        else:
+            space[name] = list(values)
+    return space
+
+
+def n_candidates(search: SearchSpec) -> int:
+    sizes = [len(v) if isinstance(v, list) else math.inf for v in search.params.values()]
+    grid = math.prod(sizes)
+    if search.method == "grid":
+        return int(grid)
+    return int(min(search.n_iter, grid))
+
+
+def make_cv(cv: CVSpec, seed: int, times: np.ndarray | None = None) -> Any:
+    """The scikit-learn splitter for ``cv``; ``years`` needs the rows' times."""
+    from sklearn import model_selection as ms
+
+    if cv.kind == "kfold":
+        shuffle = bool(cv.shuffle)
+        return ms.KFold(
+            n_splits=cv.n_splits, shuffle=shuffle, random_state=seed if shuffle else None
+        )
+    if cv.kind == "repeated":
+        return ms.RepeatedKFold(n_splits=cv.n_splits, n_repeats=cv.n_repeats, random_state=seed)
+    if cv.kind == "timeseries":
+        return ms.TimeSeriesSplit(n_splits=cv.n_splits)
+    if times is None:
+        raise ValueError("cv kind 'years' needs the time of each row")
+    years = times.astype("datetime64[Y]").astype(np.int64)
+    return ms.PredefinedSplit(test_fold=years - years.min())
+
+
+def n_folds(cv: CVSpec, times: np.ndarray | None = None) -> int | None:
+    """Folds of the splitter; for ``years`` the number of distinct years in ``times``."""
+    if cv.kind == "kfold" or cv.kind == "timeseries":
+        return cv.n_splits
+    if cv.kind == "repeated":
+        return cv.n_splits * cv.n_repeats
+    if times is None:
+        return None
+    return int(np.unique(times.astype("datetime64[Y]")).size)
+
+
+def make_search(search: SearchSpec, estimator: Any, cv: Any, scheduler: Any = "sync") -> Any:
+    """The dask-ml search object for one partition."""
+    import dask_ml.model_selection as dms
+
+    multi = len(search.scoring) > 1
+    common: dict[str, Any] = {
+        "scoring": list(search.scoring) if multi else search.scoring[0],
+        "refit": search.refit_metric if multi else True,
+        "cv": cv,
+        "iid": False,
+        "error_score": "raise" if search.error_score == "raise" else np.nan,
+        "return_train_score": False,
+        "scheduler": scheduler,
+        "cache_cv": True,
+    }
+    space = param_space(search)
+    if search.method == "grid":
+        return dms.GridSearchCV(estimator, space, **common)
+    return dms.RandomizedSearchCV(
+        estimator, space, n_iter=n_candidates(search), random_state=search.seed, **common
+    )
+
+
+# --------------------------------------------------------------------------- running
+
+
+@dataclass
+class PartitionResult:
+    """The outcome of one partition's search: what a row of results.nc holds."""
+
+    index: int
+    status: str  # "ok" | "skipped" | "failed"
+    reason: str = ""
+    best_score: float = math.nan
+    best_params: dict[str, Any] = field(default_factory=dict)
+    cv_scores: dict[str, float] = field(default_factory=dict)
+    test_scores: dict[str, float] = field(default_factory=dict)
+    n_train: int = 0
+    n_test: int = 0
+    fit_seconds: float = math.nan
+    node: str = ""
+    model: bytes | None = field(default=None, repr=False)
+
+    def record(self) -> dict[str, Any]:
+        """JSON-able form without the model bytes."""
+        return {
+            "index": self.index,
+            "status": self.status,
+            "reason": self.reason,
+            "best_score": _finite_or_none(self.best_score),
+            "best_params": {k: _plain(v) for k, v in self.best_params.items()},
+            "cv_scores": {k: _finite_or_none(v) for k, v in self.cv_scores.items()},
+            "test_scores": {k: _finite_or_none(v) for k, v in self.test_scores.items()},
+            "n_train": self.n_train,
+            "n_test": self.n_test,
+            "fit_seconds": _finite_or_none(self.fit_seconds),
+            "node": self.node,
+        }
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> PartitionResult:
+        def num(value: Any) -> float:
+            return math.nan if value is None else float(value)
+
+        return cls(
+            index=int(record["index"]),
+            status=record["status"],
+            reason=record.get("reason", ""),
+            best_score=num(record.get("best_score")),
+            best_params=dict(record.get("best_params", {})),
+            cv_scores={k: num(v) for k, v in record.get("cv_scores", {}).items()},
+            test_scores={k: num(v) for k, v in record.get("test_scores", {}).items()},
+            n_train=int(record.get("n_train", 0)),
+            n_test=int(record.get("n_test", 0)),
+            fit_seconds=num(record.get("fit_seconds")),
+            node=record.get("node", ""),
+        )
+
+
+def _finite_or_none(value: float) -> float | None:
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _plain(value: Any) -> Any:
+    """A parameter value as JSON-able data (numpy scalars become Python numbers)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return repr(value)
+
+
+@dataclass
+class PartitionRows:
+    """Valid rows of one partition, split into the training and the test period."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    t_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+
+def select_rows(
+    x: np.ndarray, y: np.ndarray, times: np.ndarray, test_start: np.datetime64 | None
+) -> PartitionRows:
+    """Drop rows with NaN or +-inf in an input or the target; split off the test period."""
+    valid = np.isfinite(y) & np.isfinite(x).all(axis=-1)
+    train = valid if test_start is None else valid & (times < test_start)
+    test = np.zeros_like(valid) if test_start is None else valid & (times >= test_start)
+    as_float = np.float64
+    return PartitionRows(
+        x_train=x[train].astype(as_float, copy=False),
+        y_train=y[train].astype(as_float, copy=False),
+        t_train=times[train],
+        x_test=x[test].astype(as_float, copy=False),
+        y_test=y[test].astype(as_float, copy=False),
+    )
+
+
+def holdout_scores(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+    """r2, rmse, mae and Pearson's r of predictions on the test period."""
+    from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+
+    if y_true.size == 0:
+        return dict.fromkeys(TEST_METRICS, math.nan)
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        r2 = float(r2_score(y_true, y_pred)) if y_true.size > 1 else math.nan
+        pearson = (
+            float(np.corrcoef(y_true, y_pred)[0, 1])
+            if y_true.size > 1 and np.std(y_true) > 0 and np.std(y_pred) > 0
+            else math.nan
+        )
+    return {
+        "r2": r2,
+        "rmse": float(np.sqrt(mean_squared_error(y_true, y_pred))),
+        "mae": float(mean_absolute_error(y_true, y_pred)),
+        "pearson": pearson,
+    }
+
+
+class PartitionSearch:
+    """Runs the spec's search on one partition's rows; built once per process and reused."""
+
+    def __init__(
+        self, search: SearchSpec, test_start: Any = None, save_models: bool = True
+    ) -> None:
+        self.search = search
+        self.estimator = build_estimator(search)
+        self.test_start = None if test_start is None else np.datetime64(test_start, "ns")
+        self.save_models = save_models
+
+    def run(
+        self,
+        index: int,
+        x: np.ndarray,
+        y: np.ndarray,
+        times: np.ndarray,
+        node: str = "",
+        scheduler: Any = "sync",
+    ) -> PartitionResult:
+        rows = select_rows(x, y, times, self.test_start)
+        result = PartitionResult(
+            index=index, status="ok", n_train=len(rows.y_train), n_test=len(rows.y_test), node=node
+        )
+        if result.n_train < self.search.min_samples:
+            result.status = "skipped"
+            result.reason = (
+                f"{result.n_train} valid training rows, fewer than search.min_samples="
+                f"{self.search.min_samples}"
+            )
+            return result
+        try:
+            self._fit(rows, result, scheduler)
+        except Exception as exc:  # a partition's failure is recorded, the run goes on
+            result.status = "failed"
+            result.reason = describe_exception(exc)
+            result.model = None
+        return result
+
+    def _fit(self, rows: PartitionRows, result: PartitionResult, scheduler: Any) -> None:
+        cv = make_cv(self.search.cv, self.search.seed, rows.t_train)
+        folds = n_folds(self.search.cv, rows.t_train)
+        if folds is not None and folds < 2:
+            raise ValueError(
+                f"cv kind 'years' needs at least 2 years of training rows; got {folds}"
+            )
+        searcher = make_search(self.search, self.estimator, cv, scheduler=scheduler)
+        started = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            searcher.fit(rows.x_train, rows.y_train)
+        result.fit_seconds = time.perf_counter() - started
+        cv_results = searcher.cv_results_
+        best = int(searcher.best_index_)
+        result.best_params = dict(searcher.best_params_)
+        result.cv_scores = {
+            scorer: float(
+                cv_results[
+                    f"mean_test_{scorer}" if len(self.search.scoring) > 1 else "mean_test_score"
+                ][best]
+            )
+            for scorer in self.search.scoring
+        }
+        result.best_score = result.cv_scores[self.search.refit_metric]
+        if not math.isfinite(result.best_score):
+            raise ValueError(f"every candidate scored NaN on {self.search.refit_metric}")
+        model = searcher.best_estimator_
+        if rows.y_test.size:
+            result.test_scores = holdout_scores(rows.y_test, model.predict(rows.x_test))
+        if self.save_models:
+            import skops.io
+
+            result.model = skops.io.dumps(model)
+
+
+def describe_exception(exc: BaseException, limit: int = 500) -> str:
+    """``Type: message`` on one line, clipped."""
+    text = " ".join(str(exc).split()) or "(no message)"
+    line = f"{type(exc).__name__}: {text}"
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def work_counts(search: SearchSpec, n_partitions: int, folds: int | None) -> dict[str, Any]:
+    """Candidates, folds and fits of a whole run (refits included), for ``validate``."""
+    candidates = n_candidates(search)
+    per_partition = None if folds is None else candidates * folds + 1
+    return {
+        "method": search.method,
+        "candidates": candidates,
+        "folds": folds,
+        "fits_per_partition": per_partition,
+        "fits": None if per_partition is None else per_partition * n_partitions,
+    }
