@@ -67,15 +67,14 @@ def build_estimator(search: SearchSpec) -> Any:
 def check_params(search: SearchSpec, estimator: Any) -> None:
     """Every searched parameter must be one of the estimator's ``get_params()``."""
     known = estimator.get_params(deep=True)
+    tunable = [k for k in known if "__" in k] if len(search.estimator) > 1 else list(known)
     for name in search.params:
         if name not in known:
-            close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.6)
-            hint = f"; did you mean {', '.join(close)}?" if close else ""
-            names = ", ".join(k for k in known if "__" not in k or len(search.estimator) > 1)
-            raise SpecError(
-                f"search.params.{name}",
-                f"not a parameter of {_describe(search)}{hint} (parameters: {_clip(names)})",
-            )
+            close = difflib.get_close_matches(name, tunable, n=1, cutoff=0.6)
+            listing = _clip(", ".join(tunable))
+            hint = f"did you mean {close[0]}?" if close else f"parameters: {listing}"
+            message = f"not a parameter of {_describe(search)}; {hint}"
+            raise SpecError(f"search.params.{name}", message)
 
 
 def check_scoring(search: SearchSpec) -> None:

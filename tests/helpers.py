@@ -1,0 +1,96 @@
+"""Builders shared by the tests: synthetic datasets and specs like the real ones."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+REAL_DATA = ROOT / "data" / "ascat_isba_5cells.nc"
+INPUTS = ["TG1", "TG2", "TG3", "WG1", "WG2", "WG3", "BIOMA1", "BIOMA2"]
+
+
+def synthetic(
+    cells: int = 6,
+    steps: int = 240,
+    seed: int = 0,
+    grid: tuple[int, int] | None = None,
+    sea: np.ndarray | None = None,
+) -> Any:
+    """A small dataset like the real one: inputs x1..x3, target y, 12-hourly from 2010.
+
+    ``grid=(nlat, nlon)`` gives dims (lat, lon, time) instead of (space, time); ``sea`` is a
+    boolean mask over the cells (flattened) whose target and inputs are all NaN.
+    """
+    import pandas as pd
+    import xarray as xr
+
+    rng = np.random.default_rng(seed)
+    n = cells if grid is None else grid[0] * grid[1]
+    time = pd.date_range("2010-01-01", periods=steps, freq="12h")
+    season = np.sin(2 * np.pi * np.arange(steps) / 730.5)
+    x = rng.normal(size=(3, n, steps)) + season
+    coef = rng.uniform(0.5, 2.0, size=(3, n, 1))
+    y = np.tanh(coef[0] * x[0]) + coef[1] * x[1] * 0.5 - coef[2] * x[2] ** 2 * 0.1
+    y = y + rng.normal(scale=0.1, size=y.shape)
+    gaps = rng.random(size=(n, steps)) < 0.1
+    y[gaps] = np.nan
+    if sea is not None:
+        x[:, sea, :] = np.nan
+        y[sea, :] = np.nan
+    if grid is None:
+        dims = ("space", "time")
+        coords = {
+            "time": time,
+            "latitude": ("space", 40.0 + 0.25 * np.arange(n)),
+            "longitude": ("space", 5.0 + 0.25 * np.arange(n)),
+        }
+        shape = (n, steps)
+    else:
+        dims = ("lat", "lon", "time")
+        coords = {
+            "time": time,
+            "lat": 50.0 - 0.5 * np.arange(grid[0]),
+            "lon": 2.0 + 0.5 * np.arange(grid[1]),
+        }
+        shape = (*grid, steps)
+    data = {f"x{i + 1}": (dims, x[i].reshape(shape).astype("float32")) for i in range(3)}
+    data["y"] = (dims, y.reshape(shape).astype("float32"))
+    return xr.Dataset(data, coords=coords)
+
+
+def synthetic_spec(data_path: Path, **changes: Any) -> dict[str, Any]:
+    """A quick Ridge search on a :func:`synthetic` dataset, as a spec mapping."""
+    spec: dict[str, Any] = {
+        "name": "synthetic",
+        "data": {
+            "paths": str(data_path),
+            "inputs": ["x1", "x2", "x3"],
+            "target": "y",
+            "chunk": 4,
+        },
+        "search": {
+            "estimator": ["sklearn.preprocessing.StandardScaler", "sklearn.linear_model.Ridge"],
+            "params": {"ridge__alpha": [0.1, 1.0, 10.0]},
+            "cv": {"kind": "kfold", "splits": 3},
+            "scoring": ["r2"],
+            "min_samples": 20,
+        },
+        "output": "out/{name}",
+    }
+    for dotted, value in changes.items():
+        node = spec
+        *parents, last = dotted.split("__")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[last] = value
+    return spec
+
+
+def write_spec(folder: Path, spec: dict[str, Any], name: str = "job.yaml") -> Path:
+    path = folder / name
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path
