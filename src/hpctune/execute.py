@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from .cluster import ClusterHandle, existing_cluster, node_name, start_cluster
-from .data import CellReader, DatasetInfo, inspect, open_dataset, space_coordinates
+from .data import CellBlock, CellReader, DatasetInfo, inspect, open_dataset, space_coordinates
 from .errors import OutputError
 from .partitions import PartitionPlan, make_plan, slice_indices
 from .progress import Counts, Progress
@@ -38,9 +38,11 @@ from .search import (
     PartitionResult,
     PartitionSearch,
     build_estimator,
+    check_candidates,
     check_params,
     check_scoring,
     describe_exception,
+    n_candidates,
     n_folds,
     work_counts,
 )
@@ -96,6 +98,7 @@ def prepare(job: Job) -> Prepared:
     """Check the spec against the data and the estimator, reading metadata only."""
     estimator = build_estimator(job.search)
     check_params(job.search, estimator)
+    check_candidates(job.search, estimator)
     check_scoring(job.search)
     ds = open_dataset(job.data)
     try:
@@ -147,6 +150,22 @@ def _worker_state(ctx: TaskContext) -> _WorkerState:
     return state
 
 
+def partition_rows(
+    block: CellBlock, offset: int, members: np.ndarray, times: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Inputs, target and times of one partition whose cells start at ``offset`` in ``block``.
+
+    A cell gives its time series; a group gives the rows of all its cells, ordered by time.
+    """
+    x = block.x[offset : offset + members.size]
+    y = block.y[offset : offset + members.size]
+    if members.size == 1:
+        return x[0], y[0], times
+    t = np.tile(times, members.size)
+    order = np.argsort(t, kind="stable")
+    return x.reshape(-1, x.shape[-1])[order], y.reshape(-1)[order], t[order]
+
+
 def run_batch(ctx: TaskContext, indices: list[int]) -> dict[str, Any]:
     """Compute and record the partitions ``indices`` (a Dask task)."""
     started = time.perf_counter()
@@ -154,19 +173,11 @@ def run_batch(ctx: TaskContext, indices: list[int]) -> dict[str, Any]:
     plan = ctx.plan
     cells = [plan.cells(i) for i in indices]
     block = state.reader.read(np.concatenate(cells))
-    times = ctx.info.times
     statuses = []
     offset = 0
     for index, members in zip(indices, cells, strict=True):
-        x = block.x[offset : offset + members.size]
-        y = block.y[offset : offset + members.size]
+        x, y, t = partition_rows(block, offset, members, ctx.info.times)
         offset += members.size
-        if members.size == 1:
-            x, y, t = x[0], y[0], times
-        else:  # a group: rows of all its cells, ordered by time
-            t = np.tile(times, members.size)
-            order = np.argsort(t, kind="stable")
-            x, y, t = x.reshape(-1, x.shape[-1])[order], y.reshape(-1)[order], t[order]
         result = state.search.run(index, x, y, t, node=state.node)
         record_result(state.store, state.journal, plan, result)
         statuses.append((index, result.status))
@@ -197,6 +208,8 @@ class RunSummary:
     pending: int = 0
     seconds: float = 0.0
     cluster: str = ""
+    granularity: str = ""
+    """``partition``: a task computes whole searches; ``fit``: each fit is a task."""
     stopped_by: str | None = None
     results: Any = field(default=None, repr=False)
     """The results as an xarray Dataset (after a whole run), else None."""
@@ -219,6 +232,7 @@ class RunSummary:
             "pending": self.pending,
             "seconds": round(self.seconds, 3),
             "cluster": self.cluster,
+            "granularity": self.granularity,
             "stopped_by": self.stopped_by,
             "exit_code": self.exit_code,
         }
@@ -354,6 +368,99 @@ class BatchRunner:
         self.counts.add("failed")
 
 
+def choose_granularity(job: Job, n_todo: int, slots: int) -> str:
+    """``partition`` (a task computes whole searches) or ``fit`` (each fit of a search is a task).
+
+    With many partitions, whole searches per task keep every worker busy at the least overhead.
+    With few, the last round of searches would leave workers idle: when one task per partition
+    would use less than 90% of the slots over the run, the fits of each search become tasks.
+    """
+    if job.cluster.granularity != "auto":
+        return job.cluster.granularity
+    if n_todo == 0 or slots <= 1:
+        return "partition"
+    balance = n_todo / (slots * math.ceil(n_todo / slots))
+    return "fit" if balance < 0.9 else "partition"
+
+
+class SearchGraphRunner:
+    """Runs each partition's dask-ml search graph on the cluster: its fits and scores are tasks
+    spread over all workers (dask-ml still fits a shared pipeline step once per fold). The
+    partition's rows are read here and travel inside the graph once; results are recorded here.
+    """
+
+    #: Searches in flight at once, at most (each is one driver thread waiting on its graph).
+    MAX_CONCURRENT = 64
+
+    def __init__(
+        self,
+        handle: ClusterHandle,
+        ctx: TaskContext,
+        todo: np.ndarray,
+        counts: Counts,
+        progress: Progress,
+        stop: threading.Event,
+    ) -> None:
+        self.handle = handle
+        self.client = handle.client
+        self.ctx = ctx
+        self.todo = [int(i) for i in todo]
+        self.counts = counts
+        self.progress = progress
+        self.stop = stop
+        self._io = threading.Lock()
+
+    def concurrency(self) -> int:
+        search = self.ctx.job.search
+        per_search = n_candidates(search) * (n_folds(search.cv) or 1)
+        wanted = math.ceil(2 * max(1, self.handle.slots) / per_search)
+        return max(1, min(len(self.todo), max(2, wanted), self.MAX_CONCURRENT))
+
+    def run(self) -> None:
+        from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+        job, info = self.ctx.job, self.ctx.info
+        test = job.data.test
+        self.reader = CellReader(job.data, info)
+        self.search = PartitionSearch(job.search, test_start=test.start if test else None)
+        self.store = Store(Path(self.ctx.output))
+        self.journal = Journal(self.store.parts)
+        nodes = self.client.run(node_name)
+        self.nodes = ",".join(sorted(set(nodes.values()))) or node_name()
+        pool = ThreadPoolExecutor(self.concurrency(), thread_name_prefix="hpctune-search")
+        pending = {pool.submit(self._one, index) for index in self.todo}
+        try:
+            while pending and not self.stop.is_set():
+                done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                for future in done:
+                    status = future.result()
+                    if status is not None:
+                        self.counts.add(status)
+                self.progress.update(self.counts)
+        finally:
+            pool.shutdown(wait=not self.stop.is_set(), cancel_futures=True)
+            self.journal.close()
+
+    def _one(self, index: int) -> str | None:
+        if self.stop.is_set():
+            return None
+        members = self.ctx.plan.cells(index)
+        with self._io:
+            block = self.reader.read(members)
+        x, y, t = partition_rows(block, 0, members, self.ctx.info.times)
+        result = self.search.run(index, x, y, t, node=self.nodes, scheduler=self._get)
+        if self.stop.is_set() and result.status == "failed":
+            return None  # cut short by the stop, not a failure of the partition
+        with self._io:
+            record_result(self.store, self.journal, self.ctx.plan, result)
+        return result.status
+
+    def _get(self, dsk: Any, keys: Any, **_: Any) -> Any:
+        """dask-ml's graph on the cluster. Called as a plain function so that dask-ml does not
+        take its path for Clients, which retries a failing task without end."""
+        return self.client.get(dsk, keys, sync=True)
+
+
 @contextlib.contextmanager
 def _stop_on_signals(stop: threading.Event, caught: list[str]) -> Iterator[None]:
     """SIGINT, SIGTERM and SIGUSR1 (the scheduler's warning before the walltime) stop the run:
@@ -411,7 +518,10 @@ def run_prepared(
                     f"{handle.description}"
                     + (f"; dashboard {handle.dashboard}" if handle.dashboard else "")
                 )
-                BatchRunner(handle, ctx, todo, counts, progress, stop).run()
+                granularity = choose_granularity(job, int(todo.size), handle.slots)
+                summary.granularity = granularity
+                runner = SearchGraphRunner if granularity == "fit" else BatchRunner
+                runner(handle, ctx, todo, counts, progress, stop).run()
         progress.update(counts, force=True)
         progress.close()
         earlier = count_statuses(finished[int(i)] for i in mine if int(i) in finished)

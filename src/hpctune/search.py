@@ -8,11 +8,13 @@ an explicit ``cv`` splitter and ``error_score``.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import importlib
 import math
 import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,6 +97,60 @@ def _describe(search: SearchSpec) -> str:
 
 def _clip(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def candidates(search: SearchSpec) -> list[dict[str, Any]]:
+    """The parameter sets the search will try (a random search draws them from its seed)."""
+    from sklearn.model_selection import ParameterGrid, ParameterSampler
+
+    space = param_space(search)
+    if search.method == "grid":
+        return list(ParameterGrid(space))
+    return list(ParameterSampler(space, n_iter=n_candidates(search), random_state=search.seed))
+
+
+def check_candidates(search: SearchSpec, estimator: Any) -> None:
+    """Validate every candidate's parameter values once, before any partition is fitted.
+
+    The fits themselves then skip scikit-learn's per-call parameter validation
+    (:func:`fast_checks`), which is a large share of the cost of a small fit.
+    """
+    from sklearn.base import clone
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    for candidate in candidates(search):
+        model = clone(estimator).set_params(**candidate)
+        for step in getattr(model, "steps", [("", model)]):
+            validate = getattr(step[1], "_validate_params", None)
+            if validate is None:
+                continue
+            try:
+                validate()
+            except InvalidParameterError as exc:
+                raise SpecError(_param_key(search, exc, candidate), _sentence(exc)) from None
+
+
+def _param_key(search: SearchSpec, exc: Exception, candidate: dict[str, Any]) -> str:
+    text = str(exc)
+    for name in candidate:
+        if f"'{name.rpartition('__')[2]}' parameter" in text:
+            return f"search.params.{name}"
+    return "search.params"
+
+
+def _sentence(exc: Exception) -> str:
+    text = " ".join(str(exc).split())
+    return text[:1].lower() + text[1:]
+
+
+@contextlib.contextmanager
+def fast_checks() -> Iterator[None]:
+    """Skip checks already done once for the whole run: parameter values (validated by
+    :func:`check_candidates`) and finiteness (rows with NaN or inf are dropped before the fit)."""
+    import sklearn
+
+    with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
+        yield
 
 
 def param_space(search: SearchSpec) -> dict[str, Any]:
@@ -345,7 +401,7 @@ class PartitionSearch:
             )
         searcher = make_search(self.search, self.estimator, cv, scheduler=scheduler)
         started = time.perf_counter()
-        with warnings.catch_warnings():
+        with fast_checks(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             searcher.fit(rows.x_train, rows.y_train)
         result.fit_seconds = time.perf_counter() - started

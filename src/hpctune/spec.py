@@ -294,6 +294,9 @@ class ClusterSpec(_Model):
     adaptive: AdaptiveSpec | None = None
     start_timeout: float = Field(default=300.0, gt=0)
     dashboard: bool = True
+    granularity: Literal["auto", "partition", "fit"] = "auto"
+    """``partition``: a task computes whole searches (many partitions); ``fit``: each fit of a
+    search is a task (few partitions); ``auto`` chooses from the partition and worker counts."""
 
     @field_validator("interface")
     @classmethod
