@@ -4,6 +4,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from .api import merge, results, run, validate
 from .errors import DataError, HpctuneError, OutputError, SchedulerError, SpecError, UsageError
+from .models import load_model
 from .spec import Job, load_spec
 
 try:
@@ -20,6 +21,7 @@ __all__ = [
     "SpecError",
     "UsageError",
     "__version__",
+    "load_model",
     "load_spec",
     "merge",
     "results",

@@ -44,8 +44,13 @@ class PartitionPlan:
         return 1 if self.members is None else int(self.members[index].size)
 
     def model_name(self, index: int) -> str:
-        width = max(1, len(str(self.size - 1)))
-        return f"{index:0{width}d}.skops"
+        return model_file_name(index, self.size)
+
+
+def model_file_name(index: int, size: int) -> str:
+    """``models/`` file of partition ``index`` of ``size``: zero-padded, so names sort."""
+    width = max(1, len(str(size - 1)))
+    return f"{index:0{width}d}.skops"
 
 
 def make_plan(
