@@ -83,7 +83,8 @@ install_packages() {
     export DEBIAN_FRONTEND=noninteractive
     # Wait for the dpkg lock (a fresh VM may be running unattended upgrades).
     local lock=(-o DPkg::Lock::Timeout=300)
-    local apt=(apt-get install -y -q "${lock[@]}" -o Dpkg::Options::=--force-confdef
+    local apt=(apt-get install -y -q --no-install-recommends "${lock[@]}"
+        -o Dpkg::Options::=--force-confdef
         -o Dpkg::Options::=--force-confold "${pkgs[@]}")
     # Keep the packages' init scripts from starting daemons with the stock
     # configuration: this script starts them itself.
