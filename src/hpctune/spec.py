@@ -23,6 +23,7 @@ from pydantic import (
     Field,
     PrivateAttr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -304,6 +305,45 @@ class ClusterSpec(_Model):
         return None if value is None else _check_name(value)
 
 
+MAX_SIGNAL_SECONDS = 65535
+"""The longest warning SLURM's ``--signal=...@seconds`` accepts."""
+
+#: Directives that hpctune writes itself from a spec key (or a submit option): an ``extra``
+#: entry may not repeat them. Keys are options, or ``-l resource`` for PBS resources.
+RESERVED_DIRECTIVES: dict[str, dict[str, str]] = {
+    "slurm": {
+        **dict.fromkeys(("-J", "--job-name"), "name"),
+        **dict.fromkeys(("-N", "--nodes"), "scheduler.nodes"),
+        **dict.fromkeys(("-c", "--cpus-per-task", "--ntasks-per-node"), "scheduler.cores_per_node"),
+        **dict.fromkeys(("--mem",), "scheduler.memory"),
+        **dict.fromkeys(("-t", "--time"), "scheduler.walltime"),
+        **dict.fromkeys(("-p", "--partition"), "scheduler.queue"),
+        **dict.fromkeys(("-A", "--account"), "scheduler.account"),
+        **dict.fromkeys(("-o", "--output", "-e", "--error"), "scheduler.log_dir"),
+        **dict.fromkeys(("--signal",), "scheduler.grace"),
+        **dict.fromkeys(("-a", "--array"), "submit --array"),
+        **dict.fromkeys(("-d", "--dependency"), "submit --after"),
+    },
+    "pbs": {
+        "-N": "name",
+        "-q": "scheduler.queue",
+        "-A": "scheduler.account",
+        "-J": "submit --array",
+        "-l select": "scheduler.nodes, cores_per_node and memory",
+        "-l walltime": "scheduler.walltime",
+    },
+    "torque": {
+        "-N": "name",
+        "-q": "scheduler.queue",
+        "-A": "scheduler.account",
+        "-t": "submit --array",
+        "-l nodes": "scheduler.nodes and cores_per_node",
+        "-l mem": "scheduler.memory",
+        "-l walltime": "scheduler.walltime",
+    },
+}
+
+
 class SchedulerSpec(_Model):
     kind: Literal["slurm", "pbs", "torque"] = "slurm"
     nodes: int = Field(default=1, ge=1)
@@ -331,6 +371,11 @@ class SchedulerSpec(_Model):
     @field_validator("walltime", mode="before")
     @classmethod
     def _walltime(cls, value: Any) -> int:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            raise ValueError(
+                f'must be a quoted string such as "02:00:00" (YAML reads an unquoted 02:00:00 '
+                f"as a number); got {value!r}"
+            )
         return parse_walltime(value)
 
     @field_validator("queue", "account")
@@ -352,6 +397,35 @@ class SchedulerSpec(_Model):
                 raise ValueError(
                     f"each entry must be a scheduler option such as --gres=gpu:1; got {directive!r}"
                 )
+        return value
+
+    @field_validator("extra")
+    @classmethod
+    def _extra_not_reserved(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        reserved = RESERVED_DIRECTIVES.get(info.data.get("kind", "slurm"), {})
+        for directive in value:
+            option = re.split(r"[= ]", directive, maxsplit=1)[0]
+            resource = ""
+            if option == "-l":
+                resource = re.split(r"[= ]", directive[2:].strip(), maxsplit=1)[0]
+            key = reserved.get(f"-l {resource}" if resource else option)
+            if key:
+                raise ValueError(
+                    f"{directive!r} is written by hpctune from {key}; set that instead"
+                )
+        return value
+
+    @field_validator("grace")
+    @classmethod
+    def _grace(cls, value: int, info: ValidationInfo) -> int:
+        walltime = info.data.get("walltime")
+        if value > MAX_SIGNAL_SECONDS:
+            raise ValueError(f"must be at most {MAX_SIGNAL_SECONDS} seconds; got {value}")
+        if value and walltime is not None and value >= walltime:
+            raise ValueError(
+                f"must be shorter than the walltime ({walltime} s), to leave time to work; "
+                f"got {value}"
+            )
         return value
 
     @field_validator("log_dir")
