@@ -1,0 +1,46 @@
+#!/bin/bash
+#SBATCH --job-name=golden-merge
+#SBATCH --nodes=1
+#SBATCH --ntasks-per-node=1
+#SBATCH --cpus-per-task=1
+#SBATCH --mem=60G
+#SBATCH --time=1-12:00:00
+#SBATCH --partition=normal
+#SBATCH --account=proj-42
+#SBATCH --output=results/golden/logs/%x-%j.out
+#SBATCH --open-mode=append
+#SBATCH --constraint=haswell
+#SBATCH --qos=long
+#
+# hpctune merge job for jobs/golden.yaml
+# Paths are relative to the folder this script is submitted from. Create the log folder
+# before the first submission: mkdir -p results/golden/logs
+
+set -eo pipefail
+cd "$SLURM_SUBMIT_DIR"
+export OMP_NUM_THREADS=1
+export NOTE='it'"'"'s $HOME'
+module load 2024
+source $HOME/venvs/hpctune/bin/activate
+set +e
+
+# hpctune runs in the background so that this shell can pass signals on to it. On a signal it
+# starts no new partitions, keeps the finished ones on disk and exits: run it again to resume.
+stop_signal=
+forward() { stop_signal=$1; kill -s "$1" "$child" 2>/dev/null; }
+trap 'forward TERM' TERM
+trap 'forward INT' INT
+trap 'forward USR1' USR1
+hpctune merge jobs/golden.yaml --set search.seed=7 &
+child=$!
+status=0
+while :; do
+    wait "$child"
+    status=$?
+    # wait returns early (above 128) when a signal arrives while hpctune is still finishing.
+    if [ "$status" -gt 128 ] && kill -0 "$child" 2>/dev/null; then
+        continue
+    fi
+    break
+done
+exit "$status"
