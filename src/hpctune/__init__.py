@@ -2,7 +2,7 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
-from .api import merge, results, run, validate
+from .api import cancel, merge, results, run, status, submit, validate
 from .errors import DataError, HpctuneError, OutputError, SchedulerError, SpecError, UsageError
 from .models import load_model
 from .spec import Job, load_spec
@@ -21,10 +21,13 @@ __all__ = [
     "SpecError",
     "UsageError",
     "__version__",
+    "cancel",
     "load_model",
     "load_spec",
     "merge",
     "results",
     "run",
+    "status",
+    "submit",
     "validate",
 ]

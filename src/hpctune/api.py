@@ -60,6 +60,74 @@ def merge(job: JobLike, overrides: Iterable[str] = ()) -> Any:
     return execute.merge(_job(job, overrides))
 
 
+def render(
+    job: JobLike,
+    overrides: Iterable[str] = (),
+    *,
+    scheduler: str | None = None,
+    template_dir: Any = None,
+    relative_to: str | Path | None = None,
+) -> str:
+    """The job script for the job's scheduler (or ``scheduler``); nothing is submitted.
+
+    Paths in it are absolute, or relative to ``relative_to`` (the folder it will be submitted
+    from) so that the script is the same on every machine.
+    """
+    from .render import render_script
+
+    overrides = list(overrides)
+    return render_script(
+        _job(job, overrides),
+        kind=scheduler,
+        overrides=overrides,
+        relative_to=relative_to,
+        template_dir=template_dir,
+    )
+
+
+def submit(
+    job: JobLike,
+    overrides: Iterable[str] = (),
+    *,
+    array: int | None = None,
+    after: str | None = None,
+    dry_run: bool = False,
+    template_dir: Any = None,
+) -> Any:
+    """Submit the job (``array=N``: N array tasks and a merge job); returns a Submission.
+
+    The job ids are recorded in ``<output>/jobs.json``; ``dry_run`` only renders the scripts
+    and the commands that would submit them.
+    """
+    from . import submission as submitting
+
+    overrides = list(overrides)
+    return submitting.submit(
+        _job(job, overrides),
+        overrides,
+        array=array,
+        after=after,
+        dry_run=dry_run,
+        template_dir=template_dir,
+    )
+
+
+def status(job: JobLike, overrides: Iterable[str] = ()) -> Any:
+    """States of the recorded jobs and the partitions' progress; returns a Status."""
+    from . import submission as submitting
+
+    return submitting.status(_job(job, overrides))
+
+
+def cancel(
+    job: JobLike, overrides: Iterable[str] = (), *, job_ids: Iterable[str] | None = None
+) -> list[str]:
+    """Cancel the recorded jobs still pending or running (or only ``job_ids``); their ids."""
+    from . import submission as submitting
+
+    return submitting.cancel(_job(job, overrides), job_ids)
+
+
 def results(job: JobLike, overrides: Iterable[str] = ()) -> Any:
     """Open ``<output>/results.nc`` (loaded into memory, file closed)."""
     import xarray as xr
