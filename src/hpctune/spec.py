@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -404,6 +405,12 @@ class SchedulerSpec(_Model):
     def _extra_not_reserved(cls, value: list[str], info: ValidationInfo) -> list[str]:
         reserved = RESERVED_DIRECTIVES.get(info.data.get("kind", "slurm"), {})
         for directive in value:
+            try:
+                shlex.split(directive)
+            except ValueError:
+                raise ValueError(
+                    f"{directive!r} has an unmatched quote, which sbatch and qsub refuse"
+                ) from None
             option = re.split(r"[= ]", directive, maxsplit=1)[0]
             resource = ""
             if option == "-l":

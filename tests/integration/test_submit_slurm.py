@@ -1,0 +1,399 @@
+"""hpctune submit, status and cancel against the real local SLURM (tests/slurm/up.sh).
+
+Each test runs the ``hpctune`` command as a user would, in a folder of its own; the jobs run
+``hpctune run`` / ``hpctune merge`` inside their allocations on the emulated nodes. Searches
+are tiny (Ridge, or a slow-enough SVR where a test needs time to act) and Dask binds to
+127.0.0.1 (cluster.mode local).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import slurmtools
+import xarray as xr
+import yaml
+from helpers import REAL_DATA, synthetic
+
+from hpctune.render import ArrayPart, render_script
+from hpctune.spec import load_spec
+from hpctune.store import read_journal
+
+pytestmark = pytest.mark.slurm
+
+ROOT = Path(__file__).resolve().parents[2]
+JOB_TIMEOUT = 240.0
+"""Seconds a test waits for its jobs: the four emulated CPUs run on two real ones and other
+tests' jobs may be queued ahead."""
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def hpctune(*args: Any, cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "hpctune", *[str(a) for a in args]],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"hpctune {args} exited {proc.returncode}: {proc.stderr}")
+    return proc
+
+
+def quick_spec(data: Path, **scheduler: Any) -> dict[str, Any]:
+    """A Ridge search with two candidates: seconds per job, most of it Python starting."""
+    inputs = ["TG1", "WG1"] if data.name == REAL_DATA.name else ["x1", "x2", "x3"]
+    return {
+        "name": "quick",
+        "data": {
+            "paths": str(data),
+            "inputs": inputs,
+            "target": "sig" if inputs[0] == "TG1" else "y",
+        },
+        "search": {
+            "estimator": ["sklearn.preprocessing.StandardScaler", "sklearn.linear_model.Ridge"],
+            "params": {"ridge__alpha": [0.1, 1.0]},
+            "cv": {"kind": "kfold", "splits": 2},
+            "min_samples": 20,
+        },
+        "cluster": {"mode": "local", "workers": 1},
+        "scheduler": {
+            "kind": "slurm",
+            "cores_per_node": 1,
+            "memory": "1GB",
+            "walltime": "00:10:00",
+            "queue": "debug",
+            **scheduler,
+        },
+        "output": "out",
+    }
+
+
+def slow_spec(data: Path, **scheduler: Any) -> dict[str, Any]:
+    """An SVR search of about two seconds per partition on :func:`slow_data`."""
+    spec = quick_spec(data, **scheduler)
+    spec["name"] = "slow"
+    spec["search"].update(
+        estimator=["sklearn.preprocessing.StandardScaler", "sklearn.svm.SVR"],
+        params={"svr__C": [1.0, 10.0]},
+        cv={"kind": "kfold", "splits": 3},
+    )
+    return spec
+
+
+def write(folder: Path, spec: dict[str, Any]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "job.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path
+
+
+@pytest.fixture
+def cells12(tmp_path: Path) -> Path:
+    path = tmp_path / "cells12.nc"
+    synthetic(cells=12, steps=200).to_netcdf(path)
+    return path
+
+
+@pytest.fixture
+def slow_data(tmp_path: Path) -> Path:
+    path = tmp_path / "slow.nc"
+    synthetic(cells=8, steps=3000).to_netcdf(path)
+    return path
+
+
+def submit(job: Path, *args: Any, tracker: Any) -> dict[str, Any]:
+    result = json.loads(hpctune("submit", job, "--json", *args, cwd=job.parent).stdout)
+    for job_id in result["job_ids"]:
+        tracker.track(job_id)
+    return result
+
+
+def results(job: Path) -> xr.Dataset:
+    with xr.open_dataset(load_spec(job).output_dir / "results.nc") as ds:
+        return ds.load()
+
+
+def journal_indices(job: Path) -> Counter[int]:
+    """How often each partition was recorded, over every journal of the output."""
+    seen: Counter[int] = Counter()
+    for path in (load_spec(job).output_dir / "parts").glob("*.log"):
+        records, _torn = read_journal(path)
+        seen.update(int(r["index"]) for r in records)
+    return seen
+
+
+def logs(job: Path) -> str:
+    folder = load_spec(job).output_dir / "logs"
+    return "\n".join(p.read_text(errors="replace") for p in sorted(folder.glob("*.out")))
+
+
+def wait_for(predicate: Any, timeout: float, what: str, poll: float = 0.2) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(poll)
+    raise TimeoutError(f"{what} did not happen within {timeout} s")
+
+
+def start_now_after_requeue(job_id: str, timeout: float = 60.0) -> None:
+    """A requeued job waits ~2 min (BeginTime); let it start at once, as slurmtools explains."""
+
+    def pending_for_begin_time() -> bool:
+        info = slurmtools.job_info(job_id)
+        return (
+            bool(info)
+            and info[0].get("JobState") == "PENDING"
+            and (info[0].get("Reason") == "BeginTime")
+        )
+
+    wait_for(pending_for_begin_time, timeout, f"job {job_id} back in the queue after its requeue")
+    slurmtools.run(["scontrol", "update", f"jobid={job_id}", "StartTime=now"])
+
+
+# --------------------------------------------------------------------------- one job
+
+
+def test_submit_runs_a_job_that_writes_results(slurm_jobs: Any, tmp_path: Path) -> None:
+    job = write(tmp_path / "one", quick_spec(REAL_DATA))
+    started = time.monotonic()
+    submitted = submit(job, tracker=slurm_jobs)
+    assert submitted["job_ids"] == [submitted["job_id"]]
+    job_id = submitted["job_id"]
+    assert slurm_jobs.wait(job_id, timeout=JOB_TIMEOUT) == {job_id: "COMPLETED"}
+    print(f"one job, submit to COMPLETED: {time.monotonic() - started:.1f} s")
+
+    ds = results(job)
+    assert ds.sizes["space"] == 5
+    assert list(ds["status"].values) == ["ok"] * 5
+    status = json.loads(hpctune("status", job, "--json", cwd=tmp_path).stdout)
+    assert status["partitions"] == {
+        "total": 5,
+        "ok": 5,
+        "skipped": 0,
+        "failed": 0,
+        "pending": 0,
+    }
+    (entry,) = status["jobs"]
+    assert entry["job_id"] == job_id and entry["role"] == "run"
+    assert (entry["state"], entry["phase"], entry["exit_code"]) == ("COMPLETED", "done", 0)
+    recorded = json.loads((load_spec(job).output_dir / "jobs.json").read_text())
+    assert [j["job_id"] for j in recorded["jobs"]] == [job_id]
+    text = hpctune("status", job, cwd=tmp_path).stdout
+    assert "5 ok, 0 skipped, 0 failed, 0 pending" in text and "COMPLETED" in text
+
+
+def test_scheduler_errors_show_command_exit_code_and_output(tmp_path: Path) -> None:
+    job = write(tmp_path / "bad", quick_spec(REAL_DATA, queue="nosuchqueue"))
+    proc = hpctune("submit", job, cwd=job.parent, check=False)
+    assert proc.returncode == 1
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith("hpctune: error: command failed (exit code 1): sbatch --parsable ")
+    assert "invalid partition specified: nosuchqueue" in line
+
+
+# --------------------------------------------------------------------------- arrays
+
+
+def test_array_of_three_tasks_and_a_merge_job(
+    slurm_jobs: Any, tmp_path: Path, cells12: Path
+) -> None:
+    job = write(tmp_path / "array", quick_spec(cells12))
+    started = time.monotonic()
+    submitted = submit(job, "--array", "3", tracker=slurm_jobs)
+    array_id, merge_id = submitted["job_ids"]
+    assert submitted["job_id"] == merge_id
+    assert slurm_jobs.wait(merge_id, timeout=JOB_TIMEOUT) == {merge_id: "COMPLETED"}
+    print(f"--array 3 on 12 cells, submit to merged: {time.monotonic() - started:.1f} s")
+
+    tasks = slurmtools.job_states(array_id)
+    assert tasks == {f"{array_id}_{i}": "COMPLETED" for i in range(3)}
+    merge = slurmtools.job_info(merge_id)[0]
+    assert merge["Dependency"] in ("(null)", f"afterany:{array_id}_*(finished)")
+    ds = results(job)
+    assert list(ds["status"].values) == ["ok"] * 12
+    assert journal_indices(job) == Counter(range(12))  # each cell computed exactly once
+    log_text = logs(job)
+    assert log_text.count("4 ok, 0 skipped, 0 failed") == 3  # each task did its own four
+
+    status = json.loads(hpctune("status", job, "--json", cwd=tmp_path).stdout)
+    assert [(j["role"], j["state"]) for j in status["jobs"]] == [
+        ("array", "COMPLETED"),
+        ("merge", "COMPLETED"),
+    ]
+    assert sorted(status["jobs"][0]["tasks"]) == [f"{array_id}_{i}" for i in range(3)]
+    assert status["partitions"]["ok"] == 12
+
+
+def test_arrays_above_max_array_size_are_split(
+    slurm_jobs: Any, slurm_cluster: Any, tmp_path: Path, cells12: Path
+) -> None:
+    assert slurm_cluster.max_array_size == 10
+    job = write(tmp_path / "split", quick_spec(cells12))
+    started = time.monotonic()
+    proc = hpctune("submit", job, "--array", "12", "--json", cwd=job.parent)
+    submitted = json.loads(proc.stdout)
+    for job_id in submitted["job_ids"]:
+        slurm_jobs.track(job_id)
+    first, second, merge_id = submitted["job_ids"]
+    assert [j["array"] for j in submitted["jobs"]] == [
+        {"offset": 0, "size": 10, "slices": 12},
+        {"offset": 10, "size": 2, "slices": 12},
+        None,
+    ]
+    assert slurm_jobs.wait(merge_id, timeout=2 * JOB_TIMEOUT) == {merge_id: "COMPLETED"}
+    print(f"--array 12 (10 + 2 tasks) on 12 cells: {time.monotonic() - started:.1f} s")
+    assert set(slurmtools.job_states(first)) == {f"{first}_{i}" for i in range(10)}
+    assert set(slurmtools.job_states(second)) == {f"{second}_0", f"{second}_1"}
+    ds = results(job)
+    assert list(ds["status"].values) == ["ok"] * 12
+    assert journal_indices(job) == Counter(range(12))
+
+
+# --------------------------------------------------------------------------- dependency, cancel
+
+
+def test_after_waits_for_another_job(slurm_jobs: Any, tmp_path: Path, cells12: Path) -> None:
+    first = write(tmp_path / "first", quick_spec(cells12))
+    second = write(tmp_path / "second", quick_spec(cells12))
+    first_id = submit(first, tracker=slurm_jobs)["job_id"]
+    second_id = submit(second, "--after", first_id, tracker=slurm_jobs)["job_id"]
+    assert slurmtools.job_info(second_id)[0]["Dependency"].startswith(f"afterok:{first_id}")
+    slurm_jobs.wait(second_id, timeout=JOB_TIMEOUT)
+    a, b = slurmtools.job_info(first_id)[0], slurmtools.job_info(second_id)[0]
+    assert (a["JobState"], b["JobState"]) == ("COMPLETED", "COMPLETED")
+    assert b["StartTime"] >= a["EndTime"]
+    assert list(results(second)["status"].values) == ["ok"] * 12
+
+
+def test_cancel_stops_the_job_and_keeps_finished_partitions(
+    slurm_jobs: Any, tmp_path: Path, slow_data: Path
+) -> None:
+    job = write(tmp_path / "cancel", slow_spec(slow_data))
+    job_id = submit(job, tracker=slurm_jobs)["job_id"]
+    wait_for(lambda: sum(journal_indices(job).values()) >= 1, JOB_TIMEOUT, "a first partition")
+    proc = hpctune("cancel", job, "--yes", cwd=tmp_path)
+    assert proc.stdout.strip() == f"cancelled: {job_id}"
+    states = slurm_jobs.wait(job_id, timeout=60)
+    assert states == {job_id: "CANCELLED"}
+    status = json.loads(hpctune("status", job, "--json", cwd=tmp_path).stdout)
+    assert (status["jobs"][0]["state"], status["jobs"][0]["phase"]) == ("CANCELLED", "done")
+    assert status["partitions"]["ok"] >= 1 and status["partitions"]["total"] == 8
+    assert hpctune("cancel", job, "--yes", cwd=tmp_path).stdout.startswith("nothing to cancel")
+
+
+# --------------------------------------------------------------------------- preemption, walltime
+
+
+def test_walltime_warning_stops_requeues_and_resumes(
+    slurm_jobs: Any, tmp_path: Path, slow_data: Path
+) -> None:
+    """USR1 to the batch shell (what --signal=B:USR1@grace sends): the run stops, keeps its
+    partitions, the job requeues itself and its second run resumes."""
+    job = write(tmp_path / "requeue", slow_spec(slow_data, grace=60))
+    job_id = submit(job, tracker=slurm_jobs)["job_id"]
+    wait_for(lambda: sum(journal_indices(job).values()) >= 1, JOB_TIMEOUT, "a first partition")
+    slurmtools.cancel(job_id, signal="USR1", batch=True)
+    start_now_after_requeue(job_id)
+    assert slurm_jobs.wait(job_id, timeout=JOB_TIMEOUT) == {job_id: "COMPLETED"}
+
+    info = slurmtools.job_info(job_id)[0]
+    assert info["Restarts"] == "1"
+    log_text = logs(job)
+    assert "stopped by SIGUSR1" in log_text
+    assert f"requeueing job {job_id}" in log_text
+    resumed = [line for line in log_text.splitlines() if "resumed) of 8 partitions" in line][-1]
+    assert "(0 resumed)" not in resumed  # the second run did not start over
+    assert list(results(job)["status"].values) == ["ok"] * 8
+    assert all(count == 1 for count in journal_indices(job).values())
+
+
+@pytest.mark.skipif(
+    os.environ.get("HPCTUNE_SLURM_SLOW") != "1",
+    reason="takes one to three minutes; set HPCTUNE_SLURM_SLOW=1 to run it",
+)
+def test_real_walltime_signal_requeues(slurm_jobs: Any, tmp_path: Path) -> None:
+    """A 90 s walltime with grace 60: SLURM itself sends USR1 (20-30 s into each run, as it
+    checks time limits every 30 s), the job requeues itself until the work is done."""
+    data = tmp_path / "slower.nc"
+    synthetic(cells=24, steps=3000).to_netcdf(data)
+    job = write(tmp_path / "walltime", slow_spec(data, walltime="00:01:30", grace=60))
+    job_id = submit(job, tracker=slurm_jobs)["job_id"]
+    started = time.monotonic()
+    while time.monotonic() - started < 3 * JOB_TIMEOUT:
+        info = slurmtools.job_info(job_id)[0]
+        if info["JobState"] == "PENDING" and info["Reason"] == "BeginTime":
+            slurmtools.run(["scontrol", "update", f"jobid={job_id}", "StartTime=now"])
+        elif info["JobState"] in slurmtools.TERMINAL_STATES:
+            break
+        time.sleep(0.5)
+    print(f"walltime-driven requeues: {info['Restarts']}, {time.monotonic() - started:.0f} s")
+    assert info["JobState"] == "COMPLETED", info
+    assert int(info["Restarts"]) >= 1
+    assert "stopped by SIGUSR1" in logs(job)
+    assert list(results(job)["status"].values) == ["ok"] * 24
+    assert all(count == 1 for count in journal_indices(job).values())
+
+
+# --------------------------------------------------------------------------- Torque, --test-only
+
+
+def test_torque_flavour_through_qsub(slurm_jobs: Any, tmp_path: Path, cells12: Path) -> None:
+    job = write(tmp_path / "torque", quick_spec(cells12, kind="torque"))
+    submitted = submit(job, tracker=slurm_jobs)
+    job_id = submitted["job_id"]
+    assert submitted["jobs"][0]["command"][0] == "qsub"
+    assert slurm_jobs.wait(job_id, timeout=JOB_TIMEOUT) == {job_id: "COMPLETED"}
+    assert list(results(job)["status"].values) == ["ok"] * 12
+    log_file = load_spec(job).output_dir / "logs" / f"quick-{job_id}.log"
+    assert "12 ok, 0 skipped, 0 failed" in log_file.read_text()
+    status = json.loads(hpctune("status", job, "--json", cwd=tmp_path).stdout)
+    entry = status["jobs"][0]
+    assert (entry["state"], entry["phase"], entry["source"]) == ("C", "done", "qstat")
+
+
+def test_rendered_scripts_pass_sbatch_test_only(tmp_path: Path, cells12: Path) -> None:
+    spec = quick_spec(cells12, nodes=2, cores_per_node=2, extra=['--comment="a test"'])
+    spec["scheduler"]["env"] = {"NOTE": "$(touch never) ; `id`"}
+    spec["scheduler"]["setup"] = ["echo setting up"]
+    job = load_spec(write(tmp_path / "test-only", spec), ["search.seed=1"])
+    variants = {
+        "run": render_script(job, overrides=["search.seed=1"]),
+        "array": render_script(job, array=ArrayPart(3, 4, 7)),
+        "single-slice": render_script(job, array=ArrayPart(6, 1, 7)),
+        "merge": render_script(job, step="merge"),
+        "sbatch/slurm.sh": (ROOT / "sbatch" / "slurm.sh").read_text(),
+    }
+    for name, script in variants.items():
+        path = tmp_path / f"{name.replace('/', '-')}.sh"
+        path.write_text(script)
+        proc = slurmtools.run(["sbatch", "--test-only", str(path)], check=False, cwd=tmp_path)
+        assert proc.returncode == 0, f"{name}: {proc.stderr}"
+        assert "to start at" in proc.stderr, f"{name}: {proc.stderr}"
+    assert not (tmp_path / "never").exists()
+
+
+def test_status_of_a_job_slurm_has_forgotten(tmp_path: Path, cells12: Path) -> None:
+    job = write(tmp_path / "forgotten", quick_spec(cells12))
+    output = load_spec(job).output_dir
+    output.mkdir(parents=True)
+    record = {"job_id": "999999", "scheduler": "slurm", "role": "run", "submission": 1}
+    (output / "jobs.json").write_text(json.dumps({"name": "quick", "jobs": [record]}))
+    status = json.loads(hpctune("status", job, "--json", cwd=tmp_path).stdout)
+    assert status["jobs"][0]["phase"] == "unknown"
+    assert status["partitions"]["pending"] == 12
+    assert np.isclose(status["partitions"]["total"], 12)
