@@ -34,6 +34,7 @@ from .data import CellBlock, CellReader, DatasetInfo, inspect, open_dataset, spa
 from .errors import OutputError
 from .partitions import PartitionPlan, make_plan, slice_indices
 from .progress import Counts, Progress
+from .sandbox import SearchProcess
 from .search import (
     PartitionResult,
     PartitionSearch,
@@ -129,12 +130,22 @@ class TaskContext:
 
 class _WorkerState:
     def __init__(self, ctx: TaskContext) -> None:
-        test = ctx.job.data.test
+        search, test = ctx.job.search, ctx.job.data.test
+        test_start = test.start if test else None
         self.reader = CellReader(ctx.job.data, ctx.info)
-        self.search = PartitionSearch(ctx.job.search, test_start=test.start if test else None)
+        self.search: PartitionSearch | SearchProcess = (
+            SearchProcess(search, test_start, search.timeout)
+            if search.timeout
+            else PartitionSearch(search, test_start=test_start)
+        )
         self.store = Store(Path(ctx.output))
         self.journal = Journal(self.store.parts)
         self.node = node_name()
+
+    def close(self) -> None:
+        self.journal.close()
+        if isinstance(self.search, SearchProcess):
+            self.search.close()
 
 
 _WORKER_STATES: dict[tuple[str, str], _WorkerState] = {}
@@ -144,10 +155,14 @@ def _worker_state(ctx: TaskContext) -> _WorkerState:
     state = _WORKER_STATES.get(ctx.key)
     if state is None:
         for old in _WORKER_STATES.values():
-            old.journal.close()
+            old.close()
         _WORKER_STATES.clear()
         state = _WORKER_STATES[ctx.key] = _WorkerState(ctx)
     return state
+
+
+def _context(ctx: TaskContext) -> TaskContext:
+    return ctx
 
 
 def partition_rows(
@@ -280,8 +295,12 @@ class BatchRunner:
 
     def run(self) -> None:
         from distributed import wait
+        from distributed.client import FuturesCancelledError
 
-        self._ctx_future = self.client.scatter(self.ctx, broadcast=True, hash=False)
+        # A task rather than scattered data: if every worker holding it dies, it is recomputed.
+        self._ctx_future = self.client.submit(
+            _context, self.ctx, key=f"hpctune-context-{time.monotonic_ns()}", pure=False
+        )
         try:
             while not self.stop.is_set() and (self.in_flight or self.pending or self.isolated):
                 self._fill()
@@ -289,6 +308,8 @@ class BatchRunner:
                     done, _ = wait(list(self.in_flight), timeout=0.5, return_when="FIRST_COMPLETED")
                 except TimeoutError:
                     done = set()
+                except FuturesCancelledError:
+                    done = {f for f in self.in_flight if f.status == "cancelled"}
                 for future in done:
                     self._collect(future)
                 self.progress.update(self.counts)
@@ -409,6 +430,7 @@ class SearchGraphRunner:
         self.progress = progress
         self.stop = stop
         self._io = threading.Lock()
+        self._local = threading.local()
 
     def concurrency(self) -> int:
         search = self.ctx.job.search
@@ -448,6 +470,8 @@ class SearchGraphRunner:
         with self._io:
             block = self.reader.read(members)
         x, y, t = partition_rows(block, 0, members, self.ctx.info.times)
+        timeout = self.ctx.job.search.timeout
+        self._local.deadline = None if timeout is None else time.monotonic() + timeout
         result = self.search.run(index, x, y, t, node=self.nodes, scheduler=self._get)
         if self.stop.is_set() and result.status == "failed":
             return None  # cut short by the stop, not a failure of the partition
@@ -458,7 +482,35 @@ class SearchGraphRunner:
     def _get(self, dsk: Any, keys: Any, **_: Any) -> Any:
         """dask-ml's graph on the cluster. Called as a plain function so that dask-ml does not
         take its path for Clients, which retries a failing task without end."""
-        return self.client.get(dsk, keys, sync=True)
+        from distributed import wait
+
+        deadline = getattr(self._local, "deadline", None)
+        if deadline is None:
+            return self.client.get(dsk, keys, sync=True)
+        futures = self.client.get(dsk, keys, sync=False)
+        try:
+            wait(futures, timeout=max(0.001, deadline - time.monotonic()))
+        except TimeoutError:
+            self._stop_tasks(futures)
+            limit = self.ctx.job.search.timeout
+            raise TimeoutError(
+                f"the search took longer than search.timeout={limit:g} s and was stopped"
+            ) from None
+        return self.client.gather(futures)
+
+    def _stop_tasks(self, futures: Any) -> None:
+        """Cancel a search's tasks; restart the workers still running one of them, since a fit
+        stuck in compiled code keeps its worker thread busy whatever is cancelled."""
+        keys = {future.key for future in futures}
+        busy = [
+            worker
+            for worker, running in self.client.processing().items()
+            if keys.intersection(running)
+        ]
+        self.client.cancel(futures)
+        if busy:
+            log.warning("restarting %d worker(s) stuck in a search past its timeout", len(busy))
+            self.client.restart_workers(busy)
 
 
 @contextlib.contextmanager

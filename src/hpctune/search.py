@@ -122,7 +122,7 @@ def check_candidates(search: SearchSpec, estimator: Any) -> None:
         model = clone(estimator).set_params(**candidate)
         for step in getattr(model, "steps", [("", model)]):
             validate = getattr(step[1], "_validate_params", None)
-            if validate is None:
+            if validate is None or not hasattr(step[1], "_parameter_constraints"):
                 continue
             try:
                 validate()
@@ -359,6 +359,9 @@ class PartitionSearch:
     def __init__(
         self, search: SearchSpec, test_start: Any = None, save_models: bool = True
     ) -> None:
+        import dask_ml.model_selection  # noqa: F401 - imported here, not in the first search
+        import skops.io  # noqa: F401
+
         self.search = search
         self.estimator = build_estimator(search)
         self.test_start = None if test_start is None else np.datetime64(test_start, "ns")

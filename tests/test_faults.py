@@ -1,0 +1,149 @@
+"""Faults in the middle of a run: a hung or crashing fit, a killed worker, a full disk."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import threading
+import time
+
+import numpy as np
+import psutil
+import pytest
+from helpers import synthetic, synthetic_spec, write_spec
+
+import hpctune
+from hpctune.errors import OutputError
+from hpctune.store import Store
+
+SLEEPY = {
+    # a stand-in for a fit that hangs: a pipeline step that sleeps on one cell's data
+    "estimator": ["tests_support.SleepOnMarker", "sklearn.linear_model.Ridge"],
+    "params": {"ridge__alpha": [1.0]},
+    "cv": {"kind": "kfold", "splits": 2},
+    "min_samples": 20,
+}
+
+
+@pytest.mark.parametrize("granularity", ["partition", "fit"])
+def test_a_search_past_its_timeout_fails_and_the_run_goes_on(tmp_path, dask_client, granularity):
+    ds = synthetic(cells=4, steps=120)
+    ds["x1"][2, :] = 999.0  # the marker: this cell's search sleeps
+    ds.to_netcdf(tmp_path / "cells.nc")
+    spec = synthetic_spec(tmp_path / "cells.nc", search={**SLEEPY, "timeout": 8})
+    spec["cluster"] = {"granularity": granularity}
+    started = time.monotonic()
+    summary = hpctune.run(write_spec(tmp_path, spec), client=dask_client)
+    assert time.monotonic() - started < 90
+    status = list(summary.results.status.values)
+    assert status == ["ok", "ok", "failed", "ok"], list(summary.results.reason.values)
+    assert "longer than search.timeout=8 s" in summary.results.reason.values[2]
+    assert summary.exit_code == 3
+
+
+@pytest.mark.parametrize(
+    ("timeout", "reason"),
+    [
+        (60, "the process computing this partition died (signal 9)"),  # its own child process
+        (None, "its worker died each time it computed it"),  # the worker dies, is replaced
+    ],
+)
+def test_a_crashing_fit_fails_only_its_partition(tmp_path, timeout, reason):
+    from distributed import Client, LocalCluster
+
+    ds = synthetic(cells=5, steps=120)
+    ds["x1"][1, :] = -999.0  # the marker: this cell's fit kills its process
+    ds.to_netcdf(tmp_path / "cells.nc")
+    search = {**SLEEPY, "estimator": ["tests_support.CrashOnMarker", "sklearn.linear_model.Ridge"]}
+    spec = synthetic_spec(tmp_path / "cells.nc", search={**search, "timeout": timeout})
+    spec["cluster"] = {"granularity": "partition"}
+    with LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1",
+                      dashboard_address="127.0.0.1:0", silence_logs=50) as cluster, \
+            Client(cluster) as client:
+        summary = hpctune.run(write_spec(tmp_path, spec), client=client)
+    assert list(summary.results.status.values) == ["ok", "failed", "ok", "ok", "ok"]
+    assert reason in summary.results.reason.values[1]
+
+
+def test_a_worker_killed_mid_run_is_replaced_and_every_partition_finishes(tmp_path):
+    from distributed import Client, LocalCluster
+
+    synthetic(cells=12, steps=3000).to_netcdf(tmp_path / "cells.nc")
+    spec = synthetic_spec(
+        tmp_path / "cells.nc",
+        search={
+            "estimator": ["sklearn.preprocessing.StandardScaler", "sklearn.svm.SVR"],
+            "params": {"svr__C": [0.5, 2.0]},
+            "cv": {"kind": "kfold", "splits": 3},
+            "min_samples": 20,
+        },
+    )
+    path = write_spec(tmp_path, spec)
+    with LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1",
+                      dashboard_address="127.0.0.1:0", silence_logs=40) as cluster, \
+            Client(cluster) as client:
+        killed = []
+
+        def kill_a_worker_once_work_started():
+            store = Store(tmp_path / "out" / "synthetic")
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and len(store.finished()) < 2:
+                time.sleep(0.1)
+            pids = client.run(os.getpid)
+            victim = next(iter(pids.values()))
+            os.kill(victim, 9)
+            killed.append(victim)
+
+        killer = threading.Thread(target=kill_a_worker_once_work_started)
+        killer.start()
+        summary = hpctune.run(path, client=client)
+        killer.join()
+    assert killed, "the worker was not killed"
+    assert list(summary.results.status.values) == ["ok"] * 12
+    assert summary.exit_code == 0
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 600 KiB filesystem (root can mount a tmpfs), else a clear skip."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if os.geteuid() != 0 or not shutil.which("mount"):
+        pytest.skip("mounting a small tmpfs needs root")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=600k", "tmpfs", str(mount)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_full_disk_is_a_clear_error_and_finished_partitions_stay(tmp_path, tiny_disk, dask_client):
+    synthetic(cells=20, steps=2000).to_netcdf(tmp_path / "cells.nc")
+    spec = synthetic_spec(
+        tmp_path / "cells.nc",
+        search={
+            "estimator": ["sklearn.preprocessing.StandardScaler", "sklearn.svm.SVR"],
+            "params": {"svr__C": [1.0]},
+            "cv": {"kind": "kfold", "splits": 2},
+            "min_samples": 20,
+        },
+        output=str(tiny_disk / "out"),
+    )
+    with pytest.raises(OutputError, match="no space left on the device"):
+        hpctune.run(write_spec(tmp_path, spec), client=dask_client)
+    finished = Store(tiny_disk / "out").finished()
+    assert 0 < len(finished) < 20
+    for index in finished:
+        assert (tiny_disk / "out" / "models" / f"{index:02d}.skops").stat().st_size > 0
+    assert np.all([r["status"] == "ok" for r in finished.values()])
+
+
+def test_the_process_tree_of_a_test_run_is_gone():
+    """Guard: no search child outlives its worker (they are started per worker and killed)."""
+    leftovers = [
+        p for p in psutil.process_iter(["cmdline"])
+        if "hpctune.sandbox" in " ".join(p.info["cmdline"] or []) and p.ppid() == 1
+    ]
+    assert leftovers == []
