@@ -387,6 +387,13 @@ class PartitionSearch:
                 f"{self.search.min_samples}"
             )
             return result
+        if np.ptp(rows.y_train) == 0:
+            result.status = "skipped"
+            result.reason = (
+                f"the target is constant ({rows.y_train[0]:g}) over the {result.n_train} "
+                "training rows: nothing to learn"
+            )
+            return result
         try:
             self._fit(rows, result, scheduler)
         except Exception as exc:  # a partition's failure is recorded, the run goes on
