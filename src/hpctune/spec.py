@@ -33,6 +33,7 @@ from .errors import SpecError
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9._-]+$")
 IMPORT_PATH_PATTERN = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)+$")
+OVERRIDE_KEY_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 ENV_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 DIRECTIVE_PATTERN = re.compile(r"^-{1,2}[A-Za-z][A-Za-z0-9_-]*([= ][^\n\r\x00]*)?$")
 WALLTIME_PATTERN = re.compile(r"^(?:(\d+)-)?(\d+):(\d{1,2})(?::(\d{1,2}))?$")
@@ -565,7 +566,7 @@ def apply_override(raw: dict[str, Any], override: str) -> None:
     """Apply one ``dotted.key=value`` override to a raw spec mapping, in place."""
     key, sep, text = override.partition("=")
     key = key.strip()
-    if not sep or not key or any(not part for part in key.split(".")):
+    if not sep or not all(OVERRIDE_KEY_PATTERN.match(part) for part in key.split(".")):
         raise SpecError("--set", f"expects dotted.key=value; got {override!r}")
     try:
         value = yaml.safe_load(text) if text.strip() else ""
