@@ -1,7 +1,19 @@
 """Start and stop the Dask cluster a run computes on.
 
-``local`` is a :class:`distributed.LocalCluster` of worker processes on this machine, bound to
-127.0.0.1 (the default outside any allocation).
+``cluster.mode`` chooses where the workers run:
+
+- ``local``: a :class:`distributed.LocalCluster` of worker processes on this machine (inside a
+  one-task allocation: on the CPUs the job was given).
+- ``allocation``: the nodes of the current SLURM or PBS job. The scheduler runs in this process
+  (the batch script, or the ``salloc`` shell); workers start on every allocated node through
+  ``srun``, ``pbsdsh`` or ``mpiexec`` (:mod:`hpctune.launch`), one per CPU unless the spec says
+  otherwise.
+- ``jobqueue``: worker jobs that dask-jobqueue submits with the spec's scheduler resources
+  (:mod:`hpctune.jobqueue`).
+- ``auto``: ``allocation`` inside a job of more than one node or task, else ``local``.
+
+Every mode talks TLS with credentials made for the run (:mod:`hpctune.security`); every HTTP
+endpoint (the dashboard) listens on 127.0.0.1 only, reached from elsewhere with ``ssh -L``.
 """
 
 from __future__ import annotations
@@ -9,8 +21,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import socket
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,17 +34,29 @@ from .spec import Job
 
 log = logging.getLogger("hpctune")
 
+MODES = ("local", "allocation", "jobqueue")
+DASHBOARD_ADDRESS = "127.0.0.1:0"
+"""HTTP servers (dashboard or not) listen on localhost only, on a free port."""
+
+
+class ClusterError(HpctuneError):
+    """The cluster could not start (no workers, no allocation, a launcher that failed)."""
+
 
 @dataclass
 class ClusterHandle:
     client: Any
     mode: str
     workers: int
-    """Worker processes expected (all of them have started when the run begins)."""
+    """Worker processes connected when the run begins (jobqueue: asked for)."""
     threads: int
     """Threads per worker: tasks that may run at once on each worker."""
     dashboard: str | None = None
     description: str = ""
+    address: str = ""
+    """The scheduler's address, e.g. ``tls://10.1.2.3:40123``."""
+    tunnel: str | None = None
+    """The ``ssh -L`` command that reaches the dashboard from another machine."""
 
     @property
     def slots(self) -> int:
@@ -38,7 +65,7 @@ class ClusterHandle:
 
 def node_name() -> str:
     """The scheduler's name for this node, else the host name."""
-    for variable in ("SLURMD_NODENAME", "PBS_NODENAME"):
+    for variable in ("HPCTUNE_NODE_NAME", "SLURMD_NODENAME", "PBS_NODENAME"):
         value = os.environ.get(variable)
         if value:
             return value
@@ -52,57 +79,7 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-def resolve_mode(job: Job) -> str:
-    mode = job.cluster.mode
-    if mode != "auto":
-        return mode
-    return "local"
-
-
-@contextlib.contextmanager
-def start_cluster(job: Job) -> Iterator[ClusterHandle]:
-    mode = resolve_mode(job)
-    if mode != "local":
-        raise HpctuneError(f"cluster.mode {mode!r} is not available in this build")
-    with _local_cluster(job) as handle:
-        yield handle
-
-
-@contextlib.contextmanager
-def _local_cluster(job: Job) -> Iterator[ClusterHandle]:
-    from distributed import Client, LocalCluster
-
-    threads = job.cluster.threads
-    workers = job.cluster.workers or max(1, available_cores() // threads)
-    dashboard = "127.0.0.1:0" if job.cluster.dashboard else None
-    cluster = LocalCluster(
-        n_workers=workers,
-        threads_per_worker=threads,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address=dashboard,
-        local_directory=_scratch_dir(),
-        silence_logs=logging.ERROR,
-    )
-    try:
-        client = Client(cluster)
-        try:
-            link = client.dashboard_link if dashboard else None
-            yield ClusterHandle(
-                client=client,
-                mode="local",
-                workers=workers,
-                threads=threads,
-                dashboard=link,
-                description=f"local cluster: {workers} worker processes x {threads} thread(s)",
-            )
-        finally:
-            client.close()
-    finally:
-        cluster.close()
-
-
-def _scratch_dir() -> str | None:
+def scratch_dir() -> str | None:
     """Node-local scratch for worker spill files, when the scheduler provides one."""
     for variable in ("SLURM_TMPDIR", "TMPDIR"):
         value = os.environ.get(variable)
@@ -111,29 +88,312 @@ def _scratch_dir() -> str | None:
     return None
 
 
+def resolve_mode(job: Job, environ: Mapping[str, str] | None = None) -> str:
+    """The mode to run in: ``cluster.mode``, with ``auto`` decided from the environment."""
+    from .allocation import detect
+
+    mode = job.cluster.mode
+    if mode != "auto":
+        return mode
+    allocation = detect(environ)
+    return "allocation" if allocation is not None and allocation.multi else "local"
+
+
+@contextlib.contextmanager
+def start_cluster(job: Job) -> Iterator[ClusterHandle]:
+    """Start the cluster of ``job.cluster``, wait for its workers, and stop it afterwards."""
+    mode = resolve_mode(job)
+    started = time.monotonic()
+    if mode == "local":
+        context = _local_cluster(job)
+    elif mode == "allocation":
+        context = _allocation_cluster(job)
+    else:
+        from .jobqueue import jobqueue_cluster
+
+        context = jobqueue_cluster(job)
+    with context as handle:
+        log.info("%s; ready in %.1f s", handle.description, time.monotonic() - started)
+        yield handle
+
+
+# --------------------------------------------------------------------------- local
+
+
+@contextlib.contextmanager
+def _local_cluster(job: Job) -> Iterator[ClusterHandle]:
+    from distributed import Client, LocalCluster
+
+    from .security import temporary_security
+
+    threads = job.cluster.threads
+    workers = job.cluster.workers or max(1, available_cores() // threads)
+    security = temporary_security()
+    cluster = LocalCluster(
+        n_workers=workers,
+        threads_per_worker=threads,
+        processes=True,
+        host="127.0.0.1",
+        protocol="tls://",
+        security=security,
+        dashboard_address=DASHBOARD_ADDRESS,  # its HTTP server, dashboard or not, on localhost
+        local_directory=scratch_dir(),
+        silence_logs=logging.ERROR,
+    )
+    try:
+        client = Client(cluster, security=security)
+        try:
+            link = client.dashboard_link if job.cluster.dashboard else None
+            yield ClusterHandle(
+                client=client,
+                mode="local",
+                workers=workers,
+                threads=threads,
+                dashboard=link,
+                description=(
+                    f"local cluster: {workers} worker processes x {threads} thread(s) "
+                    f"({cluster.scheduler_address})"
+                ),
+                address=cluster.scheduler_address,
+            )
+        finally:
+            client.close()
+    finally:
+        cluster.close()
+
+
+# --------------------------------------------------------------------------- allocation
+
+
+@contextlib.contextmanager
+def _allocation_cluster(job: Job) -> Iterator[ClusterHandle]:
+    from distributed import Client, LocalCluster
+
+    from .allocation import AllocationError, detect, plan_layout
+    from .launch import WorkerProcesses, WorkerSpec, launcher_for, worker_environment
+    from .security import write_credentials
+
+    allocation = detect()
+    if allocation is None:
+        raise ClusterError(
+            "cluster.mode allocation: this is not a SLURM or PBS job (SLURM_JOB_ID and PBS_JOBID "
+            "are not set); run inside sbatch, salloc or qsub, or choose mode local or jobqueue"
+        )
+    if allocation.step_tasks > 1:
+        raise ClusterError(
+            f"hpctune run is running as {allocation.step_tasks} tasks of srun; start it once "
+            "(without srun) in the batch script or the salloc shell: it starts the workers itself"
+        )
+    try:
+        layout = plan_layout(allocation, job.cluster)
+        launcher = launcher_for(allocation, job.scheduler.kind)
+    except AllocationError as exc:
+        raise ClusterError(str(exc)) from None
+    host = scheduler_host(job.cluster.interface, allocation.hosts)
+    credentials = write_credentials(job.output_dir)
+    processes: WorkerProcesses | None = None
+    cluster = client = None
+    try:
+        security = credentials.security()
+        cluster = LocalCluster(
+            n_workers=0,
+            processes=True,
+            host=host,
+            protocol="tls://",
+            security=security,
+            dashboard_address=DASHBOARD_ADDRESS,
+            silence_logs=logging.ERROR,
+        )
+        address = cluster.scheduler_address
+        credentials.write_scheduler_file(address, job_id=allocation.job_id)
+        client = Client(cluster, security=security)
+        worker = WorkerSpec(
+            address=address,
+            tls_args=tuple(credentials.worker_args()),
+            interface=job.cluster.interface,
+        )
+        commands = launcher.commands(layout, worker, worker_environment())
+        log_path = job.log_dir / f"workers-{allocation.job_id}-{os.getpid()}.log"
+        processes = WorkerProcesses(commands, log_path)
+        log.info("starting %s with %s: %s", layout.describe(), launcher.name, commands[0].shell())
+        processes.start()
+        with watch_stop_signals() as stopping:
+            connected = wait_for_workers(
+                client,
+                layout.total_workers,
+                job.cluster.start_timeout,
+                processes=processes,
+                what=f"{launcher.name} workers",
+                stopping=stopping,
+            )
+        nodes = sorted(set(client.run(node_name).values()))
+        link = client.dashboard_link if job.cluster.dashboard else None
+        tunnel = ssh_tunnel(link) if link else None
+        yield ClusterHandle(
+            client=client,
+            mode="allocation",
+            workers=connected,
+            threads=layout.threads,
+            dashboard=link,
+            description=(
+                f"allocation ({allocation.kind} job {allocation.job_id}): {connected} workers x "
+                f"{layout.threads} thread(s) on {','.join(nodes)} ({address})"
+                + (f"; dashboard from another machine: {tunnel}" if tunnel else "")
+            ),
+            address=address,
+            tunnel=tunnel,
+        )
+    finally:
+        if client is not None:
+            client.close()
+        if cluster is not None:
+            cluster.close()
+        if processes is not None:
+            # the scheduler has told the workers to close; their nannies follow within seconds
+            processes.stop(timeout=20.0)
+        credentials.remove()
+
+
+def scheduler_host(interface: str | None, hosts: tuple[str, ...] = ()) -> str:
+    """The address the scheduler listens on: that of ``cluster.interface``, else the one this
+    machine uses to reach the other allocated nodes."""
+    from distributed.utils import get_ip, get_ip_interface
+
+    if interface:
+        try:
+            return get_ip_interface(interface)
+        except ValueError as exc:
+            raise ClusterError(f"cluster.interface: {exc}") from None
+    here = node_name()
+    for host in hosts:
+        if host != here:
+            with contextlib.suppress(OSError):
+                return get_ip(socket.gethostbyname(host))
+    return get_ip()
+
+
+def wait_for_workers(
+    client: Any,
+    expected: int,
+    timeout: float,
+    *,
+    processes: Any = None,
+    minimum: int | None = None,
+    what: str = "workers",
+    hint: str = "",
+    stopping: threading.Event | None = None,
+) -> int:
+    """Wait until ``expected`` workers are connected, at most ``timeout`` seconds.
+
+    Returns the number connected. After the timeout the run goes on with the workers there are
+    if at least ``minimum`` (default 1) came, with a warning; with fewer, or when every launcher
+    process has exited, it stops with a :class:`ClusterError` that says what happened. When
+    ``stopping`` is set (Ctrl-C, SIGTERM) it returns at once: the run then stops in order.
+    """
+    minimum = 1 if minimum is None else minimum
+    deadline = time.monotonic() + timeout
+    connected = 0
+    while True:
+        connected = len(client.nthreads())
+        if connected >= expected:
+            return connected
+        if stopping is not None and stopping.is_set():
+            log.warning(
+                "stopped while waiting for %s (%d of %d connected)", what, connected, expected
+            )
+            return connected
+        if processes is not None and processes.all_exited():
+            codes = ", ".join(str(code) for _, code in processes.exited())
+            raise ClusterError(
+                f"the {what} exited (exit code {codes}) with {connected} of {expected} "
+                f"workers connected; last lines of {processes.log_path}:\n{processes.tail()}"
+            )
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(0.2)
+    if connected >= minimum:
+        log.warning(
+            "only %d of %d %s connected within cluster.start_timeout=%g s; going on with them",
+            connected,
+            expected,
+            what,
+            timeout,
+        )
+        return connected
+    detail = ""
+    if processes is not None:
+        detail = f"; last lines of {processes.log_path}:\n{processes.tail()}"
+    raise ClusterError(
+        f"{connected} of {expected} {what} connected within cluster.start_timeout={timeout:g} s"
+        f"{hint}{detail}"
+    )
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
+
+
+@contextlib.contextmanager
+def watch_stop_signals() -> Iterator[threading.Event]:
+    """An event set by SIGINT, SIGTERM or SIGUSR1 while the cluster starts.
+
+    Each signal is passed on to the handler already in place (the run's own, which records
+    that the run must stop), so that waiting for workers ends at once and the run then stops in
+    order instead of after ``cluster.start_timeout``.
+    """
+    event = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield event
+        return
+    previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+
+    def handler(signum: int, frame: Any) -> None:
+        old = previous.get(signum)
+        if old == signal.SIG_IGN:
+            return
+        event.set()
+        if callable(old):
+            old(signum, frame)
+        elif signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        else:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, handler)
+    try:
+        yield event
+    finally:
+        for sig, old in previous.items():
+            if old is not None:
+                signal.signal(sig, old)
+
+
+def ssh_tunnel(link: str) -> str:
+    """``ssh -N -L PORT:127.0.0.1:PORT HOST``: the dashboard of this node from a laptop."""
+    port = _port_of(link)
+    return f"ssh -N -L {port}:127.0.0.1:{port} {socket.gethostname()}"
+
+
+def _port_of(link: str) -> str:
+    from urllib.parse import urlparse
+
+    return str(urlparse(link).port or 8787)
+
+
+# --------------------------------------------------------------------------- external
+
+
 def existing_cluster(client: Any) -> ClusterHandle:
     """Wrap a client the caller started (tests, notebooks, a group's own cluster)."""
-    info = (
-        client.scheduler_info(n_workers=-1)
-        if _accepts_n_workers(client)
-        else client.scheduler_info()
-    )
-    workers = info.get("workers", {})
-    threads = max((w.get("nthreads", 1) for w in workers.values()), default=1)
+    nthreads = client.nthreads()
+    threads = max(nthreads.values(), default=1)
     return ClusterHandle(
         client=client,
         mode="external",
-        workers=len(workers),
+        workers=len(nthreads),
         threads=threads,
         dashboard=None,
-        description=f"existing cluster: {len(workers)} workers",
+        description=f"existing cluster: {len(nthreads)} workers",
+        address=getattr(client.scheduler, "address", "") or "",
     )
-
-
-def _accepts_n_workers(client: Any) -> bool:
-    import inspect
-
-    try:
-        return "n_workers" in inspect.signature(client.scheduler_info).parameters
-    except (TypeError, ValueError):
-        return False

@@ -1,0 +1,436 @@
+"""The cluster modes without a batch system: mode choice, allocation parsing, launch commands,
+credentials on disk, TLS on the local cluster, time-outs, and dask-jobqueue's arguments."""
+
+from __future__ import annotations
+
+import os
+import signal
+import stat
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from helpers import synthetic_spec
+
+from hpctune.allocation import (
+    Allocation,
+    AllocationError,
+    detect,
+    expand_counts,
+    expand_hostlist,
+    plan_layout,
+)
+from hpctune.cluster import (
+    ClusterError,
+    node_name,
+    resolve_mode,
+    ssh_tunnel,
+    start_cluster,
+    wait_for_workers,
+)
+from hpctune.launch import (
+    SRUN_INPUT_VARIABLES,
+    LaunchCommand,
+    MpiexecLauncher,
+    PbsdshLauncher,
+    SrunLauncher,
+    WorkerProcesses,
+    WorkerSpec,
+)
+from hpctune.security import write_credentials
+from hpctune.spec import ClusterSpec, load_spec
+from hpctune.worker import worker_args
+
+
+def job_with(tmp_path: Path, **changes):
+    return load_spec(synthetic_spec(tmp_path / "cells.nc", **changes), base_dir=tmp_path)
+
+
+SLURM_2x2 = {
+    "SLURM_JOB_ID": "42",
+    "SLURM_JOB_NODELIST": "node[1-2]",
+    "SLURM_JOB_CPUS_PER_NODE": "2(x2)",
+    "SLURM_JOB_NUM_NODES": "2",
+    "SLURM_NTASKS": "4",
+    "SLURM_MEM_PER_CPU": "1024",
+}
+
+
+# --------------------------------------------------------------------------- mode
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({}, "local"),
+        ({"SLURM_JOB_ID": "1", "SLURM_JOB_NODELIST": "n1", "SLURM_NTASKS": "1"}, "local"),
+        ({"SLURM_JOB_ID": "1", "SLURM_JOB_NODELIST": "n1", "SLURM_NTASKS": "4"}, "allocation"),
+        ({"SLURM_JOB_ID": "1", "SLURM_JOB_NODELIST": "n[1-2]"}, "allocation"),
+        (SLURM_2x2, "allocation"),
+    ],
+)
+def test_auto_mode_follows_the_allocation(tmp_path, environ, expected):
+    assert resolve_mode(job_with(tmp_path), environ) == expected
+
+
+@pytest.mark.parametrize(("lines", "expected"), [(["a"], "local"), (["a", "b"], "allocation")])
+def test_auto_mode_in_a_pbs_job(tmp_path, lines, expected):
+    nodefile = tmp_path / "nodes"
+    nodefile.write_text("\n".join(lines) + "\n")
+    environ = {"PBS_JOBID": "7.server", "PBS_NODEFILE": str(nodefile)}
+    assert resolve_mode(job_with(tmp_path), environ) == expected
+
+
+def test_an_explicit_mode_is_kept(tmp_path):
+    job = job_with(tmp_path, cluster__mode="jobqueue")
+    assert resolve_mode(job, SLURM_2x2) == "jobqueue"
+    assert resolve_mode(job_with(tmp_path, cluster__mode="local"), SLURM_2x2) == "local"
+
+
+# --------------------------------------------------------------------------- allocation
+
+
+@pytest.mark.parametrize(
+    ("text", "hosts"),
+    [
+        ("node1", ["node1"]),
+        ("node[1-3]", ["node1", "node2", "node3"]),
+        ("gpu[08-10,12],cpu5", ["gpu08", "gpu09", "gpu10", "gpu12", "cpu5"]),
+        ("r[1-2]n[1-2]", ["r1n1", "r1n2", "r2n1", "r2n2"]),
+        ("a-b[1,3].x", ["a-b1.x", "a-b3.x"]),
+    ],
+)
+def test_slurm_host_lists_expand(text, hosts):
+    assert expand_hostlist(text) == hosts
+
+
+def test_slurm_cpu_counts_expand():
+    assert expand_counts("32(x2),16") == [32, 32, 16]
+    with pytest.raises(AllocationError, match="malformed"):
+        expand_counts("32(2)")
+
+
+def test_slurm_allocation_from_the_environment():
+    allocation = detect(SLURM_2x2)
+    assert allocation == Allocation(
+        kind="slurm",
+        job_id="42",
+        hosts=("node1", "node2"),
+        cpus=(2, 2),
+        tasks=4,
+        memory=(2 * 2**30, 2 * 2**30),
+    )
+    assert allocation.multi
+    inside = detect({**SLURM_2x2, "SLURM_STEP_ID": "0", "SLURM_STEP_NUM_TASKS": "4"})
+    assert inside.step_tasks == 4
+
+
+def test_pbs_allocation_from_the_node_file(tmp_path):
+    nodefile = tmp_path / "nodes"
+    nodefile.write_text("cn7\ncn7\ncn9\ncn9\ncn9\n")
+    allocation = detect({"PBS_JOBID": "12.pbs", "PBS_NODEFILE": str(nodefile)})
+    assert allocation.hosts == ("cn7", "cn9")
+    assert allocation.cpus == (2, 3)
+    assert allocation.first_slots == (0, 2)
+    # PBS Pro with one line per chunk: NCPUS says how many cores the node has
+    nodefile.write_text("cn7\ncn9\n")
+    allocation = detect({"PBS_JOBID": "12.pbs", "PBS_NODEFILE": str(nodefile), "NCPUS": "8"})
+    assert allocation.cpus == (8, 8)
+
+
+def test_layout_uses_every_allocated_core():
+    allocation = detect({**SLURM_2x2, "SLURM_JOB_CPUS_PER_NODE": "4,2"})
+    layout = plan_layout(allocation, ClusterSpec())
+    assert layout.workers == (4, 2) and layout.threads == 1 and layout.slots == 6
+    layout = plan_layout(allocation, ClusterSpec(threads=2))
+    assert layout.workers == (2, 1) and layout.slots == 6
+    layout = plan_layout(detect(SLURM_2x2), ClusterSpec(workers=1, threads=2))
+    assert layout.workers == (1, 1)
+    assert layout.memory_limit == (2 * 2**30, 2 * 2**30)
+
+
+def test_layout_larger_than_the_allocation_is_refused():
+    with pytest.raises(AllocationError, match=r"cluster.workers x cluster.threads = 2 x 2"):
+        plan_layout(detect(SLURM_2x2), ClusterSpec(workers=2, threads=2))
+
+
+# --------------------------------------------------------------------------- launchers
+
+WORKER = WorkerSpec(address="tls://10.0.0.1:8786", tls_args=("--tls-ca-file", "ca.pem"))
+
+
+def test_srun_starts_one_worker_per_task():
+    layout = plan_layout(detect(SLURM_2x2), ClusterSpec())
+    (command,) = SrunLauncher().commands(layout, WORKER, {"OMP_NUM_THREADS": "1"})
+    argv = command.argv
+    assert argv[0] == "srun"
+    for option in (
+        "--nodes=2",
+        "--ntasks=4",
+        "--ntasks-per-node=2",
+        "--cpus-per-task=1",
+        "--kill-on-bad-exit=0",
+    ):
+        assert option in argv
+    assert "--overlap" not in argv
+    worker = argv[argv.index("-m") - 1 :]
+    assert worker[:4] == [sys.executable, "-m", "hpctune.worker", "tls://10.0.0.1:8786"]
+    assert worker[worker.index("--nthreads") + 1] == "1"
+    assert worker[worker.index("--memory-limit") + 1] == str(2**30)
+    assert worker[worker.index("--dashboard-address") + 1] == "127.0.0.1:0"
+    assert "--nworkers" not in worker
+    assert command.env == {"OMP_NUM_THREADS": "1"}
+    assert set(SRUN_INPUT_VARIABLES) <= set(command.unset)
+    inside = SrunLauncher(inside_step=True).commands(layout, WORKER, {})[0]
+    assert "--overlap" in inside.argv
+
+
+def test_pbsdsh_starts_each_hosts_workers(tmp_path):
+    nodefile = tmp_path / "nodes"
+    nodefile.write_text("cn7\ncn7\ncn9\ncn9\n")
+    allocation = detect({"PBS_JOBID": "12.pbs", "PBS_NODEFILE": str(nodefile)})
+    layout = plan_layout(allocation, ClusterSpec())
+    pro = PbsdshLauncher("pbs", allocation.first_slots).commands(layout, WORKER, {"A": "1"})
+    assert [c.argv[:4] for c in pro] == [
+        ["pbsdsh", "-n", "0", "--"],
+        ["pbsdsh", "-n", "2", "--"],
+    ]
+    assert pro[1].argv[4:7] == ["env", "A=1", "HPCTUNE_NODE_NAME=cn9"]
+    assert pro[1].argv[pro[1].argv.index("--nworkers") + 1] == "2"
+    torque = PbsdshLauncher("torque").commands(layout, WORKER, {})
+    assert [c.argv[:3] for c in torque] == [["pbsdsh", "-h", "cn7"], ["pbsdsh", "-h", "cn9"]]
+    mpi = MpiexecLauncher().commands(layout, WORKER, {})
+    assert mpi[0].argv[:5] == ["mpiexec", "-n", "1", "-host", "cn7"]
+
+
+def test_worker_entry_point_fills_in_scratch_and_name(monkeypatch, tmp_path):
+    monkeypatch.setenv("SLURM_TMPDIR", str(tmp_path))
+    monkeypatch.setenv("SLURMD_NODENAME", "node7")
+    monkeypatch.setenv("SLURM_PROCID", "3")
+    monkeypatch.delenv("HPCTUNE_NODE_NAME", raising=False)
+    args = worker_args(["tls://x:1"])
+    assert args == ["tls://x:1", "--local-directory", str(tmp_path), "--name", "node7-3"]
+    assert worker_args(["tls://x:1", "--local-directory=/s", "--name", "w"]) == [
+        "tls://x:1",
+        "--local-directory=/s",
+        "--name",
+        "w",
+    ]
+
+
+def test_node_name_prefers_what_the_launcher_says(monkeypatch):
+    monkeypatch.setenv("SLURMD_NODENAME", "node1")
+    monkeypatch.setenv("HPCTUNE_NODE_NAME", "cn9")
+    assert node_name() == "cn9"
+    monkeypatch.delenv("HPCTUNE_NODE_NAME")
+    assert node_name() == "node1"
+
+
+def test_ssh_tunnel_line():
+    line = ssh_tunnel("http://127.0.0.1:40123/status")
+    assert line.startswith("ssh -N -L 40123:127.0.0.1:40123 ")
+
+
+# --------------------------------------------------------------------------- credentials
+
+
+def test_credentials_are_private_and_removed(tmp_path):
+    credentials = write_credentials(tmp_path)
+    folder = credentials.folder
+    assert folder.parent == tmp_path and folder.name.startswith(".dask-tls-")
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    credentials.write_scheduler_file("tls://127.0.0.1:1")
+    for path in (
+        credentials.ca_file,
+        credentials.cert_file,
+        credentials.key_file,
+        credentials.scheduler_file,
+    ):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    assert "PRIVATE KEY" in credentials.key_file.read_text()
+    security = credentials.security()
+    assert security.require_encryption and security.tls_worker_key == str(credentials.key_file)
+    credentials.remove()
+    assert not folder.exists()
+
+
+@pytest.fixture
+def dask_config_restored():
+    """A Client that fails to connect leaves ``scheduler: dask.distributed`` in the config."""
+    import copy
+    import gc
+
+    import dask
+
+    saved = copy.deepcopy(dask.config.config)
+    yield
+    gc.collect()  # the failed Client's clean-up runs now, not during a later test
+    dask.config.config.clear()
+    dask.config.config.update(saved)
+
+
+def test_local_cluster_talks_tls_only(tmp_path, dask_config_restored):
+    from distributed import Client
+
+    job = job_with(tmp_path, cluster__mode="local", cluster__workers=1, cluster__threads=2)
+    with start_cluster(job) as handle:
+        assert handle.address.startswith("tls://127.0.0.1:")
+        assert handle.slots == 2
+        assert handle.client.submit(lambda x: x + 1, 1).result(timeout=30) == 2
+        assert handle.address in handle.description
+        # without this run's credentials there is no way in
+        plain = handle.address.replace("tls://", "tcp://")
+        with pytest.raises((OSError, TimeoutError)):
+            Client(plain, timeout=2)
+        with pytest.raises((OSError, TimeoutError, TypeError, ValueError)):
+            Client(handle.address, timeout=2)
+
+
+# --------------------------------------------------------------------------- failures
+
+
+def test_no_worker_is_a_clear_timeout():
+    from distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(n_workers=0, host="127.0.0.1", dashboard_address="127.0.0.1:0") as cluster,
+        Client(cluster) as client,
+    ):
+        started = time.monotonic()
+        with pytest.raises(ClusterError, match=r"0 of 2 workers connected within cluster"):
+            wait_for_workers(client, 2, 1.0)
+        assert time.monotonic() - started < 10
+
+
+def test_a_launcher_that_fails_stops_the_wait_at_once(tmp_path):
+    from distributed import Client, LocalCluster
+
+    script = "import sys; print('srun: error: Unable to create step'); sys.exit(1)"
+    processes = WorkerProcesses(
+        [LaunchCommand([sys.executable, "-c", script])], tmp_path / "workers.log"
+    )
+    with (
+        LocalCluster(n_workers=0, host="127.0.0.1", dashboard_address="127.0.0.1:0") as cluster,
+        Client(cluster) as client,
+    ):
+        processes.start()
+        started = time.monotonic()
+        with pytest.raises(ClusterError, match=r"(?s)exit code 1.*Unable to create step"):
+            wait_for_workers(client, 4, 60.0, processes=processes, what="srun workers")
+        assert time.monotonic() - started < 30
+    processes.stop()
+
+
+def test_stop_ends_the_whole_process_group(tmp_path):
+    marker = tmp_path / "child.pid"
+    script = textwrap.dedent(
+        f"""
+        import subprocess, sys, time
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+        open({str(marker)!r}, "w").write(str(child.pid))
+        time.sleep(600)
+        """
+    )
+    processes = WorkerProcesses(
+        [LaunchCommand([sys.executable, "-c", script])], tmp_path / "workers.log"
+    )
+    processes.start()
+    deadline = time.monotonic() + 30
+    while not marker.exists() or not marker.read_text():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    child = int(marker.read_text())
+    processes.stop(timeout=0.5)
+    assert processes.all_exited()
+    deadline = time.monotonic() + 10
+    while _alive(child):
+        assert time.monotonic() < deadline, "the launcher's child outlived stop()"
+        time.sleep(0.05)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/stat").read_text().split()[2]
+    except OSError:
+        return False
+    return status != "Z"
+
+
+def test_allocation_mode_outside_an_allocation_says_so(tmp_path, monkeypatch):
+    for variable in ("SLURM_JOB_ID", "PBS_JOBID"):
+        monkeypatch.delenv(variable, raising=False)
+    job = job_with(tmp_path, cluster__mode="allocation")
+    with pytest.raises(ClusterError, match="not a SLURM or PBS job"), start_cluster(job):
+        pass
+
+
+# --------------------------------------------------------------------------- Ctrl-C
+
+
+def test_importing_dask_jobqueue_keeps_the_sigint_handler():
+    """dask-jobqueue 0.9.0 replaces SIGINT's handler on import (#696); hpctune puts it back."""
+    code = textwrap.dedent(
+        """
+        import signal
+        def mine(*_):
+            pass
+        signal.signal(signal.SIGINT, mine)
+        from hpctune.jobqueue import import_dask_jobqueue
+        import_dask_jobqueue()
+        assert signal.getsignal(signal.SIGINT) is mine, signal.getsignal(signal.SIGINT)
+        import dask_jobqueue.runner  # what replaced it
+        print("kept")
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert out.returncode == 0 and "kept" in out.stdout, out.stderr
+
+
+def test_ctrl_c_stops_a_jobqueue_run_before_any_job(tmp_path):
+    """SIGINT while the scheduler waits for worker jobs: the run stops (exit 130), not exit 0."""
+    from helpers import synthetic, write_spec
+
+    synthetic(cells=2).to_netcdf(tmp_path / "cells.nc")
+    spec = synthetic_spec(
+        tmp_path / "cells.nc",
+        cluster__mode="jobqueue",
+        cluster__interface="lo",
+        cluster__start_timeout=60,
+        scheduler__memory="1GB",
+    )
+    path = write_spec(tmp_path, spec)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "sbatch"  # a queue that never starts the job
+    fake.write_text("#!/bin/sh\necho 'Submitted batch job 999999'\n")
+    fake.chmod(0o755)
+    (bin_dir / "scancel").write_text("#!/bin/sh\nexit 0\n")
+    (bin_dir / "scancel").chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "hpctune", "-v", "run", str(path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while not list((tmp_path / "out" / "synthetic").glob(".dask-tls-*/scheduler.json")):
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        time.sleep(1.0)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 130, err
+    assert not list((tmp_path / "out" / "synthetic").glob(".dask-tls-*"))
