@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import dask
 import numpy as np
 
 from .cluster import ClusterHandle, existing_cluster, node_name, start_cluster
@@ -102,12 +103,14 @@ def prepare(job: Job) -> Prepared:
     check_candidates(job.search, estimator)
     check_scoring(job.search)
     ds = open_dataset(job.data)
-    try:
-        info = inspect(job, ds)
-        plan = make_plan(job.partition.by, info.n_cells, ds, info.space_dims)
-        coords = {} if plan.grouped else space_coordinates(ds, info.space_dims)
-    finally:
-        ds.close()
+    # Metadata reads stay in this process: never on a default distributed client of the caller.
+    with dask.config.set(scheduler="sync"):
+        try:
+            info = inspect(job, ds)
+            plan = make_plan(job.partition.by, info.n_cells, ds, info.space_dims)
+            coords = {} if plan.grouped else space_coordinates(ds, info.space_dims)
+        finally:
+            ds.close()
     return Prepared(job=job, info=info, plan=plan, coords=coords)
 
 
