@@ -271,8 +271,14 @@ def test_after_waits_for_another_job(slurm_jobs: Any, tmp_path: Path, cells12: P
     first = write(tmp_path / "first", quick_spec(cells12))
     second = write(tmp_path / "second", quick_spec(cells12))
     first_id = submit(first, tracker=slurm_jobs)["job_id"]
+    slurmtools.run(["scontrol", "hold", first_id])  # so that it cannot end before we look
     second_id = submit(second, "--after", first_id, tracker=slurm_jobs)["job_id"]
-    assert slurmtools.job_info(second_id)[0]["Dependency"].startswith(f"afterok:{first_id}")
+    info = slurmtools.job_info(second_id)[0]
+    assert info["Dependency"].startswith(f"afterok:{first_id}")
+    assert (info["JobState"], info["Reason"]) == ("PENDING", "Dependency")
+    status = json.loads(hpctune("status", second, "--json", cwd=tmp_path).stdout)
+    assert (status["jobs"][0]["phase"], status["jobs"][0]["reason"]) == ("pending", "Dependency")
+    slurmtools.run(["scontrol", "release", first_id])
     slurm_jobs.wait(second_id, timeout=JOB_TIMEOUT)
     a, b = slurmtools.job_info(first_id)[0], slurmtools.job_info(second_id)[0]
     assert (a["JobState"], b["JobState"]) == ("COMPLETED", "COMPLETED")
