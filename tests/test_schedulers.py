@@ -361,3 +361,26 @@ def test_submit_errors(pbs_job: Path, fake_bin: Path, capsys: pytest.CaptureFixt
     assert "--array 7: the job has 6 partition(s); use at most --array 6" in result.err
     result = hpctune(capsys, "submit", pbs_job, "--after", "$(id)")
     assert result.code == 2 and "--after" in result.err
+
+
+def test_slurm_states_from_sacct_where_accounting_answers(fake_bin: Path) -> None:
+    """A hand-made sample of ``sacct --parsable2`` output (the test cluster has no slurmdbd)."""
+    fake_program(
+        fake_bin,
+        "sacct",
+        "printf '%s\\n' '4242|COMPLETED|0:0' '4243_0|COMPLETED|0:0' '4243_1|FAILED|3:0' "
+        "'4243_[2-4]|PENDING|0:0' '4244|CANCELLED by 1000|0:15'",
+    )
+    fake_program(fake_bin, "squeue", "exit 99")  # not asked: sacct knew every job
+    states = Slurm().states([("4242", None), ("4243", None), ("4244", None)])
+    assert (states["4242"].state, states["4242"].exit_code, states["4242"].source) == (
+        "COMPLETED",
+        0,
+        "sacct",
+    )
+    assert (states["4243"].state, states["4243"].phase) == ("PENDING", "pending")
+    assert states["4243"].tasks["4243_1"] == "FAILED"
+    assert (states["4244"].state, states["4244"].phase) == ("CANCELLED", "done")
+    (call,) = calls(fake_bin, "sacct")
+    assert call.endswith("--format=JobID,State,ExitCode --jobs=4242,4243,4244")
+    assert calls(fake_bin, "squeue") == []
