@@ -34,6 +34,8 @@ ROOT = Path(__file__).resolve().parents[2]
 JOB_TIMEOUT = 240.0
 """Seconds a test waits for its jobs: the four emulated CPUs run on two real ones and other
 tests' jobs may be queued ahead."""
+REQUEUE_SETTLE = 2.0
+"""Seconds to leave a requeued job pending before letting it start at once."""
 
 
 # --------------------------------------------------------------------------- helpers
@@ -162,6 +164,9 @@ def start_now_after_requeue(job_id: str, timeout: float = 60.0) -> None:
         )
 
     wait_for(pending_for_begin_time, timeout, f"job {job_id} back in the queue after its requeue")
+    # slurmd refuses to launch a job whose credential is from the same second as the kill of
+    # its previous run ("Job credential revoked"): the two minutes of BeginTime avoid that.
+    time.sleep(REQUEUE_SETTLE)
     slurmtools.run(["scontrol", "update", f"jobid={job_id}", "StartTime=now"])
 
 
@@ -340,10 +345,14 @@ def test_real_walltime_signal_requeues(slurm_jobs: Any, tmp_path: Path) -> None:
     job = write(tmp_path / "walltime", slow_spec(data, walltime="00:01:30", grace=60))
     job_id = submit(job, tracker=slurm_jobs)["job_id"]
     started = time.monotonic()
+    requeued_at = None
     while time.monotonic() - started < 3 * JOB_TIMEOUT:
         info = slurmtools.job_info(job_id)[0]
         if info["JobState"] == "PENDING" and info["Reason"] == "BeginTime":
-            slurmtools.run(["scontrol", "update", f"jobid={job_id}", "StartTime=now"])
+            requeued_at = requeued_at or time.monotonic()
+            if time.monotonic() - requeued_at >= REQUEUE_SETTLE:  # see start_now_after_requeue
+                slurmtools.run(["scontrol", "update", f"jobid={job_id}", "StartTime=now"])
+                requeued_at = None
         elif info["JobState"] in slurmtools.TERMINAL_STATES:
             break
         time.sleep(0.5)
