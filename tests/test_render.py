@@ -219,7 +219,7 @@ def test_values_are_quoted_and_never_executed(tmp_path: Path) -> None:
         ('scheduler.env={{"A": "x\\ny"}}', "scheduler.env"),
         ('scheduler.setup=["module load x\\ntouch {marker}"]', "scheduler.setup"),
         ('scheduler.extra=["--time=5"]', "scheduler.extra"),
-        ("scheduler.extra=[\"--comment=it's\"]", "scheduler.extra"),
+        ('scheduler.extra=["--comment=it\'s"]', "scheduler.extra"),
         ('scheduler.extra=["--gres=gpu:1\\n#SBATCH --wrap=x"]', "scheduler.extra"),
         ("scheduler.grace=90000", "scheduler.grace"),
         ("scheduler.kind=lsf", "scheduler.kind"),
