@@ -384,3 +384,21 @@ def test_slurm_states_from_sacct_where_accounting_answers(fake_bin: Path) -> Non
     (call,) = calls(fake_bin, "sacct")
     assert call.endswith("--format=JobID,State,ExitCode --jobs=4242,4243,4244")
     assert calls(fake_bin, "squeue") == []
+
+
+def test_status_without_the_scheduler_still_counts_partitions(
+    pbs_job: Path,
+    fake_bin: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fake_pbs(fake_bin)
+    assert hpctune(capsys, "submit", pbs_job).code == 0
+    (fake_bin / "qstat").unlink()
+    monkeypatch.setenv("PATH", str(fake_bin))  # a machine without qstat
+    result = hpctune(capsys, "status", pbs_job, "--json")
+    assert result.code == 0, result.err
+    report = json.loads(result.out)
+    assert report["partitions"]["pending"] == 6
+    (entry,) = report["jobs"]
+    assert entry["phase"] == "unknown" and "qstat not found" in entry["reason"]

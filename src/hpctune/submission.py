@@ -400,7 +400,15 @@ def status(job: Job) -> Status:
                 (str(record["job_id"]), record.get("cluster"))
             )
     for kind, jobs in by_kind.items():
-        for job_id, state in get_scheduler(kind).states(jobs).items():
+        try:
+            found = get_scheduler(kind).states(jobs)
+        except SchedulerError as exc:  # e.g. no scheduler on this machine: still count partitions
+            log.warning("cannot read job states: %s", exc)
+            found = {
+                job_id: JobState(job_id, "UNKNOWN", "unknown", "none", reason=str(exc))
+                for job_id, _cluster in jobs
+            }
+        for job_id, state in found.items():
             states[(kind, job_id)] = state
     jobs = []
     for record in records:
