@@ -229,6 +229,19 @@ def test_node_name_prefers_what_the_launcher_says(monkeypatch):
     assert node_name() == "node1"
 
 
+def test_local_mode_keeps_to_the_cpus_of_a_batch_job(monkeypatch):
+    from hpctune.cluster import available_cores
+
+    monkeypatch.delenv("NCPUS", raising=False)
+    monkeypatch.delenv("PBS_NUM_PPN", raising=False)
+    monkeypatch.delenv("SLURM_CPUS_ON_NODE", raising=False)
+    everything = available_cores()
+    monkeypatch.setenv("SLURM_CPUS_ON_NODE", "1")
+    assert available_cores() == 1
+    monkeypatch.setenv("SLURM_CPUS_ON_NODE", str(everything + 8))
+    assert available_cores() == everything
+
+
 def test_ssh_tunnel_line():
     line = ssh_tunnel("http://127.0.0.1:40123/status")
     assert line.startswith("ssh -N -L 40123:127.0.0.1:40123 ")
@@ -391,8 +404,8 @@ def test_importing_dask_jobqueue_keeps_the_sigint_handler():
     assert out.returncode == 0 and "kept" in out.stdout, out.stderr
 
 
-def test_ctrl_c_stops_a_jobqueue_run_before_any_job(tmp_path):
-    """SIGINT while the scheduler waits for worker jobs: the run stops (exit 130), not exit 0."""
+def jobqueue_run_that_never_gets_workers(tmp_path, *args, start_timeout=60):
+    """``hpctune run`` in mode jobqueue with a stand-in sbatch whose jobs never start."""
     from helpers import synthetic, write_spec
 
     synthetic(cells=2).to_netcdf(tmp_path / "cells.nc")
@@ -400,26 +413,29 @@ def test_ctrl_c_stops_a_jobqueue_run_before_any_job(tmp_path):
         tmp_path / "cells.nc",
         cluster__mode="jobqueue",
         cluster__interface="lo",
-        cluster__start_timeout=60,
+        cluster__start_timeout=start_timeout,
         scheduler__memory="1GB",
     )
     path = write_spec(tmp_path, spec)
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    fake = bin_dir / "sbatch"  # a queue that never starts the job
-    fake.write_text("#!/bin/sh\necho 'Submitted batch job 999999'\n")
-    fake.chmod(0o755)
-    (bin_dir / "scancel").write_text("#!/bin/sh\nexit 0\n")
-    (bin_dir / "scancel").chmod(0o755)
+    for tool, body in (("sbatch", "echo 'Submitted batch job 999999'"), ("scancel", "exit 0")):
+        (bin_dir / tool).write_text(f"#!/bin/sh\n{body}\n")
+        (bin_dir / tool).chmod(0o755)
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "hpctune", "-v", "run", str(path)],
+    return subprocess.Popen(
+        [sys.executable, "-m", "hpctune", "-v", "run", str(path), *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env=env,
         start_new_session=True,
     )
+
+
+def test_ctrl_c_stops_a_jobqueue_run_before_any_job(tmp_path):
+    """SIGINT while the scheduler waits for worker jobs: the run stops (exit 130), not exit 0."""
+    process = jobqueue_run_that_never_gets_workers(tmp_path)
     try:
         deadline = time.monotonic() + 90
         while not list((tmp_path / "out" / "synthetic").glob(".dask-tls-*/scheduler.json")):
@@ -428,9 +444,23 @@ def test_ctrl_c_stops_a_jobqueue_run_before_any_job(tmp_path):
             time.sleep(0.1)
         time.sleep(1.0)
         process.send_signal(signal.SIGINT)
-        _, err = process.communicate(timeout=60)
+        _, err = process.communicate(timeout=50)
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
     assert process.returncode == 130, err
+    assert "stopped while waiting for workers of the worker jobs" in err
+    assert not list((tmp_path / "out" / "synthetic").glob(".dask-tls-*"))
+
+
+def test_worker_jobs_that_never_start_end_the_run_with_a_clear_message(tmp_path):
+    process = jobqueue_run_that_never_gets_workers(tmp_path, start_timeout=3)
+    try:
+        _, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 1, err
+    assert "0 of 1 workers of the worker jobs connected within cluster.start_timeout=3 s" in err
+    assert "may still be waiting in the queue" in err
     assert not list((tmp_path / "out" / "synthetic").glob(".dask-tls-*"))

@@ -13,6 +13,7 @@ Nothing here starts a process; :mod:`hpctune.launch` starts the workers.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Mapping
@@ -22,6 +23,12 @@ from typing import Literal
 
 from .errors import HpctuneError
 from .spec import ClusterSpec
+
+log = logging.getLogger("hpctune")
+
+LOW_WORKER_MEMORY = 2**30
+"""Below this much memory per worker process (a worker with scikit-learn loaded uses about
+300-400 MiB before any data), a warning says to ask for more."""
 
 _RANGE = re.compile(r"^(\d+)(?:-(\d+))?$")
 _CPUS = re.compile(r"^(\d+)(?:\(x(\d+)\))?$")
@@ -231,6 +238,13 @@ def plan_layout(allocation: Allocation, spec: ClusterSpec) -> Layout:
     for index, count in enumerate(workers):
         node_memory = allocation.memory_of(index)
         memory.append(None if node_memory is None else node_memory // count)
+    known = [m for m in memory if m is not None]
+    if known and min(known) < LOW_WORKER_MEMORY:
+        log.warning(
+            "each worker gets %d MiB of the allocation's memory: Dask pauses a worker at 80%% "
+            "of it; ask for more memory (e.g. --mem-per-cpu=2G) if workers pause or restart",
+            min(known) // 2**20,
+        )
     return Layout(
         hosts=allocation.hosts, workers=tuple(workers), threads=threads, memory_limit=tuple(memory)
     )

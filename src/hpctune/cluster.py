@@ -73,10 +73,17 @@ def node_name() -> str:
 
 
 def available_cores() -> int:
+    """CPUs this process may use: its affinity, capped by what a batch job was given where
+    the batch system does not bind jobs to their CPUs."""
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    for variable in ("SLURM_CPUS_ON_NODE", "NCPUS", "PBS_NUM_PPN"):
+        value = os.environ.get(variable, "")
+        if value.isdigit() and int(value) > 0:
+            return min(cores, int(value))
+    return cores
 
 
 def scratch_dir() -> str | None:

@@ -288,14 +288,21 @@ class AdaptiveSpec(_Model):
 
 class ClusterSpec(_Model):
     mode: Literal["auto", "local", "allocation", "jobqueue"] = "auto"
+    """``auto``: ``allocation`` inside a SLURM/PBS job of several nodes or tasks, else ``local``."""
     workers: int | None = Field(default=None, ge=1)
-    """Worker processes (local: on this machine; allocation: per node). Default: one per core."""
+    """Worker processes (local: on this machine; allocation: per node; jobqueue: per worker
+    job). Default: as many as the CPUs allow with ``threads`` threads each."""
     threads: int = Field(default=1, ge=1)
-    """Threads per worker process."""
+    """Threads per worker process (1: processes measured faster and NetCDF reads are not
+    thread-safe)."""
     interface: str | None = None
+    """Network interface the scheduler and workers listen on (e.g. ``ib0``; ``lo`` in tests)."""
     jobs: int = Field(default=1, ge=1)
+    """jobqueue: worker jobs kept running (replaced when their workers leave)."""
     adaptive: AdaptiveSpec | None = None
+    """jobqueue: scale between ``minimum`` and ``maximum`` worker jobs instead of ``jobs``."""
     start_timeout: float = Field(default=300.0, gt=0)
+    """Seconds to wait for the workers (jobqueue: including queue time) before giving up."""
     dashboard: bool = True
     granularity: Literal["auto", "partition", "fit"] = "auto"
     """``partition``: a task computes whole searches (many partitions); ``fit``: each fit of a

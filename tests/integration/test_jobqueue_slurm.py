@@ -111,3 +111,36 @@ def test_ctrl_c_stops_the_run_and_cancels_the_worker_jobs(slurm_cluster, tmp_pat
     assert "stopped by SIGINT, run again to resume" in out
     wait_until(lambda: not worker_jobs(name), 60, f"worker jobs still queued: {worker_jobs(name)}")
     assert 1 <= len(Store(output).finished()) < 12
+
+
+@pytest.mark.skipif(
+    os.environ.get("HPCTUNE_SLURM_SLOW") != "1",
+    reason="takes about two minutes; set HPCTUNE_SLURM_SLOW=1 to run it",
+)
+def test_workers_leave_before_their_walltime_and_are_replaced(slurm_cluster, tmp_path):
+    """1 min worker jobs: each worker leaves after 47 ± 3 s (--lifetime), a new job replaces
+    it, and the run goes on to the end with every partition ok."""
+    changes = {**WORKER_JOBS, "scheduler__walltime": "00:01:00", "scheduler__grace": 10}
+    spec = make_job(tmp_path, cells=40, slow=True, **changes)
+    name = name_of(spec)
+    process = start(spec, fit_seconds=0.5)
+    seen: dict[str, str] = {}
+    try:
+        while process.poll() is None:
+            seen.update(worker_jobs(name))
+            time.sleep(1.0)
+        _, err = process.communicate(timeout=60)
+    finally:
+        stop(process, name)
+    assert process.returncode == 0, err
+    assert len(seen) >= 3, seen  # the first two jobs, and at least one replacement
+    assert set(results(spec).status.values) == {"ok"}
+    timeouts = [
+        job
+        for job in seen
+        if "TIMEOUT"
+        in subprocess.run(
+            ["scontrol", "-o", "show", "job", job], capture_output=True, text=True, check=False
+        ).stdout
+    ]
+    assert not timeouts, f"worker jobs ran into their walltime: {timeouts}"
