@@ -136,6 +136,7 @@ def run(
     """
     progress = Progress(enabled=not (as_json or quiet))
     summary = api.run(job, overrides, restart=restart, slice=part, progress=progress)
+    progress.summary(summary)
     if as_json:
         emit_json(summary.to_dict())
     else:
