@@ -2,7 +2,19 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
-from .api import cancel, merge, results, run, status, submit, validate
+# Modules named like API functions are imported first, so that the package's attributes are
+# the functions (hpctune.report(...)), not the modules.
+from . import report as _report_module  # noqa: F401
+from .api import (
+    cancel,
+    merge,
+    report,
+    results,
+    run,
+    status,
+    submit,
+    validate,
+)
 from .errors import DataError, HpctuneError, OutputError, SchedulerError, SpecError, UsageError
 from .models import load_model
 from .spec import Job, load_spec
@@ -25,6 +37,7 @@ __all__ = [
     "load_model",
     "load_spec",
     "merge",
+    "report",
     "results",
     "run",
     "status",

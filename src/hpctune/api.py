@@ -137,3 +137,11 @@ def results(job: JobLike, overrides: Iterable[str] = ()) -> Any:
         raise UsageError(f"no results yet: {path} does not exist (run the job first)")
     with xr.open_dataset(path) as ds:
         return ds.load()
+
+
+def report(job: JobLike, overrides: Iterable[str] = (), *, folder: str | Path | None = None) -> Any:
+    """Draw the maps and plots of results.nc and write ``<output>/report/index.html``;
+    returns a Report (its ``folder``, ``index`` and ``figures``)."""
+    from .report import write_report
+
+    return write_report(_job(job, overrides), folder)

@@ -364,6 +364,35 @@ def cancel(job: str, overrides: tuple[str, ...], yes: bool, as_json: bool) -> No
         click.echo(f"cancelled: {' '.join(cancelled)}" if cancelled else "nothing to cancel")
 
 
+@cli.command(epilog=EPILOG_EXIT_CODES)
+@job_options
+@click.option(
+    "-o",
+    "--output",
+    "folder",
+    type=click.Path(file_okay=False, path_type=str),
+    help="Write the report here instead of <output>/report.",
+)
+@json_option
+def report(job: str, overrides: tuple[str, ...], folder: str | None, as_json: bool) -> None:
+    """Maps, plots and an HTML page of the results: <output>/report/.
+
+    Maps of the best score, of each test metric and of the chosen parameters over the cells'
+    coordinates; the distribution of the chosen values; score against training rows; the
+    search times; the run's spec, versions, job ids and times.
+
+    \b
+    Example:
+      hpctune report jobs/example.yaml
+      xdg-open results/ascat-sig-svr/report/index.html
+    """
+    written = api.report(job, overrides, folder=folder)
+    if as_json:
+        emit_json(written.to_dict())
+    else:
+        click.echo(f"{len(written.figures)} figures -> {written.index}")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: one line and an exit code for every error, never a traceback."""
     try:
