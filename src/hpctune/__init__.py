@@ -4,10 +4,13 @@ from importlib.metadata import PackageNotFoundError, version
 
 # Modules named like API functions are imported first, so that the package's attributes are
 # the functions (hpctune.report(...)), not the modules.
+from . import predict as _predict_module  # noqa: F401
 from . import report as _report_module  # noqa: F401
 from .api import (
     cancel,
     merge,
+    predict,
+    prediction,
     report,
     results,
     run,
@@ -37,6 +40,8 @@ __all__ = [
     "load_model",
     "load_spec",
     "merge",
+    "predict",
+    "prediction",
     "report",
     "results",
     "run",

@@ -145,3 +145,38 @@ def report(job: JobLike, overrides: Iterable[str] = (), *, folder: str | Path | 
     from .report import write_report
 
     return write_report(_job(job, overrides), folder)
+
+
+def predict(
+    job: JobLike,
+    overrides: Iterable[str] = (),
+    *,
+    data: str | Path | Iterable[str | Path] | None = None,
+    out: str | Path,
+    client: Any = None,
+) -> Any:
+    """Apply each partition's best model to ``data`` (default: the job's own data) and write
+    the variable ``prediction`` to ``out`` (NetCDF); returns a PredictSummary."""
+    from .predict import predict as predicting
+
+    return predicting(_job(job, overrides), _paths(data), out, client=client)
+
+
+def prediction(
+    job: JobLike,
+    overrides: Iterable[str] = (),
+    *,
+    data: str | Path | Iterable[str | Path] | None = None,
+) -> Any:
+    """The predictions as a lazy, dask-backed ``xarray.DataArray`` (nothing computed yet)."""
+    from .predict import prediction as lazy
+
+    return lazy(_job(job, overrides), _paths(data))
+
+
+def _paths(data: str | Path | Iterable[str | Path] | None) -> list[str] | None:
+    if data is None:
+        return None
+    if isinstance(data, str | Path):
+        return [str(data)]
+    return [str(p) for p in data] or None

@@ -393,6 +393,46 @@ def report(job: str, overrides: tuple[str, ...], folder: str | None, as_json: bo
         click.echo(f"{len(written.figures)} figures -> {written.index}")
 
 
+@cli.command(epilog=EPILOG_EXIT_CODES)
+@job_options
+@click.option(
+    "--data",
+    "data",
+    multiple=True,
+    metavar="PATH",
+    help="New data of the same layout: a file or a glob (repeatable). Default: the job's data.",
+)
+@click.option(
+    "-o",
+    "--output",
+    "out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=str),
+    help="The NetCDF file to write (variable 'prediction').",
+)
+@json_option
+def predict(
+    job: str, overrides: tuple[str, ...], data: tuple[str, ...], out: str, as_json: bool
+) -> None:
+    """Apply the best models to new data; write the predictions.
+
+    Each partition's best model predicts its cells. The new data needs the spec's inputs
+    with the same space dims (the same cells; the time axis may differ). Blocks of cells are
+    predicted in parallel on the job's cluster and written as they finish. 'prediction' has
+    the input's dims and coordinates; it is NaN where an input is missing and on cells whose
+    partition is not ok.
+
+    \b
+    Example:
+      hpctune predict jobs/example.yaml --data data/ascat_isba_5cells.nc -o predictions.nc
+    """
+    summary = api.predict(job, overrides, data=list(data) or None, out=out)
+    if as_json:
+        emit_json(summary.to_dict())
+    else:
+        click.echo(summary.line())
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: one line and an exit code for every error, never a traceback."""
     try:
