@@ -4,11 +4,13 @@ from importlib.metadata import PackageNotFoundError, version
 
 # Modules named like API functions are imported first, so that the package's attributes are
 # the functions (hpctune.report(...)), not the modules.
+from . import plan as _plan_module  # noqa: F401
 from . import predict as _predict_module  # noqa: F401
 from . import report as _report_module  # noqa: F401
 from .api import (
     cancel,
     merge,
+    plan,
     predict,
     prediction,
     report,
@@ -40,6 +42,7 @@ __all__ = [
     "load_model",
     "load_spec",
     "merge",
+    "plan",
     "predict",
     "prediction",
     "report",

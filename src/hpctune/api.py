@@ -174,6 +174,30 @@ def prediction(
     return lazy(_job(job, overrides), _paths(data))
 
 
+def plan(
+    job: JobLike,
+    overrides: Iterable[str] = (),
+    *,
+    sample: int = 20,
+    target_walltime: str | int | None = None,
+    client: Any = None,
+) -> Any:
+    """Time ``sample`` partitions and estimate core-hours, walltime and nodes for the whole run;
+    returns a PlanEstimate (``text()``, ``to_dict()``, ``lines``: the arithmetic)."""
+    from .plan import plan as planning
+    from .spec import parse_walltime
+
+    target = target_walltime if isinstance(target_walltime, int) else None
+    if isinstance(target_walltime, str):
+        try:
+            target = parse_walltime(target_walltime)
+        except ValueError as exc:
+            raise UsageError(f"--target-walltime {exc}") from None
+    if target is not None and target <= 0:
+        raise UsageError(f"--target-walltime must be longer than zero; got {target_walltime!r}")
+    return planning(_job(job, overrides), sample, target_walltime=target, client=client)
+
+
 def _paths(data: str | Path | Iterable[str | Path] | None) -> list[str] | None:
     if data is None:
         return None

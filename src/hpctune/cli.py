@@ -433,6 +433,47 @@ def predict(
         click.echo(summary.line())
 
 
+@cli.command(epilog=EPILOG_EXIT_CODES)
+@job_options
+@click.option(
+    "--sample",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    metavar="K",
+    help="Partitions to time (drawn with search.seed).",
+)
+@click.option(
+    "--target-walltime",
+    metavar="HH:MM:SS",
+    help="Nodes needed to finish within this walltime (default: scheduler.walltime).",
+)
+@json_option
+def plan(
+    job: str,
+    overrides: tuple[str, ...],
+    sample: int,
+    target_walltime: str | None,
+    as_json: bool,
+) -> None:
+    """Estimate core-hours, walltime and nodes from a timed sample.
+
+    A sample of partitions runs as a run computes (worker processes of the job's cluster
+    mode, one BLAS thread per worker) but writes nothing. The estimate uses scheduler.nodes
+    x scheduler.cores_per_node and cluster.workers/threads, and shows its arithmetic.
+
+    \b
+    Example:
+      hpctune plan jobs/example.yaml --sample 3
+      hpctune plan jobs/slurm.yaml --sample 50 --target-walltime 04:00:00 --json
+    """
+    estimate = api.plan(job, overrides, sample=sample, target_walltime=target_walltime)
+    if as_json:
+        emit_json(estimate.to_dict())
+    else:
+        click.echo(estimate.text())
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: one line and an exit code for every error, never a traceback."""
     try:

@@ -1,0 +1,464 @@
+"""``hpctune plan``: time a sample of partitions, then estimate the cost of the whole run.
+
+The sample runs the way a run computes (worker processes of the job's cluster mode, BLAS
+threads capped at one per worker by Dask's nanny, each search on one slot with the synchronous
+scheduler, the model serialised as it would be written), but writes nothing. Each task reports
+its wall and CPU seconds and its worker's peak resident memory.
+
+The estimate, with the arithmetic shown line by line (:attr:`PlanEstimate.lines`)::
+
+    core-seconds   = partitions x mean seconds per partition (one slot each)
+    slots          = nodes x workers per node x threads per worker
+    compute        = core-seconds / (slots x EFFICIENCY)
+    wall           = startup + max(compute, longest sampled partition)
+    walltime       = wall x MARGIN + scheduler.grace, rounded up to 5 minutes
+    nodes(target)  = core-seconds / (slots per node x EFFICIENCY x (target / MARGIN - startup
+                     - grace)), rounded up
+
+It assumes the nodes of the run compute as fast per core as the workers that timed the sample.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .cluster import ClusterHandle, available_cores, existing_cluster, resolve_mode, start_cluster
+from .errors import UsageError
+from .execute import Prepared, choose_granularity, partition_rows, prepare
+from .progress import format_seconds
+from .search import n_candidates, n_folds
+from .spec import Job, SchedulerSpec
+
+EFFICIENCY = 0.8
+"""Share of the slots' time spent in searches over a whole run: the rest goes to scheduling,
+reading, writing results and the last, partly idle round of partitions."""
+
+MARGIN = 1.5
+"""Suggested walltime = expected wall time x MARGIN (+ grace): nodes differ, queues share them."""
+
+ROUND_TO = 300
+"""Walltimes are rounded up to whole 5 minutes."""
+
+DEFAULT_SAMPLE = 20
+
+BUSY_SHARE = 0.6
+"""Below this share of CPU in the sampled searches' wall time, the plan says the machine that
+timed them was busy (other processes took the cores): the estimate is then on the high side."""
+
+
+# --------------------------------------------------------------------------- worker side
+
+
+_STATES: dict[str, Any] = {}
+
+
+def _state(prepared: Prepared) -> Any:
+    from .data import CellReader
+    from .search import PartitionSearch
+
+    key = prepared.job.fingerprint()
+    state = _STATES.get(key)
+    if state is None:
+        _STATES.clear()
+        test = prepared.job.data.test
+        state = _STATES[key] = (
+            CellReader(prepared.job.data, prepared.info),
+            PartitionSearch(prepared.job.search, test_start=test.start if test else None),
+        )
+    return state
+
+
+def _warm_up_here(prepared: Prepared) -> bool:
+    """Import the estimator's modules and open the data on a worker, outside the timings."""
+    reader, _search = _state(prepared)
+    _ = reader.dataset
+    return True
+
+
+def time_partition(prepared: Prepared, index: int) -> dict[str, Any]:
+    """Compute one partition as a run would, keep nothing, and report what it cost."""
+    import resource
+
+    reader, search = _state(prepared)
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    members = prepared.plan.cells(index)
+    block = reader.read(members)
+    x, y, t = partition_rows(block, 0, members, prepared.info.times)
+    read_seconds = time.perf_counter() - wall0
+    result = search.run(index, x, y, t)
+    wall = time.perf_counter() - wall0
+    return {
+        "index": int(index),
+        "status": result.status,
+        "reason": result.reason,
+        "seconds": wall,
+        "cpu_seconds": time.process_time() - cpu0,
+        "read_seconds": read_seconds,
+        "n_train": result.n_train,
+        "model_bytes": len(result.model or b""),
+        # Linux reports ru_maxrss in KiB: the worker's peak resident memory so far.
+        "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "worker": _worker_address(),
+    }
+
+
+def _worker_address() -> str:
+    try:
+        from distributed import get_worker
+
+        return str(get_worker().address)
+    except (ImportError, ValueError):
+        return "local"
+
+
+# --------------------------------------------------------------------------- the estimate
+
+
+@dataclass
+class Resources:
+    """What the run will have: from scheduler (nodes, cores) and cluster (workers, threads)."""
+
+    nodes: int
+    cores_per_node: int
+    workers_per_node: int
+    threads: int
+    memory_per_node: int | None
+    walltime: int
+    grace: int
+    source: str
+    """Where the numbers come from: the spec's scheduler section, or this machine."""
+    scheduled: bool = True
+    """False for a local run without a scheduler section (no walltime to compare with)."""
+
+    @property
+    def slots_per_node(self) -> int:
+        return self.workers_per_node * self.threads
+
+    @property
+    def slots(self) -> int:
+        return self.nodes * self.slots_per_node
+
+
+def resources(job: Job) -> Resources:
+    """The run's resources: the spec's ``scheduler`` section if it has one, else (a local run
+    without one) this machine's cores."""
+    threads = job.cluster.threads
+    mode = resolve_mode(job)
+    local = job.scheduler == SchedulerSpec() and mode == "local"
+    if local:
+        cores = available_cores()
+        nodes, source = 1, "this machine (the spec has no scheduler section)"
+    elif mode == "jobqueue":
+        cores = job.scheduler.cores_per_node
+        adaptive = job.cluster.adaptive
+        nodes = adaptive.maximum if adaptive is not None else job.cluster.jobs
+        source = "cluster.jobs worker jobs (one node each) x scheduler.cores_per_node"
+    else:
+        cores = job.scheduler.cores_per_node
+        nodes, source = job.scheduler.nodes, "scheduler.nodes x scheduler.cores_per_node"
+    workers = job.cluster.workers or max(1, cores // threads)
+    return Resources(
+        nodes=nodes,
+        cores_per_node=cores,
+        workers_per_node=workers,
+        threads=threads,
+        memory_per_node=job.scheduler.memory,
+        walltime=job.scheduler.walltime,
+        grace=job.scheduler.grace if not local else 0,
+        source=source,
+        scheduled=not local,
+    )
+
+
+@dataclass
+class PlanEstimate:
+    """The sample's measurements and the estimate for the whole run."""
+
+    name: str
+    partitions: int
+    fits_per_partition: int | None
+    sample: list[dict[str, Any]] = field(repr=False)
+    resources: Resources
+    startup_seconds: float
+    """Measured: preparing the run (data metadata), starting the sampling cluster and warming
+    its workers (imports, open files); with a given client, preparing only."""
+    measured_on: str
+    target_walltime: int
+    granularity: str = "partition"
+    """How the run would spread its work (:func:`hpctune.execute.choose_granularity`)."""
+    lines: list[str] = field(default_factory=list)
+
+    # ------------------------------------------------------------------ sample statistics
+
+    @property
+    def seconds(self) -> np.ndarray:
+        return np.array([s["seconds"] for s in self.sample], dtype=float)
+
+    @property
+    def mean_seconds(self) -> float:
+        return float(self.seconds.mean())
+
+    @property
+    def p95_seconds(self) -> float:
+        return float(np.percentile(self.seconds, 95))
+
+    @property
+    def max_seconds(self) -> float:
+        return float(self.seconds.max())
+
+    @property
+    def mean_cpu_seconds(self) -> float:
+        return float(np.mean([s["cpu_seconds"] for s in self.sample]))
+
+    @property
+    def peak_memory(self) -> int:
+        """The largest peak resident memory of a sampling worker (bytes)."""
+        return int(max(s["peak_rss"] for s in self.sample))
+
+    # ------------------------------------------------------------------ the run
+
+    @property
+    def core_seconds(self) -> float:
+        return self.partitions * self.mean_seconds
+
+    @property
+    def core_hours(self) -> float:
+        return self.core_seconds / 3600
+
+    @property
+    def compute_seconds(self) -> float:
+        return self.core_seconds / (self.resources.slots * EFFICIENCY)
+
+    @property
+    def wall_seconds(self) -> float:
+        """Expected wall time of the whole run on the resources."""
+        floor = self.max_seconds if self.granularity == "partition" else 0.0
+        return self.startup_seconds + max(self.compute_seconds, floor)
+
+    @property
+    def suggested_walltime(self) -> int:
+        seconds = self.wall_seconds * MARGIN + self.resources.grace
+        return int(math.ceil(seconds / ROUND_TO) * ROUND_TO)
+
+    @property
+    def nodes_for_target(self) -> int | None:
+        """Nodes to finish within ``target_walltime``; None if even many nodes cannot."""
+        usable = self.target_walltime / MARGIN - self.startup_seconds - self.resources.grace
+        if usable <= 0 or usable < self.max_seconds:
+            return None
+        per_node = self.resources.slots_per_node * EFFICIENCY * usable
+        return max(1, math.ceil(self.core_seconds / per_node))
+
+    def __post_init__(self) -> None:
+        self.lines = self._arithmetic()
+
+    def _arithmetic(self) -> list[str]:
+        r = self.resources
+        n = self.partitions
+        k = len(self.sample)
+        statuses = {s: sum(1 for x in self.sample if x["status"] == s) for s in ("ok", "skipped")}
+        failed = k - statuses["ok"] - statuses["skipped"]
+        fits = (
+            f"{self.fits_per_partition} fits per partition, {self.fits_per_partition * n} fits"
+            if self.fits_per_partition
+            else "fits per partition depend on the years of each partition"
+        )
+        lines = [
+            f"partitions      {n} ({fits})",
+            f"sample          {k} partitions (seeded), timed on {self.measured_on}: "
+            f"{statuses['ok']} ok, {statuses['skipped']} skipped, {failed} failed",
+            f"per partition   mean {self.mean_seconds:.3f} s, p95 {self.p95_seconds:.3f} s, "
+            f"max {self.max_seconds:.3f} s on one slot (CPU mean {self.mean_cpu_seconds:.3f} s)",
+            f"core-hours      {n} x {self.mean_seconds:.3f} s = {self.core_seconds:.1f} s "
+            f"= {self.core_hours:.3g} core-hours",
+            f"slots           {r.nodes} nodes x {r.workers_per_node} workers x {r.threads} "
+            f"threads = {r.slots} ({r.source})",
+            f"compute         {self.core_seconds:.1f} s / ({r.slots} slots x {EFFICIENCY} "
+            f"efficiency) = {self.compute_seconds:.1f} s",
+        ]
+        floor = ""
+        if self.granularity == "partition" and self.max_seconds > self.compute_seconds:
+            floor = f" (the longest partition, {self.max_seconds:.1f} s, is the floor)"
+        lines.append(
+            f"wall time       {self.startup_seconds:.1f} s startup + "
+            f"{max(self.compute_seconds, 0):.1f} s = {self.wall_seconds:.1f} s "
+            f"({format_seconds(self.wall_seconds)}){floor}"
+        )
+        grace = f" + {r.grace} s grace" if r.grace else ""
+        verdict = "enough" if self.suggested_walltime <= r.walltime else "too short"
+        lines.append(
+            f"walltime        {self.wall_seconds:.1f} s x {MARGIN} margin{grace}, rounded up "
+            f"to 5 min = {_hms(self.suggested_walltime)}"
+            + (f" (scheduler.walltime {_hms(r.walltime)}: {verdict})" if r.scheduled else "")
+        )
+        usable = self.target_walltime / MARGIN - self.startup_seconds - r.grace
+        nodes = self.nodes_for_target
+        if nodes is None:
+            lines.append(
+                f"nodes           none fits {_hms(self.target_walltime)}: {usable:.0f} s usable "
+                f"after margin and startup, the longest partition takes {self.max_seconds:.0f} s"
+            )
+        else:
+            lines.append(
+                f"nodes           {self.core_seconds:.1f} s / ({r.slots_per_node} slots x "
+                f"{EFFICIENCY} x ({_hms(self.target_walltime)} / {MARGIN} - "
+                f"{self.startup_seconds + r.grace:.0f} s)) = {nodes} node(s) for a walltime of "
+                f"{_hms(self.target_walltime)}"
+            )
+        busy = self.mean_cpu_seconds / self.mean_seconds if self.mean_seconds > 0 else 1.0
+        if busy < BUSY_SHARE:
+            lines.append(
+                f"note            the sampled searches had {busy:.0%} of a core (CPU / wall "
+                "seconds): the machine that timed them was busy, so the estimate is high"
+            )
+        peak = self.peak_memory
+        need = peak * r.workers_per_node
+        memory = (
+            f"memory          peak {_size(peak)} per worker x {r.workers_per_node} workers = "
+            f"{_size(need)} per node"
+        )
+        if r.memory_per_node:
+            verdict = "fits" if need <= r.memory_per_node else "does NOT fit"
+            memory += f"; scheduler.memory {_size(r.memory_per_node)}: {verdict}"
+        lines.append(memory)
+        return lines
+
+    def text(self) -> str:
+        return f"{self.name}: plan\n" + "\n".join(f"  {line}" for line in self.lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        r = self.resources
+        return {
+            "name": self.name,
+            "partitions": self.partitions,
+            "fits_per_partition": self.fits_per_partition,
+            "fits": None
+            if self.fits_per_partition is None
+            else self.fits_per_partition * self.partitions,
+            "sample": {
+                "size": len(self.sample),
+                "indices": [s["index"] for s in self.sample],
+                "statuses": [s["status"] for s in self.sample],
+                "measured_on": self.measured_on,
+            },
+            "seconds_per_partition": {
+                "mean": self.mean_seconds,
+                "p95": self.p95_seconds,
+                "max": self.max_seconds,
+                "cpu_mean": self.mean_cpu_seconds,
+            },
+            "peak_memory_per_worker": self.peak_memory,
+            "core_hours": self.core_hours,
+            "resources": {
+                "nodes": r.nodes,
+                "cores_per_node": r.cores_per_node,
+                "workers_per_node": r.workers_per_node,
+                "threads": r.threads,
+                "slots": r.slots,
+                "memory_per_node": r.memory_per_node,
+                "source": r.source,
+            },
+            "efficiency": EFFICIENCY,
+            "margin": MARGIN,
+            "startup_seconds": self.startup_seconds,
+            "granularity": self.granularity,
+            "wall_seconds": self.wall_seconds,
+            "suggested_walltime": _hms(self.suggested_walltime),
+            "suggested_walltime_seconds": self.suggested_walltime,
+            "walltime": _hms(r.walltime),
+            "target_walltime": _hms(self.target_walltime),
+            "nodes_for_target": self.nodes_for_target,
+            "lines": self.lines,
+        }
+
+
+def _hms(seconds: float) -> str:
+    seconds = round(seconds)
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours:02d}:{rest // 60:02d}:{rest % 60:02d}"
+
+
+def _size(value: float) -> str:
+    if value < 1024:
+        return f"{value:.0f} B"
+    for unit in ("KiB", "MiB", "GiB"):
+        value /= 1024
+        if value < 1024:
+            return f"{value:.1f} {unit}"
+    return f"{value / 1024:.1f} TiB"
+
+
+# --------------------------------------------------------------------------- driver side
+
+
+@contextlib.contextmanager
+def _sampling_cluster(job: Job, client: Any, sample: int) -> Iterator[ClusterHandle]:
+    """The given client, or the job's cluster; a local one with no more workers than samples."""
+    if client is not None:
+        yield existing_cluster(client)
+        return
+    if resolve_mode(job) == "local":
+        workers = job.cluster.workers or max(1, available_cores() // job.cluster.threads)
+        cluster = job.cluster.model_copy(update={"workers": max(1, min(workers, sample))})
+        job = job.model_copy(update={"cluster": cluster})
+    with start_cluster(job) as handle:
+        yield handle
+
+
+def plan(
+    job: Job,
+    sample: int = DEFAULT_SAMPLE,
+    *,
+    target_walltime: int | None = None,
+    client: Any = None,
+) -> PlanEstimate:
+    """Time ``sample`` partitions (drawn with the spec's seed) and estimate the whole run."""
+    if sample < 1:
+        raise UsageError(f"--sample must be at least 1; got {sample}")
+    started = time.monotonic()
+    prepared = prepare(job)
+    size = prepared.plan.size
+    rng = np.random.default_rng(job.search.seed)
+    chosen = sorted(int(i) for i in rng.choice(size, size=min(sample, size), replace=False))
+    with _sampling_cluster(job, client, len(chosen)) as handle:
+        shared = handle.client.scatter(prepared, broadcast=True, hash=False)
+        ready = time.monotonic()
+        # One warm-up per worker (imports, open files) so that no timing pays for them. A new
+        # cluster's run pays for them once: they count as startup. A given client is warm for
+        # the run that follows on it: they do not.
+        handle.client.run(_warm_up_here, prepared)
+        startup = (ready if client is not None else time.monotonic()) - started
+        futures = [
+            handle.client.submit(time_partition, shared, index, pure=False) for index in chosen
+        ]
+        measured = handle.client.gather(futures)
+        description = handle.description
+    folds = _folds(prepared)
+    per_partition = None if folds is None else n_candidates(job.search) * folds + 1
+    available = resources(job)
+    return PlanEstimate(
+        name=job.name,
+        partitions=size,
+        fits_per_partition=per_partition,
+        sample=sorted(measured, key=lambda s: s["index"]),
+        resources=available,
+        startup_seconds=startup,
+        measured_on=description,
+        target_walltime=target_walltime or job.scheduler.walltime,
+        granularity=choose_granularity(job, size, available.slots),
+    )
+
+
+def _folds(prepared: Prepared) -> int | None:
+    times = prepared.info.times
+    test = prepared.job.data.test
+    if test is not None and prepared.info.is_datetime:
+        times = times[times < np.datetime64(test.start, "ns")]
+    return n_folds(prepared.job.search.cv, times if prepared.info.is_datetime else None)
