@@ -198,7 +198,9 @@ def test_pbsdsh_starts_each_hosts_workers(tmp_path):
         ["pbsdsh", "-n", "0", "--"],
         ["pbsdsh", "-n", "2", "--"],
     ]
-    assert pro[1].argv[4:7] == ["env", "A=1", "HPCTUNE_NODE_NAME=cn9"]
+    tail = pro[1].argv[pro[1].argv.index("env") :]
+    assert tail[tail.index("A=1") + 1] == "HPCTUNE_NODE_NAME=cn9"
+    assert f"PATH={os.environ['PATH']}" in tail  # module loads of the job script reach the task
     assert pro[1].argv[pro[1].argv.index("--nworkers") + 1] == "2"
     torque = PbsdshLauncher("torque").commands(layout, WORKER, {})
     assert [c.argv[:3] for c in torque] == [["pbsdsh", "-h", "cn7"], ["pbsdsh", "-h", "cn9"]]

@@ -56,11 +56,32 @@ SRUN_INPUT_VARIABLES = (
 )
 
 
+#: What a job script's ``module load`` / ``source venv/bin/activate`` changes, passed on
+#: explicitly where the launcher starts tasks with the job's original environment (pbsdsh,
+#: mpiexec of Open MPI), so that workers run the same Python with the same libraries.
+PASSED_ON = (
+    "PATH",
+    "LD_LIBRARY_PATH",
+    "PYTHONPATH",
+    "PYTHONHOME",
+    "VIRTUAL_ENV",
+    "CONDA_PREFIX",
+    "DASK_CONFIG",
+)
+
+
 def worker_environment() -> dict[str, str]:
     """Variables every worker process gets (besides the driver's own environment)."""
     env = dict.fromkeys(THREAD_LIMITS, "1")
     env["PYTHONUNBUFFERED"] = "1"
     return env
+
+
+def passed_on(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The driver's variables of :data:`PASSED_ON`, if set. (Only these: a command line is
+    visible to every user of the node, the environment is not.)"""
+    env = os.environ if environ is None else environ
+    return {k: env[k] for k in PASSED_ON if k in env}
 
 
 def worker_command(
@@ -199,7 +220,7 @@ class PbsdshLauncher(Launcher):
             # pbsdsh starts tasks with the job's environment, not the caller's: pass ours on.
             command = [
                 "env",
-                *(f"{k}={v}" for k, v in env.items()),
+                *(f"{k}={v}" for k, v in {**passed_on(), **env}.items()),
                 f"HPCTUNE_NODE_NAME={host}",
                 *worker.command(
                     layout.threads, layout.memory_limit[index], nworkers=layout.workers[index]
@@ -229,7 +250,7 @@ class MpiexecLauncher(Launcher):
         for index, host in enumerate(layout.hosts):
             command = [
                 "env",
-                *(f"{k}={v}" for k, v in env.items()),
+                *(f"{k}={v}" for k, v in {**passed_on(), **env}.items()),
                 f"HPCTUNE_NODE_NAME={host}",
                 *worker.command(
                     layout.threads, layout.memory_limit[index], nworkers=layout.workers[index]
