@@ -98,6 +98,8 @@ def test_rerun_resumes_and_changed_spec_refuses(synthetic_job, dask_client, caps
     )
     assert (restarted.ok, restarted.resumed) == (6, 0)
     assert set(restarted.results.best_ridge__alpha.values) == {5.0}
+    again = api.run(synthetic_job, restart=True, client=dask_client)  # same workers, new journals
+    assert list(again.results.status.values) == ["ok"] * 6
 
 
 def test_slices_write_only_their_partitions_and_merge_completes(synthetic_job, dask_client):

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import secrets
 import signal
 import threading
 import time
@@ -125,43 +126,65 @@ class TaskContext:
     info: DatasetInfo
     plan: PartitionPlan
     output: str
+    run_id: str = field(default_factory=lambda: secrets.token_hex(8))
+    """Each run has its own worker state: a restart on a reused cluster opens new journals."""
 
     @property
     def key(self) -> tuple[str, str]:
-        return (self.output, self.job.fingerprint())
+        return (self.output, self.run_id)
 
 
 class _WorkerState:
+    """What a worker process keeps between the tasks of one run."""
+
     def __init__(self, ctx: TaskContext) -> None:
         search, test = ctx.job.search, ctx.job.data.test
-        test_start = test.start if test else None
+        self.search_spec = search
+        self.test_start = test.start if test else None
         self.reader = CellReader(ctx.job.data, ctx.info)
-        self.search: PartitionSearch | SearchProcess = (
-            SearchProcess(search, test_start, search.timeout)
-            if search.timeout
-            else PartitionSearch(search, test_start=test_start)
-        )
         self.store = Store(Path(ctx.output))
         self.journal = Journal(self.store.parts)
         self.node = node_name()
+        self._local = threading.local()
+        self._children: list[SearchProcess] = []
+        self._lock = threading.Lock()
+
+    @property
+    def search(self) -> PartitionSearch | SearchProcess:
+        """This thread's searcher: with ``search.timeout``, a child process of its own."""
+        searcher = getattr(self._local, "searcher", None)
+        if searcher is None:
+            spec = self.search_spec
+            if spec.timeout:
+                searcher = SearchProcess(spec, self.test_start, spec.timeout)
+                with self._lock:
+                    self._children.append(searcher)
+            else:
+                searcher = PartitionSearch(spec, test_start=self.test_start)
+            self._local.searcher = searcher
+        return searcher
 
     def close(self) -> None:
         self.journal.close()
-        if isinstance(self.search, SearchProcess):
-            self.search.close()
+        with self._lock:
+            children, self._children = self._children, []
+        for child in children:
+            child.close()
 
 
 _WORKER_STATES: dict[tuple[str, str], _WorkerState] = {}
+_WORKER_STATES_LOCK = threading.Lock()
 
 
 def _worker_state(ctx: TaskContext) -> _WorkerState:
-    state = _WORKER_STATES.get(ctx.key)
-    if state is None:
-        for old in _WORKER_STATES.values():
-            old.close()
-        _WORKER_STATES.clear()
-        state = _WORKER_STATES[ctx.key] = _WorkerState(ctx)
-    return state
+    with _WORKER_STATES_LOCK:
+        state = _WORKER_STATES.get(ctx.key)
+        if state is None:
+            for old in _WORKER_STATES.values():
+                old.close()
+            _WORKER_STATES.clear()
+            state = _WORKER_STATES[ctx.key] = _WorkerState(ctx)
+        return state
 
 
 def _context(ctx: TaskContext) -> TaskContext:

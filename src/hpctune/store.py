@@ -27,6 +27,7 @@ import secrets
 import shutil
 import socket
 import struct
+import threading
 import time
 import zlib
 from collections.abc import Iterable, Iterator
@@ -86,15 +87,17 @@ class Journal:
         self.sync_seconds = sync_seconds
         self._fd: int | None = None
         self._last_sync = time.monotonic()
+        self._lock = threading.Lock()
 
     def append(self, record: dict[str, Any]) -> None:
         payload = json.dumps(record, separators=(",", ":"), allow_nan=False).encode()
         frame = HEADER.pack(MAGIC, len(payload), zlib.crc32(payload)) + payload
         try:
-            if self._fd is None:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-            written = os.write(self._fd, frame)
+            with self._lock:
+                if self._fd is None:
+                    self.path.parent.mkdir(parents=True, exist_ok=True)
+                    self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+                written = os.write(self._fd, frame)
             if written != len(frame):
                 raise OSError(errno.ENOSPC, "short write")
             now = time.monotonic()
@@ -105,11 +108,13 @@ class Journal:
             raise _io_error("append to", self.path, exc) from None
 
     def close(self) -> None:
-        if self._fd is not None:
+        """Flush to disk and close; safe to call again, or from another thread."""
+        fd, self._fd = self._fd, None
+        if fd is not None:
             with contextlib.suppress(OSError):
-                os.fsync(self._fd)
-            os.close(self._fd)
-            self._fd = None
+                os.fsync(fd)
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
 
 def read_journal(path: Path) -> tuple[list[dict[str, Any]], int]:
