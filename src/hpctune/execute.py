@@ -40,6 +40,7 @@ from .sandbox import SearchProcess
 from .search import (
     PartitionResult,
     PartitionSearch,
+    SearchTimeout,
     build_estimator,
     check_candidates,
     check_params,
@@ -415,6 +416,11 @@ class BatchRunner:
         self.counts.add("failed")
 
 
+def _known_keys(keys: list[Any], dask_scheduler: Any = None) -> list[Any]:
+    """The keys the scheduler still holds (run on the scheduler)."""
+    return [key for key in keys if key in dask_scheduler.tasks]
+
+
 def choose_granularity(job: Job, n_todo: int, slots: int) -> str:
     """``partition`` (a task computes whole searches) or ``fit`` (each fit of a search is a task).
 
@@ -457,6 +463,7 @@ class SearchGraphRunner:
         self.stop = stop
         self._io = threading.Lock()
         self._local = threading.local()
+        self.timed_out: list[int] = []
 
     def concurrency(self) -> int:
         search = self.ctx.job.search
@@ -485,11 +492,16 @@ class SearchGraphRunner:
                     if status is not None:
                         self.counts.add(status)
                 self.progress.update(self.counts)
+            for index in self.timed_out:
+                status = None if self.stop.is_set() else self._one(index, last_try=True)
+                if status is not None:
+                    self.counts.add(status)
+                self.progress.update(self.counts)
         finally:
             pool.shutdown(wait=not self.stop.is_set(), cancel_futures=True)
             self.journal.close()
 
-    def _one(self, index: int) -> str | None:
+    def _one(self, index: int, last_try: bool = False) -> str | None:
         if self.stop.is_set():
             return None
         members = self.ctx.plan.cells(index)
@@ -498,7 +510,14 @@ class SearchGraphRunner:
         x, y, t = partition_rows(block, 0, members, self.ctx.info.times)
         timeout = self.ctx.job.search.timeout
         self._local.deadline = None if timeout is None else time.monotonic() + timeout
+        self._local.timed_out = False
         result = self.search.run(index, x, y, t, node=self.nodes, scheduler=self._get)
+        if self._local.timed_out and not last_try and not self.stop.is_set():
+            # Its tasks may have waited behind another search's hung fit: try it again at the
+            # end, alone on the cluster, before calling it failed.
+            with self._io:
+                self.timed_out.append(index)
+            return None
         if self.stop.is_set() and result.status == "failed":
             return None  # cut short by the stop, not a failure of the partition
         with self._io:
@@ -518,10 +537,8 @@ class SearchGraphRunner:
             wait(futures, timeout=max(0.001, deadline - time.monotonic()))
         except TimeoutError:
             self._stop_tasks(futures)
-            limit = self.ctx.job.search.timeout
-            raise TimeoutError(
-                f"the search took longer than search.timeout={limit:g} s and was stopped"
-            ) from None
+            self._local.timed_out = True
+            raise SearchTimeout(self.ctx.job.search.timeout or 0) from None
         return self.client.gather(futures)
 
     def _stop_tasks(self, futures: Any) -> None:
@@ -537,6 +554,12 @@ class SearchGraphRunner:
         if busy:
             log.warning("restarting %d worker(s) stuck in a search past its timeout", len(busy))
             self.client.restart_workers(busy)
+        # The same search submitted again has the same keys: wait until these are forgotten.
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and self.client.run_on_scheduler(
+            _known_keys, keys=list(keys)
+        ):
+            time.sleep(0.1)
 
 
 @contextlib.contextmanager

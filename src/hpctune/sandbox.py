@@ -23,7 +23,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from .search import PartitionResult, PartitionSearch, describe_exception
+from .search import PartitionResult, PartitionSearch, SearchTimeout, describe_exception
 
 LENGTH = struct.Struct("<Q")
 
@@ -98,11 +98,7 @@ class SearchProcess:
             while not selector.select(timeout=max(0.0, deadline - time.monotonic())):
                 if time.monotonic() >= deadline:
                     self.close()
-                    return self._failed(
-                        index, node,
-                        f"the search took longer than search.timeout={self.timeout:g} s "
-                        "and was stopped",
-                    )
+                    return self._failed(index, node, str(SearchTimeout(self.timeout)))
         try:
             return _receive(child.stdout)
         except (EOFError, OSError, pickle.UnpicklingError):

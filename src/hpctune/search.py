@@ -438,10 +438,17 @@ class PartitionSearch:
             result.model = skops.io.dumps(model)
 
 
+class SearchTimeout(TimeoutError):
+    """A search ran past ``search.timeout`` and was stopped."""
+
+    def __init__(self, limit: float) -> None:
+        super().__init__(f"the search took longer than search.timeout={limit:g} s and was stopped")
+
+
 def describe_exception(exc: BaseException, limit: int = 500) -> str:
-    """``Type: message`` on one line, clipped."""
+    """``Type: message`` on one line, clipped (our own timeouts: the message alone)."""
     text = " ".join(str(exc).split()) or "(no message)"
-    line = f"{type(exc).__name__}: {text}"
+    line = text if isinstance(exc, SearchTimeout) else f"{type(exc).__name__}: {text}"
     return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
