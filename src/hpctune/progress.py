@@ -238,7 +238,9 @@ def summary_table(summary: Any) -> str:
                 )
             )
     if summary.cluster:
-        how = f" ({summary.granularity} tasks)" if summary.granularity else ""
+        how = {"partition": "; a task computes whole searches", "fit": "; a task per fit"}.get(
+            summary.granularity, ""
+        )
         rows.append(("cluster", summary.cluster + how))
     rows.append(("output", str(summary.output)))
     if summary.stopped_by:
