@@ -122,6 +122,7 @@ def measure(
         peak = 0
         peak_one = 0
         cpu_seen: dict[int, float] = {}
+        peak_of: dict[int, int] = {}
         timed_out = False
         while True:
             total = 0
@@ -136,6 +137,7 @@ def measure(
                         times = member.cpu_times()
                     total += rss
                     peak_one = max(peak_one, rss)
+                    peak_of[member.pid] = max(peak_of.get(member.pid, 0), rss)
                     cpu_seen[member.pid] = times.user + times.system
                 except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
                     pass
@@ -157,6 +159,8 @@ def measure(
         wall=wall,
         peak_rss_mib=peak / 2**20,
         peak_process_mib=peak_one / 2**20,
+        # the process started, then its children by decreasing peak (Dask workers and helpers)
+        peak_by_process_mib=_per_process(peak_of, proc.pid),
         cpu_seconds=tree_cpu,
         busy_cores=tree_cpu / wall if wall > 0 else math.nan,
         others_cores=max(0.0, busy - tree_cpu) / wall if wall > 0 else math.nan,
@@ -167,6 +171,12 @@ def measure(
         stdout=out_path.read_text(errors="replace"),
         log=str(log),
     )
+
+
+def _per_process(peaks: dict[int, int], root: int) -> list[float]:
+    """Peak MiB of ``root``, then of the other processes by decreasing peak."""
+    others = sorted((v for k, v in peaks.items() if k != root), reverse=True)
+    return [round(v / 2**20, 1) for v in (peaks.get(root, 0), *others)]
 
 
 def _busy(times: Any) -> float:
@@ -287,13 +297,14 @@ def agreement(spec: Path, reference_file: str) -> dict[str, Any] | None:
         ds = ds.load()
     refs = [json.loads(line) for line in Path(reference_file).read_text().splitlines() if line]
     names = list(job.search.params)
-    same = 0
+    same = compared = 0
     d_score: list[float] = []
     d_test: list[float] = []
     for rec in refs:
         i = rec["index"]
         if str(ds["status"].values[i]) != "ok":
             continue
+        compared += 1
         ours = {n: ds[f"best_{n}"].values[i] for n in names if f"best_{n}" in ds}
         theirs = rec["best_params"]
         if all(_same_value(ours.get(n), theirs.get(n)) for n in names):
@@ -305,6 +316,7 @@ def agreement(spec: Path, reference_file: str) -> dict[str, Any] | None:
             d_test.append(abs(float(ds["test_r2"].values[i]) - r2))
     return {
         "cells": len(refs),
+        "compared": compared,
         "same_best_params": same,
         "max_abs_diff_best_score": float(np.max(d_score)) if d_score else None,
         "median_abs_diff_best_score": float(np.median(d_score)) if d_score else None,
@@ -452,7 +464,8 @@ def compare_preset(preset: str, args: argparse.Namespace) -> dict[str, Any]:
         )
     if agree:
         print(
-            f"results: {agree['same_best_params']} of {agree['cells']} cells with the same best "
+            f"results: {agree['same_best_params']} of {agree['compared']} cells searched by both "
+            f"({agree['cells'] - agree['compared']} skipped by hpctune) have the same best "
             f"parameters in hpctune and {ok_refs[0]['name']}; |diff| of the best cv score: "
             f"median {_g(agree['median_abs_diff_best_score'])}, max "
             f"{_g(agree['max_abs_diff_best_score'])}; max |diff| test r2 "
@@ -503,9 +516,10 @@ def compare_memory(args: argparse.Namespace) -> dict[str, Any]:
         rows.append(row)
         _progress(row)
     print(f"\n[memory] the tiny search with hpctune, {args.cores} cores")
+    print("(per process: the hpctune process first, then its children by decreasing peak)")
     header = (
         f"{'run':<22} {'data MiB':>9} {'wall s':>8} {'cells/s':>8} {'peak MiB':>9} "
-        f"{'max proc MiB':>12} {'busy':>5} {'others':>6}"
+        f"{'max proc MiB':>12} {'busy':>5} {'others':>6}  per process MiB"
     )
     print(header)
     print("-" * len(header))
@@ -515,7 +529,8 @@ def compare_memory(args: argparse.Namespace) -> dict[str, Any]:
             f"{row['name']:<22} {row['data_mib']:>9.0f} {_f(row['wall'], 8, 1)} "
             f"{_f(row['cells'] / row['wall'] if not failed else None, 8, 2)} "
             f"{_f(row['peak_rss_mib'], 9, 0)} {_f(row['peak_process_mib'], 12, 0)} "
-            f"{_f(row['busy_cores'], 5, 2)} {_f(row['others_cores'], 6, 2)}"
+            f"{_f(row['busy_cores'], 5, 2)} {_f(row['others_cores'], 6, 2)}  "
+            + " / ".join(f"{v:.0f}" for v in row["peak_by_process_mib"][:4])
             + ("  FAILED" if failed else "")
         )
     growth = None
@@ -561,8 +576,27 @@ def machine() -> dict[str, Any]:
             versions[name] = md.version(name)
         except md.PackageNotFoundError:
             versions[name] = None
+    commit = None
+    try:
+        root = HERE.parent
+        head = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "src"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+        commit = (head + (" (src modified)" if dirty else "")) if head else None
+    except (OSError, subprocess.SubprocessError):
+        pass
     return {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "commit": commit,
         "host": platform.node(),
         "cpu": cpu,
         "cores": psutil.cpu_count(logical=True),
@@ -664,7 +698,11 @@ def main(argv: list[str] | None = None) -> None:
         f"{info['date']}  {info['cpu']}, {info['cores']} cores, {info['memory_gib']} GiB, "
         f"{info['os']}, Python {info['python']}, load average {info['load_average']}"
     )
-    print("  " + ", ".join(f"{k} {v}" for k, v in info["versions"].items()))
+    print(
+        "  "
+        + ", ".join(f"{k} {v}" for k, v in info["versions"].items())
+        + f"; commit {info['commit']}"
+    )
     report: dict[str, Any] = {
         "machine": info,
         "quick": args.quick,
