@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import secrets
 import signal
 import threading
@@ -416,6 +417,27 @@ class BatchRunner:
         self.counts.add("failed")
 
 
+def _executing_keys(dask_worker: Any = None) -> list[Any]:
+    """Keys of the tasks a worker is executing now (run on each worker)."""
+    return [task.key for task in dask_worker.state.executing]
+
+
+def _cluster_faults() -> tuple[type[BaseException], ...]:
+    from distributed import KilledWorker
+    from distributed.client import FuturesCancelledError
+    from distributed.comm.core import CommClosedError
+
+    return (KilledWorker, FuturesCancelledError, CommClosedError)
+
+
+_CLUSTER_FAULTS = _cluster_faults()
+
+
+async def _end_process() -> None:
+    """Kill this worker process; a coroutine, so that ``client.run`` need not wait for it."""
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
 def _known_keys(keys: list[Any], dask_scheduler: Any = None) -> list[Any]:
     """The keys the scheduler still holds (run on the scheduler)."""
     return [key for key in keys if key in dask_scheduler.tasks]
@@ -463,7 +485,7 @@ class SearchGraphRunner:
         self.stop = stop
         self._io = threading.Lock()
         self._local = threading.local()
-        self.timed_out: list[int] = []
+        self.retry_at_end: list[int] = []
 
     def concurrency(self) -> int:
         search = self.ctx.job.search
@@ -492,7 +514,7 @@ class SearchGraphRunner:
                     if status is not None:
                         self.counts.add(status)
                 self.progress.update(self.counts)
-            for index in self.timed_out:
+            for index in self.retry_at_end:
                 status = None if self.stop.is_set() else self._one(index, last_try=True)
                 if status is not None:
                     self.counts.add(status)
@@ -510,13 +532,17 @@ class SearchGraphRunner:
         x, y, t = partition_rows(block, 0, members, self.ctx.info.times)
         timeout = self.ctx.job.search.timeout
         self._local.deadline = None if timeout is None else time.monotonic() + timeout
-        self._local.timed_out = False
+        self._local.retry = False
+        started = time.monotonic()
         result = self.search.run(index, x, y, t, node=self.nodes, scheduler=self._get)
-        if self._local.timed_out and not last_try and not self.stop.is_set():
-            # Its tasks may have waited behind another search's hung fit: try it again at the
+        elapsed = time.monotonic() - started
+        log.debug("partition %d: %s after %.1f s %s", index, result.status, elapsed, result.reason)
+        if self._local.retry and not last_try and not self.stop.is_set():
+            # Timed out, or lost with a worker: its tasks may have waited behind another
+            # search's hung fit, or shared a worker ended for that one. Try it again at the
             # end, alone on the cluster, before calling it failed.
             with self._io:
-                self.timed_out.append(index)
+                self.retry_at_end.append(index)
             return None
         if self.stop.is_set() and result.status == "failed":
             return None  # cut short by the stop, not a failure of the partition
@@ -529,31 +555,35 @@ class SearchGraphRunner:
         take its path for Clients, which retries a failing task without end."""
         from distributed import wait
 
-        deadline = getattr(self._local, "deadline", None)
-        if deadline is None:
-            return self.client.get(dsk, keys, sync=True)
-        futures = self.client.get(dsk, keys, sync=False)
         try:
-            wait(futures, timeout=max(0.001, deadline - time.monotonic()))
-        except TimeoutError:
-            self._stop_tasks(futures)
-            self._local.timed_out = True
-            raise SearchTimeout(self.ctx.job.search.timeout or 0) from None
-        return self.client.gather(futures)
+            deadline = getattr(self._local, "deadline", None)
+            if deadline is None:
+                return self.client.get(dsk, keys, sync=True)
+            futures = self.client.get(dsk, keys, sync=False)
+            try:
+                wait(futures, timeout=max(0.001, deadline - time.monotonic()))
+            except TimeoutError:
+                self._stop_tasks(futures, set(dsk))
+                self._local.retry = True
+                raise SearchTimeout(self.ctx.job.search.timeout or 0) from None
+            return self.client.gather(futures)
+        except _CLUSTER_FAULTS:
+            self._local.retry = True  # lost with a worker, not failed by its own fit
+            raise
 
-    def _stop_tasks(self, futures: Any) -> None:
-        """Cancel a search's tasks; restart the workers still running one of them, since a fit
-        stuck in compiled code keeps its worker thread busy whatever is cancelled."""
+    def _stop_tasks(self, futures: Any, graph_keys: set[Any]) -> None:
+        """Cancel a search's tasks and end the worker processes still executing one of them:
+        a fit stuck in compiled code keeps its thread whatever is cancelled. Their nannies
+        start fresh worker processes, as after any worker death."""
         keys = {future.key for future in futures}
-        busy = [
-            worker
-            for worker, running in self.client.processing().items()
-            if keys.intersection(running)
+        executing = self.client.run(_executing_keys)
+        stuck = [
+            worker for worker, running in executing.items() if graph_keys.intersection(running)
         ]
         self.client.cancel(futures)
-        if busy:
-            log.warning("restarting %d worker(s) stuck in a search past its timeout", len(busy))
-            self.client.restart_workers(busy)
+        if stuck:
+            log.warning("ending %d worker(s) stuck in a search past its timeout", len(stuck))
+            self.client.run(_end_process, workers=stuck, wait=False)
         # The same search submitted again has the same keys: wait until these are forgotten.
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and self.client.run_on_scheduler(

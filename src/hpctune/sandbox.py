@@ -26,6 +26,7 @@ import numpy as np
 from .search import PartitionResult, PartitionSearch, SearchTimeout, describe_exception
 
 LENGTH = struct.Struct("<Q")
+CHILD = "from hpctune.sandbox import main; main()"
 
 
 def _send(stream: BinaryIO, obj: Any) -> None:
@@ -62,7 +63,7 @@ class SearchProcess:
         # The child imports what this process can: the user's own estimator modules included.
         path = os.pathsep.join(p for p in sys.path if p and os.path.isdir(p))
         child = subprocess.Popen(
-            [sys.executable, "-m", "hpctune.sandbox"],
+            [sys.executable, "-c", CHILD],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": path},
@@ -138,7 +139,8 @@ def _serve(stdin: BinaryIO, stdout: BinaryIO) -> None:
         _send(stdout, search.run(index, x, y, times, node=node))
 
 
-if __name__ == "__main__":
+def main() -> None:
+    """Entry point of the child process (started with ``python -c``, see ``CHILD``)."""
     frames = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # anything a library prints goes to stderr, never into the frames
     _serve(sys.stdin.buffer, frames)
