@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import threading
 import time
 
 import numpy as np
 import psutil
 import pytest
+import xarray as xr
 from helpers import synthetic, synthetic_spec, write_spec
 
 import hpctune
@@ -167,3 +169,56 @@ def test_the_process_tree_of_a_test_run_is_gone():
         if "hpctune.sandbox" in " ".join(p.info["cmdline"] or []) and p.ppid() == 1
     ]
     assert leftovers == []
+
+
+def test_a_second_run_of_the_same_output_is_refused_while_the_first_goes_on(tmp_path):
+    synthetic(cells=8, steps=3000).to_netcdf(tmp_path / "cells.nc")
+    spec = synthetic_spec(
+        tmp_path / "cells.nc",
+        search={
+            "estimator": ["sklearn.preprocessing.StandardScaler", "sklearn.svm.SVR"],
+            "params": {"svr__C": [0.5, 2.0]},
+            "cv": {"kind": "kfold", "splits": 3},
+            "min_samples": 20,
+        },
+    )
+    path = write_spec(tmp_path, spec)
+    command = [sys.executable, "-m", "hpctune", "run", str(path), "--quiet"]
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        store = Store(tmp_path / "out" / "synthetic")
+        deadline = time.monotonic() + 120
+        while not store.finished():
+            assert first.poll() is None and time.monotonic() < deadline
+            time.sleep(0.2)
+        second = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        assert second.returncode == 1
+        assert "another hpctune run is using" in second.stderr
+        assert f"(pid {first.pid} on" in second.stderr
+        assert second.stderr.count("\n") == 1
+    finally:
+        _, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err
+    with xr.open_dataset(tmp_path / "out" / "synthetic" / "results.nc") as results:
+        assert list(results.status.values) == ["ok"] * 8
+
+
+def test_a_read_only_output_folder_is_a_clear_error(tmp_path, dask_client):
+    """Root ignores file modes, so the folder is a read-only mount."""
+    if os.geteuid() != 0:
+        (tmp_path / "ro").mkdir()
+        (tmp_path / "ro").chmod(0o500)
+    else:
+        (tmp_path / "ro").mkdir()
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs",
+                               str(tmp_path / "ro")], capture_output=True, text=True)
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a read-only tmpfs here: {done.stderr.strip()}")
+    try:
+        synthetic(cells=2).to_netcdf(tmp_path / "cells.nc")
+        spec = synthetic_spec(tmp_path / "cells.nc", output=str(tmp_path / "ro" / "out"))
+        with pytest.raises(OutputError, match=r"permission denied|read-only"):
+            hpctune.run(write_spec(tmp_path, spec), client=dask_client)
+    finally:
+        if os.geteuid() == 0:
+            subprocess.run(["umount", "-l", str(tmp_path / "ro")], check=False)

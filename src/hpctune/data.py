@@ -89,6 +89,8 @@ class DatasetInfo:
     variables: dict[str, str]
     """Name -> dtype of every variable the search reads."""
     chunk: int
+    chunk_bytes: int = 0
+    """The largest HDF5 chunk of the variables read (0: not chunked, or unknown)."""
 
     @property
     def n_cells(self) -> int:
@@ -131,6 +133,7 @@ def inspect(job: Job, ds: Any | None = None) -> DatasetInfo:
         )
     expected = {*data.space, data.time}
     variables: dict[str, str] = {}
+    largest = 0
     for key, name in [*(("data.inputs", v) for v in data.inputs), ("data.target", data.target)]:
         if name not in ds.data_vars:
             raise DataError(
@@ -149,6 +152,9 @@ def inspect(job: Job, ds: Any | None = None) -> DatasetInfo:
         ):
             raise DataError(key, f"variable {name!r} has dtype {dtype}; it must be numeric")
         variables[name] = str(dtype)
+        sizes = var.encoding.get("chunksizes")
+        if sizes:
+            largest = max(largest, int(np.prod(sizes)) * var.dtype.itemsize)
     if job.partition.by != "cell":
         _check_group_variable(ds, job)
     times = (
@@ -186,6 +192,7 @@ def inspect(job: Job, ds: Any | None = None) -> DatasetInfo:
         time_order=order,
         variables=variables,
         chunk=data.chunk,
+        chunk_bytes=largest,
     )
 
 
@@ -230,6 +237,23 @@ def space_coordinates(ds: Any, space_dims: tuple[str, ...]) -> dict[str, tuple[n
     return coords
 
 
+CHUNK_CACHE_MIN = 4 * 2**20
+CHUNK_CACHE_MAX = 64 * 2**20
+
+
+def set_netcdf_chunk_cache(chunk_bytes: int) -> None:
+    """Bound netCDF-C's chunk cache for the files opened next (it is per variable and file).
+
+    Its default, 64 MiB, holds whole variables of a medium dataset, so a worker that reads
+    all cells in turn ends up caching the dataset. Batches read neighbouring cells, so a few
+    chunks per variable are all a worker reuses: room for two of the largest, 4 to 64 MiB.
+    """
+    import netCDF4
+
+    size = min(CHUNK_CACHE_MAX, max(CHUNK_CACHE_MIN, 2 * chunk_bytes))
+    netCDF4.set_chunk_cache(size, 1009, 0.75)
+
+
 @dataclass
 class CellBlock:
     """The rows of a few cells: inputs ``x`` (cells, time, inputs) and ``y`` (cells, time)."""
@@ -251,6 +275,8 @@ class CellReader:
         key = (self.info.paths, self.data.engine, self.data.chunk, tuple(self.data.space))
         ds = _OPEN.get(key)
         if ds is None:
+            if self.data.engine in (None, "netcdf4"):
+                set_netcdf_chunk_cache(self.info.chunk_bytes)
             ds = _OPEN[key] = open_dataset(self.data, list(self.info.paths))
         return ds
 

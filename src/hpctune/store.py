@@ -250,6 +250,9 @@ class Store:
         locks: list[RunLock] = []
         try:
             self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _io_error("create", self.root, exc) from None
+        try:
             locks.append(self._flock(self.root / ".lock", exclusive=part is None))
             if part is not None:
                 locks.append(self._flock(self.root / f".lock-slice-{part[0]}-of-{part[1]}", True))

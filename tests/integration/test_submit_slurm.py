@@ -333,6 +333,45 @@ def test_walltime_warning_stops_requeues_and_resumes(
     assert all(count == 1 for count in journal_indices(job).values())
 
 
+def test_scontrol_requeue_mid_run_resumes(slurm_jobs: Any, tmp_path: Path, slow_data: Path) -> None:
+    """``scontrol requeue``, as a preemption does: SLURM ends the running job (TERM to the
+    batch shell, passed on to the run) and queues it again; its next run resumes."""
+    job = write(tmp_path / "preempted", slow_spec(slow_data))
+    job_id = submit(job, tracker=slurm_jobs)["job_id"]
+    wait_for(lambda: sum(journal_indices(job).values()) >= 2, JOB_TIMEOUT, "two partitions")
+    slurmtools.run(["scontrol", "requeue", job_id])
+    start_now_after_requeue(job_id)
+    assert slurm_jobs.wait(job_id, timeout=JOB_TIMEOUT) == {job_id: "COMPLETED"}
+
+    assert slurmtools.job_info(job_id)[0]["Restarts"] == "1"
+    summaries = [line for line in logs(job).splitlines() if "resumed) of 8 partitions" in line]
+    assert "(0 resumed)" not in summaries[-1]  # the run after the requeue did not start over
+    assert list(results(job)["status"].values) == ["ok"] * 8
+    assert all(count == 1 for count in journal_indices(job).values())
+
+
+def test_a_job_past_its_walltime_resumes_when_submitted_again(
+    slurm_jobs: Any, tmp_path: Path
+) -> None:
+    """No warning signal (grace 0): SLURM kills the job at its walltime (TIMEOUT). What it
+    finished is kept; submitting the same job again computes only the rest."""
+    data = tmp_path / "long.nc"
+    synthetic(cells=40, steps=6000).to_netcdf(data)  # about two minutes of fits on one core
+    job = write(tmp_path / "timeout", slow_spec(data, walltime="00:01:00", grace=0))
+    first = submit(job, tracker=slurm_jobs)["job_id"]
+    assert slurm_jobs.wait(first, timeout=JOB_TIMEOUT) == {first: "TIMEOUT"}
+    done_before = sum(journal_indices(job).values())
+    assert 0 < done_before < 40, "the walltime should end the job halfway"
+    assert not (load_spec(job).output_dir / "results.nc").exists()
+
+    second = submit(job, tracker=slurm_jobs)["job_id"]
+    assert slurm_jobs.wait(second, timeout=JOB_TIMEOUT) == {second: "COMPLETED"}
+    summary = [line for line in logs(job).splitlines() if "resumed) of 40 partitions" in line]
+    assert f"({done_before} resumed)" in summary[-1]
+    assert list(results(job)["status"].values) == ["ok"] * 40
+    assert all(count == 1 for count in journal_indices(job).values())
+
+
 @pytest.mark.skipif(
     os.environ.get("HPCTUNE_SLURM_SLOW") != "1",
     reason="takes one to three minutes; set HPCTUNE_SLURM_SLOW=1 to run it",
