@@ -210,8 +210,11 @@ def test_a_read_only_output_folder_is_a_clear_error(tmp_path, dask_client):
         (tmp_path / "ro").chmod(0o500)
     else:
         (tmp_path / "ro").mkdir()
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs",
-                               str(tmp_path / "ro")], capture_output=True, text=True)
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(tmp_path / "ro")],
+            capture_output=True,
+            text=True,
+        )
         if done.returncode != 0:
             pytest.skip(f"cannot mount a read-only tmpfs here: {done.stderr.strip()}")
     try:

@@ -13,8 +13,16 @@ from hpctune.spec import load_spec
 
 @pytest.mark.parametrize(
     ("partitions", "slots", "expected"),
-    [(1, 2, "fit"), (5, 2, "fit"), (3, 64, "fit"), (80, 2, "partition"), (81, 2, "partition"),
-     (4000, 2, "partition"), (7, 1, "partition"), (0, 2, "partition")],
+    [
+        (1, 2, "fit"),
+        (5, 2, "fit"),
+        (3, 64, "fit"),
+        (80, 2, "partition"),
+        (81, 2, "partition"),
+        (4000, 2, "partition"),
+        (7, 1, "partition"),
+        (0, 2, "partition"),
+    ],
 )
 def test_granularity_follows_partitions_and_slots(partitions, slots, expected, synthetic_job):
     job = load_spec(synthetic_job)

@@ -42,8 +42,8 @@ def test_each_odd_cell_has_a_status_and_a_reason(hostile_results):
 
 def test_rows_with_infinite_inputs_are_dropped(hostile_results):
     ds, summary = hostile_results
-    finite = np.isfinite(ds.y.values[2]) & np.isfinite(ds.x2.values[2]) & np.isfinite(
-        ds.x3.values[2]
+    finite = (
+        np.isfinite(ds.y.values[2]) & np.isfinite(ds.x2.values[2]) & np.isfinite(ds.x3.values[2])
     )
     assert int(summary.results.n_train[2]) == int(finite.sum())
     assert int(summary.results.n_train[2]) < int(np.isfinite(ds.y.values[2]).sum())
@@ -61,8 +61,9 @@ def test_integer_variables(tmp_path, dask_client, dtype):
     for name in ("x1", "x2", "x3"):
         ds[name] = (ds[name] * 100).astype(dtype)
     ds.to_netcdf(tmp_path / "cells.nc")
-    results = api.run(write_spec(tmp_path, synthetic_spec(tmp_path / "cells.nc")),
-                      client=dask_client).results
+    results = api.run(
+        write_spec(tmp_path, synthetic_spec(tmp_path / "cells.nc")), client=dask_client
+    ).results
     assert list(results.status.values) == ["ok", "ok"]
 
 
@@ -83,8 +84,11 @@ def test_unsorted_time_is_sorted_and_gives_the_same_results(tmp_path, dask_clien
     ds.to_netcdf(tmp_path / "sorted.nc")
     order = np.random.default_rng(1).permutation(300)
     ds.isel(time=order).to_netcdf(tmp_path / "shuffled.nc")
-    spec = synthetic_spec(tmp_path / "sorted.nc", search__cv={"kind": "timeseries", "splits": 3},
-                          data__test={"from": "2010-04-01"})
+    spec = synthetic_spec(
+        tmp_path / "sorted.nc",
+        search__cv={"kind": "timeseries", "splits": 3},
+        data__test={"from": "2010-04-01"},
+    )
     runs = {}
     for name in ("sorted", "shuffled"):
         spec["data"]["paths"] = str(tmp_path / f"{name}.nc")

@@ -17,29 +17,85 @@ BASE["scheduler"] = {"kind": "slurm", "nodes": 2, "walltime": "01:00:00", "queue
 BASE["cluster"] = {"mode": "local", "workers": 2}
 
 KEYS = [
-    "name", "output",
-    "data.paths", "data.space", "data.time", "data.inputs", "data.target", "data.chunk",
-    "data.test.from", "data.engine",
+    "name",
+    "output",
+    "data.paths",
+    "data.space",
+    "data.time",
+    "data.inputs",
+    "data.target",
+    "data.chunk",
+    "data.test.from",
+    "data.engine",
     "partition.by",
-    "search.method", "search.estimator", "search.params", "search.params.ridge__alpha",
-    "search.n_iter", "search.cv.kind", "search.cv.splits", "search.cv.repeats",
-    "search.cv.shuffle", "search.scoring", "search.refit", "search.seed", "search.min_samples",
-    "search.timeout", "search.error_score",
-    "cluster.mode", "cluster.workers", "cluster.threads", "cluster.interface", "cluster.jobs",
-    "cluster.adaptive", "cluster.start_timeout", "cluster.granularity",
-    "scheduler.kind", "scheduler.nodes", "scheduler.cores_per_node", "scheduler.memory",
-    "scheduler.walltime", "scheduler.queue", "scheduler.account", "scheduler.setup",
-    "scheduler.extra", "scheduler.log_dir", "scheduler.env", "scheduler.grace",
-    "bogus", "search.bogus", "data.test.bogus",
+    "search.method",
+    "search.estimator",
+    "search.params",
+    "search.params.ridge__alpha",
+    "search.n_iter",
+    "search.cv.kind",
+    "search.cv.splits",
+    "search.cv.repeats",
+    "search.cv.shuffle",
+    "search.scoring",
+    "search.refit",
+    "search.seed",
+    "search.min_samples",
+    "search.timeout",
+    "search.error_score",
+    "cluster.mode",
+    "cluster.workers",
+    "cluster.threads",
+    "cluster.interface",
+    "cluster.jobs",
+    "cluster.adaptive",
+    "cluster.start_timeout",
+    "cluster.granularity",
+    "scheduler.kind",
+    "scheduler.nodes",
+    "scheduler.cores_per_node",
+    "scheduler.memory",
+    "scheduler.walltime",
+    "scheduler.queue",
+    "scheduler.account",
+    "scheduler.setup",
+    "scheduler.extra",
+    "scheduler.log_dir",
+    "scheduler.env",
+    "scheduler.grace",
+    "bogus",
+    "search.bogus",
+    "data.test.bogus",
 ]
 
 hostile_text = st.sampled_from(
-    ["", "$(reboot)", "a\nb", "#SBATCH --uid=0", "x;y", "../../etc", "99:99:99:99", "lots",
-     "\x00", "-1", "1e309", "nan", "scale", "r2", "2016-13-45", "sklearn.svm.SVR", "os.system"]
+    [
+        "",
+        "$(reboot)",
+        "a\nb",
+        "#SBATCH --uid=0",
+        "x;y",
+        "../../etc",
+        "99:99:99:99",
+        "lots",
+        "\x00",
+        "-1",
+        "1e309",
+        "nan",
+        "scale",
+        "r2",
+        "2016-13-45",
+        "sklearn.svm.SVR",
+        "os.system",
+    ]
 )
 scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(-10**12, 10**12), st.floats(allow_nan=True),
-    st.text(max_size=20), hostile_text,
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**12), 10**12),
+    st.floats(allow_nan=True),
+    st.text(max_size=20),
+    hostile_text,
 )
 values = st.recursive(
     scalars,
@@ -96,7 +152,12 @@ def test_hostile_strings_never_reach_a_job_unvalidated(key, text):
     job = check(raw)
     if job is None:
         return
-    for field in (job.name, job.scheduler.queue or "", job.scheduler.account or "",
-                  *job.scheduler.extra, *job.scheduler.setup):
+    for field in (
+        job.name,
+        job.scheduler.queue or "",
+        job.scheduler.account or "",
+        *job.scheduler.extra,
+        *job.scheduler.setup,
+    ):
         assert "\n" not in field and "\x00" not in field
     assert "$(" not in job.name and ";" not in (job.scheduler.account or "")

@@ -48,8 +48,7 @@ def load_model_file(path: str | Path, trusted: Iterable[str] = ()) -> Any:
     refused = sorted(set(untrusted) - allowed)
     if refused:
         raise ModelError(
-            f"refusing to load {path}: it asks for types the job does not use: "
-            f"{', '.join(refused)}"
+            f"refusing to load {path}: it asks for types the job does not use: {', '.join(refused)}"
         )
     try:
         return skops.io.load(path, trusted=sorted(set(untrusted)))
