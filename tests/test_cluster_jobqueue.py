@@ -64,6 +64,7 @@ def test_the_spec_becomes_dask_jobqueue_arguments(tmp_path, credentials):
     assert args[args.index("--lifetime-stagger") + 1] == "180s"
     assert kw["local_directory"] == '"${SLURM_TMPDIR:-${TMPDIR:-/tmp}}"'
     assert kw["log_directory"].endswith("out/synthetic/logs/workers")
+    assert kw["worker_command"] == "hpctune.worker"
 
 
 def test_jobqueue_yaml_decides_what_the_spec_leaves_open(tmp_path, credentials):

@@ -38,6 +38,17 @@ MODES = ("local", "allocation", "jobqueue")
 DASHBOARD_ADDRESS = "127.0.0.1:0"
 """HTTP servers (dashboard or not) listen on localhost only, on a free port."""
 
+WORKER_CONFIG: dict[str, Any] = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
+"""Dask settings for the nannies hpctune starts (local, allocation and jobqueue workers).
+
+distributed starts worker processes with ``MALLOC_TRIM_THRESHOLD_=65536``, which returns freed
+memory to the system at once; setting it also turns off glibc's adaptive thresholds, so the
+allocations of every fit fault their pages in again. Measured on the ``heavy`` benchmark
+(StandardScaler + SVR): each search 5% slower (benchmarks/RESULTS.md). hpctune's tasks keep
+no data between them (a worker's memory is the few chunks it reads), so the worker processes
+use glibc's defaults, as the serial scikit-learn run they are compared with does.
+"""
+
 
 class ClusterError(HpctuneError):
     """The cluster could not start (no workers, no allocation, a launcher that failed)."""
@@ -129,6 +140,7 @@ def start_cluster(job: Job) -> Iterator[ClusterHandle]:
 
 @contextlib.contextmanager
 def _local_cluster(job: Job) -> Iterator[ClusterHandle]:
+    import dask
     from distributed import Client, LocalCluster
 
     from .security import temporary_security
@@ -136,17 +148,18 @@ def _local_cluster(job: Job) -> Iterator[ClusterHandle]:
     threads = job.cluster.threads
     workers = job.cluster.workers or max(1, available_cores() // threads)
     security = temporary_security()
-    cluster = LocalCluster(
-        n_workers=workers,
-        threads_per_worker=threads,
-        processes=True,
-        host="127.0.0.1",
-        protocol="tls://",
-        security=security,
-        dashboard_address=DASHBOARD_ADDRESS,  # its HTTP server, dashboard or not, on localhost
-        local_directory=scratch_dir(),
-        silence_logs=logging.ERROR,
-    )
+    with dask.config.set(WORKER_CONFIG):
+        cluster = LocalCluster(
+            n_workers=workers,
+            threads_per_worker=threads,
+            processes=True,
+            host="127.0.0.1",
+            protocol="tls://",
+            security=security,
+            dashboard_address=DASHBOARD_ADDRESS,  # its HTTP server, dashboard or not, local
+            local_directory=scratch_dir(),
+            silence_logs=logging.ERROR,
+        )
     try:
         client = Client(cluster, security=security)
         try:

@@ -185,6 +185,10 @@ def plan(job: Job, security: Any, *, config: Any = None) -> JobqueuePlan:
         *prologue,
     ]
     extra_args = list(conf("worker-extra-args") or [])
+    if conf("worker-command") in (None, "distributed.cli.dask_worker"):
+        # dask worker with hpctune's settings; dask-jobqueue adds these two to its own only
+        kwargs["worker_command"] = "hpctune.worker"
+        extra_args += ["--nanny"] + (["--nworkers", str(processes)] if processes > 1 else [])
     extra_args += ["--no-dashboard", "--dashboard-address", DASHBOARD_ADDRESS]
     if walltime:
         life, stagger = lifetime(walltime, sched.grace)

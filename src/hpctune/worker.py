@@ -6,7 +6,11 @@ the node itself knows is filled in here, before ``dask worker`` starts:
 - spill files go to the node's local scratch (``$SLURM_TMPDIR``, else ``$TMPDIR``), not to the
   shared filesystem the driver runs from;
 - the worker is named after its node (and its SLURM task), which is what logs and the dashboard
-  show.
+  show;
+- the nanny starts its worker process with glibc's own memory thresholds
+  (:data:`hpctune.cluster.WORKER_CONFIG`).
+
+dask-jobqueue's worker jobs run it too (its ``worker_command``).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from .cluster import node_name, scratch_dir
+from .cluster import WORKER_CONFIG, node_name, scratch_dir
 
 
 def _has_option(args: Sequence[str], name: str) -> bool:
@@ -36,9 +40,11 @@ def worker_args(args: Sequence[str]) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    import dask
     from distributed.cli.dask_worker import main as dask_worker
 
     args = worker_args(sys.argv[1:] if argv is None else argv)
+    dask.config.set(WORKER_CONFIG)
     dask_worker.main(args=args, prog_name="hpctune.worker")
 
 
