@@ -323,6 +323,7 @@ class CellReader:
 
     def _read(self, cells: np.ndarray) -> CellBlock:
         import dask
+
         space = self.info.space_dims
         multi = np.unravel_index(cells, self.info.space_shape)
         indexers: dict[str, Any] = {}
