@@ -95,3 +95,41 @@ def test_results_carry_the_space_coordinates(demo_run):
     ):
         assert name in results, name
     assert (results.fit_seconds > 0).all()
+
+
+@pytest.mark.parametrize(
+    "y_true, y_pred",
+    [
+        (np.random.default_rng(1).normal(size=50), np.random.default_rng(2).normal(size=50)),
+        (np.arange(10.0), np.arange(10.0) * 0.9 + 0.3),
+        (np.full(6, 2.5), np.full(6, 2.5)),  # constant truth, perfect prediction: r2 1
+        (np.full(6, 2.5), np.linspace(2, 3, 6)),  # constant truth, imperfect: r2 0
+        (np.arange(6.0), np.full(6, 1.0)),  # constant prediction: no Pearson's r
+        (np.array([3.0]), np.array([2.0])),  # one row: no r2
+    ],
+)
+def test_holdout_scores_are_scikit_learns(y_true, y_pred):
+    import warnings
+
+    from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+
+    from hpctune.search import holdout_scores
+
+    got = holdout_scores(y_true, y_pred)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r2 = r2_score(y_true, y_pred) if y_true.size > 1 else np.nan
+    assert got["r2"] == pytest.approx(r2, rel=1e-12, abs=1e-12, nan_ok=True)
+    assert got["rmse"] == pytest.approx(np.sqrt(mean_squared_error(y_true, y_pred)), rel=1e-12)
+    assert got["mae"] == pytest.approx(mean_absolute_error(y_true, y_pred), rel=1e-12)
+    if y_true.size > 1 and np.std(y_true) > 0 and np.std(y_pred) > 0:
+        assert got["pearson"] == pytest.approx(np.corrcoef(y_true, y_pred)[0, 1], rel=1e-12)
+    else:
+        assert np.isnan(got["pearson"])
+
+
+def test_holdout_scores_refuse_predictions_that_are_not_finite():
+    from hpctune.search import holdout_scores
+
+    with pytest.raises(ValueError, match="not all finite"):
+        holdout_scores(np.arange(4.0), np.array([1.0, np.nan, 2.0, 3.0]))

@@ -151,3 +151,36 @@ def test_validate_reports_counts_without_writing(synthetic_job, capsys):
         "y": "float32",
     }
     assert not (synthetic_job.parent / "out").exists()
+
+
+def test_local_workers_started_early_stop_when_the_data_fail_their_checks(tmp_path):
+    """In local mode the workers start while the data are checked; bad data stop them again
+    and nothing is written."""
+    import time
+
+    import psutil
+
+    from hpctune.data import DataError
+    from hpctune.execute import run
+
+    synthetic(cells=2).to_netcdf(tmp_path / "cells.nc")
+    spec = synthetic_spec(tmp_path / "cells.nc", data__target="no_such_variable")
+    spec["cluster"] = {"mode": "local", "workers": 1}
+    job = api.load_spec(write_spec(tmp_path, spec))
+    me = psutil.Process()
+
+    def workers() -> set[int]:  # multiprocessing's resource tracker stays for the session
+        return {
+            p.pid
+            for p in me.children(recursive=True)
+            if "resource_tracker" not in " ".join(p.cmdline())
+        }
+
+    before = workers()
+    with pytest.raises(DataError, match="no_such_variable"):
+        run(job)
+    deadline = time.monotonic() + 30
+    while workers() - before and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not workers() - before
+    assert not job.output_dir.exists()

@@ -1,4 +1,4 @@
-"""Estimators that misbehave on purpose, for the fault tests (importable by worker processes)."""
+"""Estimators for tests that misbehave on purpose or count their fits (importable by workers)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import time
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.decomposition import PCA
+from sklearn.linear_model import Ridge
 
 
 class SleepOnMarker(TransformerMixin, BaseEstimator):
@@ -32,3 +34,37 @@ class CrashOnMarker(TransformerMixin, BaseEstimator):
 
     def transform(self, x):
         return x
+
+
+def _log_fit(path: str, line: str) -> None:
+    if path:
+        with open(path, "a") as log:  # one short append per fit: whole lines, from any process
+            log.write(line + "\n")
+
+
+class CountingPCA(PCA):
+    """PCA that appends a line to the file ``log`` at each fit."""
+
+    def __init__(self, n_components=None, *, log=""):
+        super().__init__(n_components=n_components)
+        self.log = log
+
+    def fit(self, x, y=None):
+        _log_fit(self.log, f"pca n_components={self.n_components} rows={len(x)}")
+        return super().fit(x, y)
+
+    def fit_transform(self, x, y=None):
+        _log_fit(self.log, f"pca n_components={self.n_components} rows={len(x)}")
+        return super().fit_transform(x, y)
+
+
+class CountingRidge(Ridge):
+    """Ridge that appends a line to the file ``log`` at each fit."""
+
+    def __init__(self, alpha=1.0, *, log=""):
+        super().__init__(alpha=alpha)
+        self.log = log
+
+    def fit(self, x, y, sample_weight=None):
+        _log_fit(self.log, f"ridge alpha={self.alpha} rows={len(x)}")
+        return super().fit(x, y, sample_weight)

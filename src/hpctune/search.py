@@ -332,23 +332,38 @@ def select_rows(
 
 
 def holdout_scores(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
-    """r2, rmse, mae and Pearson's r of predictions on the test period."""
-    from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+    """r2, rmse, mae and Pearson's r of predictions on the test period.
 
-    if y_true.size == 0:
+    The formulas of scikit-learn's ``r2_score`` (a constant ``y_true`` gives 1 for a perfect
+    prediction, else 0), ``mean_squared_error`` and ``mean_absolute_error``, in plain numpy:
+    their input checks cost 1.9 ms a partition, more than a whole search of cheap fits.
+    """
+    n = y_true.size
+    if n == 0:
         return dict.fromkeys(TEST_METRICS, math.nan)
-    with warnings.catch_warnings(), np.errstate(all="ignore"):
-        warnings.simplefilter("ignore")
-        r2 = float(r2_score(y_true, y_pred)) if y_true.size > 1 else math.nan
-        pearson = (
-            float(np.corrcoef(y_true, y_pred)[0, 1])
-            if y_true.size > 1 and np.std(y_true) > 0 and np.std(y_pred) > 0
-            else math.nan
-        )
+    y_true = np.asarray(y_true, dtype=np.float64)
+    y_pred = np.asarray(y_pred, dtype=np.float64).reshape(y_true.shape)
+    if not np.isfinite(y_pred).all():
+        raise ValueError("the best model's predictions on the test period are not all finite")
+    error = y_true - y_pred
+    ss_res = float(error @ error)
+    r2 = pearson = math.nan
+    if n > 1:
+        centred = y_true - y_true.mean()
+        ss_tot = float(centred @ centred)
+        if ss_tot == 0:
+            r2 = 1.0 if ss_res == 0 else 0.0
+        else:
+            r2 = 1.0 - ss_res / ss_tot
+            pred_centred = y_pred - y_pred.mean()
+            ss_pred = float(pred_centred @ pred_centred)
+            if ss_pred > 0:
+                r = float(centred @ pred_centred) / math.sqrt(ss_tot * ss_pred)
+                pearson = max(-1.0, min(1.0, r))
     return {
         "r2": r2,
-        "rmse": float(np.sqrt(mean_squared_error(y_true, y_pred))),
-        "mae": float(mean_absolute_error(y_true, y_pred)),
+        "rmse": math.sqrt(ss_res / n),
+        "mae": float(np.abs(error).mean()),
         "pearson": pearson,
     }
 
