@@ -10,7 +10,8 @@ Presets (the data are generated under --workdir, default /tmp/hpctune-bench, if 
   scoring r2, on 80 cells x 3000 steps in 4 files;
 - ``tiny``: Ridge, alpha [1.0], kfold 2, on 4000 cells x 300 steps in 4 files: the cost of
   everything but the fits;
-- ``onecell``: the heavy search on 1 cell x 8000 steps in 4 files: the latency of one search;
+- ``onecell``: StandardScaler + SVR, 5 C x 5 gamma, kfold 3, on 1 cell x 8000 steps in 4 files:
+  one search spread over the workers (and, for comparison, as one task);
 - ``memory``: hpctune only, the tiny search on 1000 and on 4000 cells x 8000 steps (4 files):
   peak resident memory, and its growth in MiB per MiB of added data (float32 values of the
   inputs and target).
@@ -255,7 +256,9 @@ def run_reference(
     return {"name": f"reference ({mode})", **m, "result": result, "results_file": str(results)}
 
 
-def run_hpctune(spec: Path, args: argparse.Namespace, logs: Path, rep: int) -> dict[str, Any]:
+def run_hpctune(
+    spec: Path, args: argparse.Namespace, logs: Path, rep: int, granularity: str | None = None
+) -> dict[str, Any]:
     exe = Path(sys.executable).parent / "hpctune"
     base = [str(exe)] if exe.exists() else [sys.executable, "-m", "hpctune"]
     cmd = [
@@ -269,11 +272,16 @@ def run_hpctune(spec: Path, args: argparse.Namespace, logs: Path, rep: int) -> d
         "--set",
         "cluster.threads=1",
     ]
-    m = measure(cmd, logs / f"hpctune-{rep}.log", args.timeout)
+    name = f"hpctune #{rep + 1}" if args.repeat > 1 else "hpctune"
+    if granularity:
+        cmd += ["--set", f"cluster.granularity={granularity}"]
+        name = f"hpctune ({granularity})"
+    log = f"hpctune-{granularity}.log" if granularity else f"hpctune-{rep}.log"
+    m = measure(cmd, logs / log, args.timeout)
     result = _json_of(m["stdout"])
     ok = m["rc"] in (0, 3) and result is not None
     return {
-        "name": f"hpctune #{rep + 1}" if args.repeat > 1 else "hpctune",
+        "name": name,
         **m,
         "result": result if ok else None,
     }
@@ -446,6 +454,14 @@ def compare_preset(preset: str, args: argparse.Namespace) -> dict[str, Any]:
             row["note"] = f"{r['ok']} ok, {r['skipped']} skipped, {r['failed']} failed"
         rows.append(row)
         hp_rows.append(row)
+        _progress(row)
+    if preset == "onecell":  # for comparison: the whole search as one task
+        row = run_hpctune(spec, args, logs, 0, granularity="partition")
+        row["cells"] = cells
+        if row["result"]:
+            row["inner"] = row["result"]["seconds"]
+            row["note"] = "the whole search as one task"
+        rows.append(row)
         _progress(row)
     agree = None
     if ok_refs and any(r.get("result") for r in hp_rows):

@@ -304,9 +304,16 @@ def test_local_cluster_talks_tls_only(tmp_path, dask_config_restored):
             Client(handle.address, timeout=2)
 
 
-def test_worker_processes_keep_glibc_memory_thresholds(tmp_path, dask_config_restored):
-    """distributed's default MALLOC_TRIM_THRESHOLD_=65536 makes every fit ~5% slower."""
+def test_worker_processes_keep_glibc_memory_thresholds(
+    tmp_path, dask_config_restored, monkeypatch
+):
+    """distributed's default MALLOC_TRIM_THRESHOLD_=65536 makes every fit ~5% slower.
+
+    A nanny also sets it in its own process: this test process has started clusters before,
+    so it is removed here, as in the fresh process of ``hpctune run``."""
     import dask
+
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
 
     job = job_with(tmp_path, cluster__mode="local", cluster__workers=1)
     with start_cluster(job) as handle:

@@ -172,35 +172,40 @@ def test_the_process_tree_of_a_test_run_is_gone():
 
 
 def test_a_second_run_of_the_same_output_is_refused_while_the_first_goes_on(tmp_path):
-    synthetic(cells=8, steps=3000).to_netcdf(tmp_path / "cells.nc")
-    spec = synthetic_spec(
-        tmp_path / "cells.nc",
-        search={
-            "estimator": ["sklearn.preprocessing.StandardScaler", "sklearn.svm.SVR"],
-            "params": {"svr__C": [0.5, 2.0]},
-            "cv": {"kind": "kfold", "splits": 3},
-            "min_samples": 20,
-        },
-    )
+    """The first run is held up by one hung search (stopped by search.timeout), so the second
+    certainly starts while the first holds the output."""
+    ds = synthetic(cells=4, steps=120)
+    ds["x1"][3, :] = 999.0  # the marker: this cell's search sleeps until its timeout
+    ds.to_netcdf(tmp_path / "cells.nc")
+    spec = synthetic_spec(tmp_path / "cells.nc", search={**SLEEPY, "timeout": 20})
+    spec["cluster"] = {"mode": "local", "workers": 2, "granularity": "partition"}
     path = write_spec(tmp_path, spec)
     command = [sys.executable, "-m", "hpctune", "run", str(path), "--quiet"]
-    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    tests = os.path.dirname(os.path.abspath(__file__))  # tests_support, for the workers too
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [tests, os.environ.get("PYTHONPATH")])),
+    }
+    first = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
     try:
         store = Store(tmp_path / "out" / "synthetic")
         deadline = time.monotonic() + 120
         while not store.finished():
             assert first.poll() is None and time.monotonic() < deadline
             time.sleep(0.2)
-        second = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        second = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
+        assert first.poll() is None, "the first run should still be going"
         assert second.returncode == 1
         assert "another hpctune run is using" in second.stderr
         assert f"(pid {first.pid} on" in second.stderr
         assert second.stderr.count("\n") == 1
     finally:
         _, err = first.communicate(timeout=300)
-    assert first.returncode == 0, err
+    assert first.returncode == 3, err  # the hung search failed, the others are ok
     with xr.open_dataset(tmp_path / "out" / "synthetic" / "results.nc") as results:
-        assert list(results.status.values) == ["ok"] * 8
+        assert list(results.status.values) == ["ok", "ok", "ok", "failed"]
 
 
 def test_a_read_only_output_folder_is_a_clear_error(tmp_path, dask_client):
