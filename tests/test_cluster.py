@@ -304,9 +304,7 @@ def test_local_cluster_talks_tls_only(tmp_path, dask_config_restored):
             Client(handle.address, timeout=2)
 
 
-def test_worker_processes_keep_glibc_memory_thresholds(
-    tmp_path, dask_config_restored, monkeypatch
-):
+def test_worker_processes_keep_glibc_memory_thresholds(tmp_path, dask_config_restored, monkeypatch):
     """distributed's default MALLOC_TRIM_THRESHOLD_=65536 makes every fit ~5% slower.
 
     A nanny also sets it in its own process: this test process has started clusters before,

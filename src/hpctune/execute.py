@@ -16,6 +16,7 @@ Execution design (see benchmarks/RESULTS.md for the measurements behind it):
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import math
 import os
@@ -497,6 +498,8 @@ class SearchGraphRunner:
         from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
         job, info = self.ctx.job, self.ctx.info
+        # the models are written here: import skops (1-2 s) while the first fits run
+        threading.Thread(target=importlib.import_module, args=("skops.io",), daemon=True).start()
         test = job.data.test
         self.reader = CellReader(job.data, info)
         self.search = PartitionSearch(job.search, test_start=test.start if test else None)
@@ -684,9 +687,9 @@ def _cluster(job: Job, client: Any, early: EarlyCluster | None = None) -> Iterat
 
 
 def _warm_up() -> None:
-    """Import what the first task needs, on each worker while the driver prepares."""
+    """Import what the first task needs, on each worker while the driver prepares (skops,
+    1-2 s more, only where models are written: after a worker's first search)."""
     import dask_ml.model_selection  # noqa: F401
-    import skops.io  # noqa: F401
     import xarray  # noqa: F401
 
 

@@ -375,7 +375,6 @@ class PartitionSearch:
         self, search: SearchSpec, test_start: Any = None, save_models: bool = True
     ) -> None:
         import dask_ml.model_selection  # noqa: F401 - imported here, not in the first search
-        import skops.io  # noqa: F401
 
         self.search = search
         self.estimator = build_estimator(search)
