@@ -153,18 +153,25 @@ def test_validate_reports_counts_without_writing(synthetic_job, capsys):
     assert not (synthetic_job.parent / "out").exists()
 
 
-def test_local_workers_started_early_stop_when_the_data_fail_their_checks(tmp_path):
-    """In local mode the workers start while the data are checked; bad data stop them again
-    and nothing is written."""
+@pytest.mark.parametrize(
+    "change, error",
+    [
+        ({"data__target": "no_such_variable"}, "no_such_variable"),  # before the workers start
+        ({"search__params": {"ridge__alpa": [1.0]}}, "ridge__alpa"),  # while they start
+    ],
+)
+def test_local_workers_started_early_stop_when_the_checks_fail(tmp_path, change, error):
+    """In local mode the workers start once the data have passed their checks, while the
+    estimator is checked; a failed check stops them again and nothing is written."""
     import time
 
     import psutil
 
-    from hpctune.data import DataError
+    from hpctune.errors import HpctuneError
     from hpctune.execute import run
 
     synthetic(cells=2).to_netcdf(tmp_path / "cells.nc")
-    spec = synthetic_spec(tmp_path / "cells.nc", data__target="no_such_variable")
+    spec = synthetic_spec(tmp_path / "cells.nc", **change)
     spec["cluster"] = {"mode": "local", "workers": 1}
     job = api.load_spec(write_spec(tmp_path, spec))
     me = psutil.Process()
@@ -177,7 +184,7 @@ def test_local_workers_started_early_stop_when_the_data_fail_their_checks(tmp_pa
         }
 
     before = workers()
-    with pytest.raises(DataError, match="no_such_variable"):
+    with pytest.raises(HpctuneError, match=error):
         run(job)
     deadline = time.monotonic() + 30
     while workers() - before and time.monotonic() < deadline:
