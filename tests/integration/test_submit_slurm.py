@@ -377,11 +377,11 @@ def test_a_job_past_its_walltime_resumes_when_submitted_again(
     reason="takes one to three minutes; set HPCTUNE_SLURM_SLOW=1 to run it",
 )
 def test_real_walltime_signal_requeues(slurm_jobs: Any, tmp_path: Path) -> None:
-    """A 90 s walltime with grace 60: SLURM itself sends USR1 (0-30 s into each run, at its
-    first check of time limits), the job requeues itself until the work (about a minute on an
-    idle machine) is done."""
+    """A 90 s walltime with grace 60: SLURM itself sends USR1 60 s before each run's end (at
+    its next check of time limits), the job requeues itself until the work is done. The work,
+    about two minutes of fits on an idle machine, outlasts the first run's signal."""
     data = tmp_path / "slower.nc"
-    synthetic(cells=48, steps=3000).to_netcdf(data)
+    synthetic(cells=160, steps=3000).to_netcdf(data)
     job = write(tmp_path / "walltime", slow_spec(data, walltime="00:01:30", grace=60))
     job_id = submit(job, tracker=slurm_jobs)["job_id"]
     started = time.monotonic()
@@ -400,7 +400,7 @@ def test_real_walltime_signal_requeues(slurm_jobs: Any, tmp_path: Path) -> None:
     assert info["JobState"] == "COMPLETED", info
     assert int(info["Restarts"]) >= 1
     assert "stopped by SIGUSR1" in logs(job)
-    assert list(results(job)["status"].values) == ["ok"] * 48
+    assert list(results(job)["status"].values) == ["ok"] * 160
     assert all(count == 1 for count in journal_indices(job).values())
 
 
