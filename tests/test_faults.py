@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import psutil
@@ -18,6 +21,25 @@ from helpers import synthetic, synthetic_spec, write_spec
 import hpctune
 from hpctune.errors import OutputError
 from hpctune.store import Store
+
+
+@contextlib.contextmanager
+def private_cluster() -> Iterator[Any]:
+    """Two worker processes of this test's own, for tests that crash or kill workers."""
+    from distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            host="127.0.0.1",
+            dashboard_address="127.0.0.1:0",
+            silence_logs=50,
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        yield client
+
 
 SLEEPY = {
     # a stand-in for a fit that hangs: a pipeline step that sleeps on one cell's data
@@ -52,32 +74,19 @@ def test_a_search_past_its_timeout_fails_and_the_run_goes_on(tmp_path, dask_clie
     ],
 )
 def test_a_crashing_fit_fails_only_its_partition(tmp_path, timeout, reason):
-    from distributed import Client, LocalCluster
-
     ds = synthetic(cells=5, steps=120)
     ds["x1"][1, :] = -999.0  # the marker: this cell's fit kills its process
     ds.to_netcdf(tmp_path / "cells.nc")
     search = {**SLEEPY, "estimator": ["tests_support.CrashOnMarker", "sklearn.linear_model.Ridge"]}
     spec = synthetic_spec(tmp_path / "cells.nc", search={**search, "timeout": timeout})
     spec["cluster"] = {"granularity": "partition"}
-    with (
-        LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            host="127.0.0.1",
-            dashboard_address="127.0.0.1:0",
-            silence_logs=50,
-        ) as cluster,
-        Client(cluster) as client,
-    ):
+    with private_cluster() as client:
         summary = hpctune.run(write_spec(tmp_path, spec), client=client)
     assert list(summary.results.status.values) == ["ok", "failed", "ok", "ok", "ok"]
     assert reason in summary.results.reason.values[1]
 
 
 def test_a_worker_killed_mid_run_is_replaced_and_every_partition_finishes(tmp_path):
-    from distributed import Client, LocalCluster
-
     synthetic(cells=12, steps=3000).to_netcdf(tmp_path / "cells.nc")
     spec = synthetic_spec(
         tmp_path / "cells.nc",
@@ -89,16 +98,7 @@ def test_a_worker_killed_mid_run_is_replaced_and_every_partition_finishes(tmp_pa
         },
     )
     path = write_spec(tmp_path, spec)
-    with (
-        LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            host="127.0.0.1",
-            dashboard_address="127.0.0.1:0",
-            silence_logs=40,
-        ) as cluster,
-        Client(cluster) as client,
-    ):
+    with private_cluster() as client:
         killed = []
 
         def kill_a_worker_once_work_started():

@@ -195,6 +195,22 @@ class Progress:
 # --------------------------------------------------------------------------- summary table
 
 
+def fit_time_text(results: Any) -> str | None:
+    """Mean, p95 and max of the searches' ``fit_seconds`` in results, and their core-hours."""
+    import numpy as np
+
+    if results is None or "fit_seconds" not in results:
+        return None
+    fit = np.asarray(results["fit_seconds"].values, dtype=float)
+    fit = fit[np.isfinite(fit)]
+    if not fit.size:
+        return None
+    return (
+        f"mean {fit.mean():.2f} s, p95 {np.percentile(fit, 95):.2f} s, max {fit.max():.2f} s "
+        f"per partition; {fit.sum() / 3600:.3g} core-hours in all"
+    )
+
+
 def summary_table(summary: Any) -> str:
     """A plain-text table of a finished run: statuses, times, where, and why partitions failed.
 
@@ -225,18 +241,9 @@ def summary_table(summary: Any) -> str:
     rate = computed / summary.seconds if summary.seconds > 0 and computed > 0 else 0.0
     rows.append(("wall time", f"{format_seconds(summary.seconds)} ({format_rate(rate)})"))
     results = getattr(summary, "results", None)
-    if results is not None and "fit_seconds" in results:
-        fit = np.asarray(results["fit_seconds"].values, dtype=float)
-        fit = fit[np.isfinite(fit)]
-        if fit.size:
-            rows.append(
-                (
-                    "fit time",
-                    f"mean {fit.mean():.2f} s, p95 {np.percentile(fit, 95):.2f} s, "
-                    f"max {fit.max():.2f} s per partition; "
-                    f"{fit.sum() / 3600:.3g} core-hours in all",
-                )
-            )
+    fit = fit_time_text(results)
+    if fit:
+        rows.append(("fit time", fit))
     if summary.cluster:
         how = {"partition": "; a task computes whole searches", "fit": "; a task per fit"}.get(
             summary.granularity, ""

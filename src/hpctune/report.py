@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from .errors import UsageError
+from .progress import fit_time_text
 from .spec import Job
 from .store import Store
 
@@ -668,17 +669,9 @@ def _run_times(root: Path, results: Any, manifest: dict[str, Any]) -> list[tuple
         stamp = dt.datetime.fromtimestamp(last, dt.UTC).isoformat(timespec="seconds")
         rows.append(("last partition recorded", stamp))
     rows.append(("results.nc written", str(results.attrs.get("created", "?"))))
-    seconds = np.asarray(results["fit_seconds"].values, dtype=float)
-    seconds = seconds[np.isfinite(seconds)]
-    if seconds.size:
-        rows.append(
-            (
-                "search time",
-                f"{seconds.sum() / 3600:.3g} core-hours in all; per partition mean "
-                f"{seconds.mean():.3g} s, p95 {np.percentile(seconds, 95):.3g} s, "
-                f"max {seconds.max():.3g} s",
-            )
-        )
+    fit = fit_time_text(results)
+    if fit:
+        rows.append(("search time", fit))
     nodes = sorted({str(n) for n in np.asarray(results["node"].values).astype(str) if n})
     if nodes:
         shown = ", ".join(nodes[:8]) + (f" and {len(nodes) - 8} more" if len(nodes) > 8 else "")
