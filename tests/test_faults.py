@@ -51,14 +51,16 @@ SLEEPY = {
 
 
 @pytest.mark.parametrize("granularity", ["partition", "fit"])
-def test_a_search_past_its_timeout_fails_and_the_run_goes_on(tmp_path, dask_client, granularity):
+def test_a_search_past_its_timeout_fails_and_the_run_goes_on(tmp_path, granularity):
+    """On a cluster of its own: in fit granularity the stuck worker processes are ended."""
     ds = synthetic(cells=4, steps=120)
     ds["x1"][2, :] = 999.0  # the marker: this cell's search sleeps
     ds.to_netcdf(tmp_path / "cells.nc")
     spec = synthetic_spec(tmp_path / "cells.nc", search={**SLEEPY, "timeout": 20})
     spec["cluster"] = {"granularity": granularity}
     started = time.monotonic()
-    summary = hpctune.run(write_spec(tmp_path, spec), client=dask_client)
+    with private_cluster() as client:
+        summary = hpctune.run(write_spec(tmp_path, spec), client=client)
     assert time.monotonic() - started < 180
     status = list(summary.results.status.values)
     assert status == ["ok", "ok", "failed", "ok"], list(summary.results.reason.values)
