@@ -385,14 +385,20 @@ def requeue_now(job_id: str, timeout: float = 30.0) -> None:
     is still COMPLETING the requeue logic overwrites the new value. So this
     waits for PENDING, then updates StartTime and checks the Reason is no
     longer BeginTime (retrying until ``timeout``).
+
+    It also waits until the wall-clock second after the requeue: slurmd compares the new
+    launch's credential with the old run's revocation to the second, and a restart within the
+    same second is killed ("Job credential revoked", the job ends FAILED).
     """
     run(["scontrol", "requeue", str(job_id)])
+    requeued = time.time()
     deadline = time.monotonic() + timeout
     while True:
         recs = job_info(job_id)
         rec = recs[0] if len(recs) == 1 else {}
         state, reason = rec.get("JobState"), rec.get("Reason")
         if state == "PENDING" and reason == "BeginTime":
+            time.sleep(max(0.0, int(requeued) + 1.1 - time.time()))
             run(["scontrol", "update", f"jobid={job_id}", "StartTime=now"], check=False)
         elif state in {"RUNNING", "CONFIGURING"} or (state == "PENDING" and reason != "BeginTime"):
             return
