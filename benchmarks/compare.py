@@ -593,20 +593,16 @@ def machine() -> dict[str, Any]:
         except md.PackageNotFoundError:
             versions[name] = None
     commit = None
+
+    def git(*args: str) -> str:
+        done = subprocess.run(
+            ["git", "-C", str(HERE.parent), *args], capture_output=True, text=True, timeout=10
+        )
+        return done.stdout.strip()
+
     try:
-        root = HERE.parent
-        head = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "src"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
+        head = git("rev-parse", "--short", "HEAD")
+        dirty = git("status", "--porcelain", "src")
         commit = (head + (" (src modified)" if dirty else "")) if head else None
     except (OSError, subprocess.SubprocessError):
         pass

@@ -75,12 +75,10 @@ def allocation_run(spec: Path, output: Path, nodes: int, tasks: int) -> dict[str
     wall = time.monotonic() - started
     os.unlink(script.name)
     text = log.read_text() if log.exists() else ""
-    summary = next((line for line in text.splitlines() if line.startswith("{")), None)
     try:
-        first = text.index("{")
-        result = json.loads(text[first : text.rindex("}") + 1])
+        result = json.loads(text[text.index("{") : text.rindex("}") + 1])
     except ValueError:
-        sys.exit(f"job {job_id} printed no summary ({summary}); its output:\n{text[-3000:]}")
+        sys.exit(f"job {job_id} printed no JSON summary; its output:\n{text[-3000:]}")
     return {**result, "wall": wall, "job_id": job_id}
 
 

@@ -721,7 +721,8 @@ class EarlyCluster:
     def _start(self, job: Job) -> ClusterHandle:
         handle = self._stack.enter_context(start_cluster(job))
         client = handle.client
-        # a task on each worker (its event loop stays free to answer the scheduler)
+        # a task on each worker (its event loop stays free to answer the scheduler); the
+        # futures are kept so that the tasks are not released before they run
         self._warming = [
             client.submit(_warm_up, pure=False, workers=[address], key=f"hpctune-warm-up-{i}")
             for i, address in enumerate(client.scheduler_info()["workers"])
