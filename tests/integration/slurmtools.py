@@ -402,6 +402,8 @@ def requeue_now(job_id: str, timeout: float = 30.0) -> None:
             run(["scontrol", "update", f"jobid={job_id}", "StartTime=now"], check=False)
         elif state in {"RUNNING", "CONFIGURING"} or (state == "PENDING" and reason != "BeginTime"):
             return
+        elif state in TERMINAL_STATES and rec.get("Restarts", "0") != "0":
+            return  # it started again, and a short run has already ended
         if time.monotonic() >= deadline:
             raise TimeoutError(
                 f"requeued job {job_id} did not become eligible within {timeout}s "
