@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -138,8 +139,11 @@ def journal_indices(job: Path) -> Counter[int]:
 
 
 def logs(job: Path) -> str:
+    """The job's logs in the order the jobs ran: by job id as a number (``x-999.out`` before
+    ``x-1000.out``)."""
     folder = load_spec(job).output_dir / "logs"
-    return "\n".join(p.read_text(errors="replace") for p in sorted(folder.glob("*.out")))
+    paths = sorted(folder.glob("*.out"), key=lambda p: [int(n) for n in re.findall(r"\d+", p.stem)])
+    return "\n".join(p.read_text(errors="replace") for p in paths)
 
 
 def wait_for(predicate: Any, timeout: float, what: str, poll: float = 0.2) -> Any:
