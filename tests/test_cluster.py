@@ -3,6 +3,7 @@ credentials on disk, TLS on the local cluster, time-outs, and dask-jobqueue's ar
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import stat
@@ -13,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import synthetic_spec
+from helpers import synthetic_spec, write_spec
 
 from hpctune.allocation import (
     Allocation,
@@ -42,7 +43,7 @@ from hpctune.launch import (
 )
 from hpctune.security import write_credentials
 from hpctune.spec import ClusterSpec, load_spec
-from hpctune.worker import worker_args
+from hpctune.worker import nworkers, worker_args
 
 
 def job_with(tmp_path: Path, **changes):
@@ -223,6 +224,43 @@ def test_worker_entry_point_fills_in_scratch_and_name(monkeypatch, tmp_path):
     ]
 
 
+def test_worker_entry_point_reads_nworkers():
+    assert nworkers(["tls://x:1"]) == 1
+    assert nworkers(["tls://x:1", "--nworkers", "4", "--nanny"]) == 4
+    assert nworkers(["tls://x:1", "--nworkers=3"]) == 3
+    assert nworkers(["tls://x:1", "--nworkers", "auto"]) == 1  # dask worker's own reading
+
+
+def test_a_nodes_workers_are_forked_from_one_preloaded_server(tmp_path):
+    """``hpctune.worker --nworkers 2`` (PBS hosts, jobqueue jobs of several processes): the two
+    workers come from one server that imported dask-ml once."""
+    from distributed import Client, LocalCluster
+
+    def probe():
+        import os
+        import sys
+
+        return os.getppid(), "dask_ml.model_selection" in sys.modules
+
+    with (
+        LocalCluster(n_workers=0, host="127.0.0.1", dashboard_address="127.0.0.1:0") as cluster,
+        Client(cluster) as client,
+    ):
+        command = [sys.executable, "-m", "hpctune.worker", cluster.scheduler_address]
+        command += ["--nworkers", "2", "--nthreads", "1", "--local-directory", str(tmp_path)]
+        env = {k: v for k, v in os.environ.items() if k != "HPCTUNE_FORKSERVER"}
+        node = subprocess.Popen(command, env=env, start_new_session=True)
+        try:
+            client.wait_for_workers(2, timeout=60)
+            seen = list(client.run(probe).values())
+        finally:
+            os.killpg(node.pid, signal.SIGTERM)
+            node.wait(timeout=60)
+    parents = {parent for parent, _ in seen}
+    assert len(parents) == 1 and node.pid not in parents  # not the nannies' own process
+    assert [imported for _, imported in seen] == [True, True]
+
+
 def test_node_name_prefers_what_the_launcher_says(monkeypatch):
     monkeypatch.setenv("SLURMD_NODENAME", "node1")
     monkeypatch.setenv("HPCTUNE_NODE_NAME", "cn9")
@@ -304,22 +342,87 @@ def test_local_cluster_talks_tls_only(tmp_path, dask_config_restored):
             Client(handle.address, timeout=2)
 
 
-def test_worker_processes_keep_glibc_memory_thresholds(tmp_path, dask_config_restored, monkeypatch):
-    """distributed's default MALLOC_TRIM_THRESHOLD_=65536 makes every fit ~5% slower.
+WORKER_PROBE = """
+import json, os, sys
+import psutil
+from hpctune import load_spec
+from hpctune.cluster import start_cluster
 
-    A nanny also sets it in its own process: this test process has started clusters before,
-    so it is removed here, as in the fresh process of ``hpctune run``."""
+def probe():
+    import os, sys
+    names = ("MALLOC_TRIM_THRESHOLD_", "OMP_NUM_THREADS", "PYTHONHASHSEED")
+    return {
+        "parent": os.getppid(),
+        "env": {name: os.environ.get(name, "unset") for name in names},
+        "imported": [m for m in ("dask_ml.model_selection", "sklearn.linear_model")
+                     if m in sys.modules],
+    }
+
+with start_cluster(load_spec(sys.argv[1])) as handle:
+    seen = list(handle.client.run(probe).values())
+for worker in seen:
+    worker["parent_is_driver"] = worker["parent"] == os.getpid()
+    worker["parent_command"] = " ".join(psutil.Process(worker["parent"]).cmdline())
+print(json.dumps(seen))
+"""
+
+
+def probe_local_workers(job_path: Path, **environ: str) -> list[dict]:
+    """Start the local cluster of ``job_path`` in a fresh process, as ``hpctune run`` does, and
+    describe its workers as they are before any task: parent process, environment, modules."""
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_TRIM_THRESHOLD_"}
+    env.update(environ)
+    out = subprocess.run(
+        [sys.executable, "-c", WORKER_PROBE, str(job_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_local_workers_are_forked_ready_with_distributeds_environment(tmp_path):
+    """Each worker is forked from one server that imported dask-ml and the spec's estimator
+    module once; the environment is what distributed sets for workers (one BLAS thread, a
+    fixed hash seed), except MALLOC_TRIM_THRESHOLD_: it made every fit ~5% slower."""
+    path = write_spec(tmp_path, synthetic_spec(tmp_path / "cells.nc", cluster__workers=2))
+    workers = probe_local_workers(path)
+    assert len(workers) == 2
+    assert len({w["parent"] for w in workers}) == 1, "both from the same server"
+    for worker in workers:
+        assert not worker["parent_is_driver"]
+        assert "forkserver" in worker["parent_command"]
+        assert worker["imported"] == ["dask_ml.model_selection", "sklearn.linear_model"]
+        assert worker["env"] == {
+            "MALLOC_TRIM_THRESHOLD_": "unset",
+            "OMP_NUM_THREADS": "1",
+            "PYTHONHASHSEED": "6640",
+        }
+
+
+def test_forkserver_can_be_turned_off(tmp_path):
+    """HPCTUNE_FORKSERVER=0: distributed's default, workers spawned by the nannies in the
+    driver process, importing what they need at their first task."""
+    path = write_spec(tmp_path, synthetic_spec(tmp_path / "cells.nc", cluster__workers=1))
+    (worker,) = probe_local_workers(path, HPCTUNE_FORKSERVER="0")
+    assert worker["parent_is_driver"]
+    assert worker["imported"] == []
+    assert worker["env"]["MALLOC_TRIM_THRESHOLD_"] == "unset"
+    assert worker["env"]["OMP_NUM_THREADS"] == "1"
+
+
+def test_worker_settings_stay_out_of_the_process_config(tmp_path, dask_config_restored):
+    """hpctune's settings for its nannies (forkserver, malloc thresholds) apply while they
+    start, not to the Dask configuration of the process that started them (an API user's)."""
     import dask
-
-    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
 
     job = job_with(tmp_path, cluster__mode="local", cluster__workers=1)
     with start_cluster(job) as handle:
-        seen = handle.client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_", "unset"))
-        assert list(seen.values()) == ["unset"]
-        threads = handle.client.run(lambda: os.environ.get("OMP_NUM_THREADS"))
-        assert list(threads.values()) == ["1"]  # the rest of distributed's settings stay
+        assert len(handle.client.scheduler_info()["workers"]) == 1
     assert dask.config.get("distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_") == 65536
+    assert dask.config.get("distributed.worker.multiprocessing-method") == "spawn"
 
 
 # --------------------------------------------------------------------------- failures

@@ -11,9 +11,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import xarray as xr
 from helpers import synthetic, synthetic_spec, write_spec
+
+TESTS = Path(__file__).parent
 
 PBSDSH = """#!/bin/sh
 # pbsdsh stand-in: note the arguments, then run the command here
@@ -38,6 +41,10 @@ def test_workers_start_on_every_host_of_the_node_file(tmp_path):
         cluster__interface="lo",
         cluster__start_timeout=120,
         scheduler__kind="pbs",
+        # 0.7 s per search: every worker gets partitions (tiny fits could all go to the
+        # workers that connected first)
+        search__estimator=["sklearn.preprocessing.StandardScaler", "tests_support.SlowRidge"],
+        search__params={"slowridge__alpha": [0.1, 1.0]},
     )
     path = write_spec(tmp_path, spec)
     bin_dir = tmp_path / "bin"
@@ -52,6 +59,7 @@ def test_workers_start_on_every_host_of_the_node_file(tmp_path):
         PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
         PBS_JOBID="4711.pbs-server",
         PBS_NODEFILE=str(nodefile),
+        PYTHONPATH=os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")])),
     )
     out = subprocess.run(
         [sys.executable, "-m", "hpctune", "-v", "run", str(path)],
@@ -70,5 +78,5 @@ def test_workers_start_on_every_host_of_the_node_file(tmp_path):
     output = tmp_path / "out" / "synthetic"
     with xr.open_dataset(output / "results.nc") as results:
         assert set(results.status.values) == {"ok"}
-        assert set(results.node.values) == {"cn01", "cn02"}
+        assert set(results.node.values) == {"cn01", "cn02"}, out.stderr
     assert not list(output.glob(".dask-tls-*")), "credentials left behind"

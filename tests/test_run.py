@@ -176,11 +176,11 @@ def test_local_workers_started_early_stop_when_the_checks_fail(tmp_path, change,
     job = api.load_spec(write_spec(tmp_path, spec))
     me = psutil.Process()
 
-    def workers() -> set[int]:  # multiprocessing's resource tracker stays for the session
-        return {
+    def workers() -> set[int]:  # multiprocessing's resource tracker and forkserver stay
+        return {  # for the session; workers are children of the forkserver
             p.pid
             for p in me.children(recursive=True)
-            if "resource_tracker" not in " ".join(p.cmdline())
+            if not any(s in " ".join(p.cmdline()) for s in ("resource_tracker", "forkserver"))
         }
 
     before = workers()

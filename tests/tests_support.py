@@ -68,3 +68,11 @@ class CountingRidge(Ridge):
     def fit(self, x, y, sample_weight=None):
         _log_fit(self.log, f"ridge alpha={self.alpha} rows={len(x)}")
         return super().fit(x, y, sample_weight)
+
+
+class SlowRidge(Ridge):
+    """Ridge whose fit takes 0.1 s longer: searches long enough for every worker to get some."""
+
+    def fit(self, x, y, sample_weight=None):
+        time.sleep(0.1)
+        return super().fit(x, y, sample_weight)

@@ -138,17 +138,31 @@ def start_cluster(job: Job) -> Iterator[ClusterHandle]:
 # --------------------------------------------------------------------------- local
 
 
+def prepare_local_workers(job: Job) -> None:
+    """Start the process local workers are forked from (:mod:`hpctune.forkserver`), so that
+    its imports run beside the driver's own start-up and the data checks. Nothing else starts:
+    the workers do, once the checks have passed."""
+    import dask
+
+    from . import forkserver
+
+    with dask.config.set(WORKER_CONFIG):
+        forkserver.start(forkserver.worker_modules(job.search.estimator))
+
+
 @contextlib.contextmanager
 def _local_cluster(job: Job) -> Iterator[ClusterHandle]:
     import dask
     from distributed import Client, LocalCluster
 
+    from . import forkserver
     from .security import temporary_security
 
     threads = job.cluster.threads
     workers = job.cluster.workers or max(1, available_cores() // threads)
     security = temporary_security()
-    with dask.config.set(WORKER_CONFIG):
+    modules = forkserver.worker_modules(job.search.estimator)
+    with dask.config.set(WORKER_CONFIG), forkserver.worker_start(modules):
         cluster = LocalCluster(
             n_workers=workers,
             threads_per_worker=threads,

@@ -33,7 +33,14 @@ from typing import Any
 import dask
 import numpy as np
 
-from .cluster import ClusterHandle, existing_cluster, node_name, resolve_mode, start_cluster
+from .cluster import (
+    ClusterHandle,
+    existing_cluster,
+    node_name,
+    prepare_local_workers,
+    resolve_mode,
+    start_cluster,
+)
 from .data import CellBlock, CellReader, DatasetInfo, inspect, open_dataset, space_coordinates
 from .errors import OutputError
 from .partitions import PartitionPlan, make_plan, slice_indices
@@ -755,6 +762,7 @@ def run(
         return run_prepared(
             prepare(job), restart=restart, part=part, client=client, progress=progress
         )
+    prepare_local_workers(job)
     early: list[EarlyCluster] = []
     try:
         prepared = prepare(job, data_checked=lambda: early.append(EarlyCluster(job)))

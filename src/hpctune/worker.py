@@ -8,7 +8,9 @@ the node itself knows is filled in here, before ``dask worker`` starts:
 - the worker is named after its node (and its SLURM task), which is what logs and the dashboard
   show;
 - the nanny starts its worker process with glibc's own memory thresholds
-  (:data:`hpctune.cluster.WORKER_CONFIG`).
+  (:data:`hpctune.cluster.WORKER_CONFIG`);
+- with ``--nworkers`` above 1, the node's workers are forked from one process that imported
+  scikit-learn and dask-ml once (:mod:`hpctune.forkserver`).
 
 dask-jobqueue's worker jobs run it too (its ``worker_command``).
 """
@@ -39,12 +41,27 @@ def worker_args(args: Sequence[str]) -> list[str]:
     return out
 
 
+def nworkers(args: Sequence[str]) -> int:
+    """The value of ``--nworkers`` (1 when absent or not a number: dask worker checks it)."""
+    for i, arg in enumerate(args):
+        value = arg.partition("=")[2] if arg.startswith("--nworkers=") else None
+        if arg == "--nworkers" and i + 1 < len(args):
+            value = args[i + 1]
+        if value is not None:
+            return int(value) if value.isdigit() else 1
+    return 1
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     import dask
     from distributed.cli.dask_worker import main as dask_worker
 
+    from . import forkserver
+
     args = worker_args(sys.argv[1:] if argv is None else argv)
     dask.config.set(WORKER_CONFIG)
+    if nworkers(args) > 1 and forkserver.start(forkserver.worker_modules()):
+        dask.config.set(forkserver.CONFIG)
     dask_worker.main(args=args, prog_name="hpctune.worker")
 
 

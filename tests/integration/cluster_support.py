@@ -30,6 +30,24 @@ class SlowRidge(Ridge):
         return super().fit(X, y, sample_weight)
 
 
+class NodeRidge(Ridge):
+    """Ridge whose every fit appends the name of the node it ran on to the file ``log``, then
+    takes ``$HPCTUNE_TEST_FIT_SECONDS`` (0.2 s by default) longer."""
+
+    def __init__(self, alpha: float = 1.0, *, log: str = "") -> None:
+        super().__init__(alpha=alpha)
+        self.log = log
+
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> NodeRidge:
+        from hpctune.cluster import node_name
+
+        if self.log:
+            with open(self.log, "a") as out:  # one short append: a whole line, from any node
+                out.write(node_name() + "\n")
+        time.sleep(float(os.environ.get(FIT_SECONDS, "0.2")))
+        return super().fit(X, y, sample_weight)
+
+
 def make_job(folder: Path, *, cells: int = 8, slow: bool = False, **changes: Any) -> Path:
     """A quick Ridge search on ``cells`` synthetic cells, everything bound to 127.0.0.1."""
     synthetic(cells=cells).to_netcdf(folder / "cells.nc")

@@ -3,12 +3,15 @@ step or the salloc shell, workers on both nodes through srun, TLS, a worker kill
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import signal
 import subprocess
+from collections import Counter
 
 import pytest
+import yaml
 from cluster_support import (
     cancel_by_name,
     children_of,
@@ -71,6 +74,45 @@ def test_salloc_shell_runs_workers_on_the_allocated_nodes(slurm_cluster, tmp_pat
     ds = results(spec)
     assert set(ds.status.values) == {"ok"}
     assert set(ds.node.values) == {"node1", "node2"}
+    assert_clean(spec)
+
+
+def test_one_partitions_search_spreads_its_fits_over_both_nodes(slurm_cluster, tmp_path):
+    """One cell, 8 candidates x 3 folds, one worker on each node: granularity ``auto`` makes
+    each fit a task, and the fits run on node1 and node2 (each logs its node)."""
+    fits = tmp_path / "fits.log"
+    spec = make_job(tmp_path, cells=1)
+    job = yaml.safe_load(spec.read_text())
+    job["search"]["estimator"] = [
+        "sklearn.preprocessing.StandardScaler",
+        "cluster_support.NodeRidge",
+    ]
+    job["search"]["params"] = {
+        "noderidge__alpha": [0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0],
+        "noderidge__log": [str(fits)],
+    }
+    spec.write_text(yaml.safe_dump(job, sort_keys=False))
+    try:
+        out = subprocess.run(
+            [*salloc_command(spec, "-N", "2", "--ntasks-per-node=1", "-t", "10"), "--json"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=tmp_path,
+            env=worker_env(),
+            check=False,
+        )
+    finally:
+        cancel_by_name(name_of(spec))
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)
+    assert summary["granularity"] == "fit", summary
+    assert "2 workers x 1 thread(s) on node1,node2" in out.stderr
+    nodes = Counter(fits.read_text().split())
+    assert sum(nodes.values()) == 8 * 3 + 1, nodes  # every fit of every fold, and the refit
+    assert set(nodes) == {"node1", "node2"}, nodes
+    ds = results(spec)
+    assert list(ds.status.values) == ["ok"]
     assert_clean(spec)
 
 
