@@ -78,7 +78,7 @@ def test_salloc_shell_runs_workers_on_the_allocated_nodes(slurm_cluster, tmp_pat
 
 
 def test_one_partitions_search_spreads_its_fits_over_both_nodes(slurm_cluster, tmp_path):
-    """One cell, 8 candidates x 3 folds, one worker on each node: granularity ``auto`` makes
+    """One cell, 8 candidates x 3 folds, two workers on each node: granularity ``auto`` makes
     each fit a task, and the fits run on node1 and node2 (each logs its node)."""
     fits = tmp_path / "fits.log"
     spec = make_job(tmp_path, cells=1)
@@ -94,7 +94,7 @@ def test_one_partitions_search_spreads_its_fits_over_both_nodes(slurm_cluster, t
     spec.write_text(yaml.safe_dump(job, sort_keys=False))
     try:
         out = subprocess.run(
-            [*salloc_command(spec, "-N", "2", "--ntasks-per-node=1", "-t", "10"), "--json"],
+            [*salloc_command(spec, *ALLOCATION, "-t", "10"), "--json"],
             capture_output=True,
             text=True,
             timeout=300,
@@ -107,7 +107,7 @@ def test_one_partitions_search_spreads_its_fits_over_both_nodes(slurm_cluster, t
     assert out.returncode == 0, out.stderr
     summary = json.loads(out.stdout)
     assert summary["granularity"] == "fit", summary
-    assert "2 workers x 1 thread(s) on node1,node2" in out.stderr
+    assert "4 workers x 1 thread(s) on node1,node2" in out.stderr
     nodes = Counter(fits.read_text().split())
     assert sum(nodes.values()) == 8 * 3 + 1, nodes  # every fit of every fold, and the refit
     assert set(nodes) == {"node1", "node2"}, nodes
