@@ -40,6 +40,23 @@ def assert_clean(spec):
     assert not processes_with("hpctune.worker", str(output)), "workers left running"
 
 
+def run_in_salloc(spec, *run_options):
+    """``hpctune run SPEC RUN_OPTIONS`` in an salloc of :data:`ALLOCATION`, from the spec's
+    folder; the allocation is cancelled if the test ends first."""
+    try:
+        return subprocess.run(
+            [*salloc_command(spec, *ALLOCATION, "-t", "10"), *run_options],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=spec.parent,
+            env=worker_env(),
+            check=False,
+        )
+    finally:
+        cancel_by_name(name_of(spec))
+
+
 def test_sbatch_job_computes_on_both_nodes_over_tls(slurm_jobs, tmp_path):
     spec = make_job(tmp_path, cluster__mode="allocation")
     command = shlex.join(hpctune_command(spec))
@@ -57,18 +74,7 @@ def test_sbatch_job_computes_on_both_nodes_over_tls(slurm_jobs, tmp_path):
 
 def test_salloc_shell_runs_workers_on_the_allocated_nodes(slurm_cluster, tmp_path):
     spec = make_job(tmp_path)  # mode auto: a two-node allocation means mode allocation
-    try:
-        out = subprocess.run(
-            salloc_command(spec, *ALLOCATION, "-t", "10"),
-            capture_output=True,
-            text=True,
-            timeout=300,
-            cwd=tmp_path,
-            env=worker_env(),
-            check=False,
-        )
-    finally:
-        cancel_by_name(name_of(spec))
+    out = run_in_salloc(spec)
     assert out.returncode == 0, out.stderr
     assert "4 workers x 1 thread(s) on node1,node2 (tls://127.0.0.1:" in out.stderr
     ds = results(spec)
@@ -92,18 +98,7 @@ def test_one_partitions_search_spreads_its_fits_over_both_nodes(slurm_cluster, t
         "noderidge__log": [str(fits)],
     }
     spec.write_text(yaml.safe_dump(job, sort_keys=False))
-    try:
-        out = subprocess.run(
-            [*salloc_command(spec, *ALLOCATION, "-t", "10"), "--json"],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            cwd=tmp_path,
-            env=worker_env(),
-            check=False,
-        )
-    finally:
-        cancel_by_name(name_of(spec))
+    out = run_in_salloc(spec, "--json")
     assert out.returncode == 0, out.stderr
     summary = json.loads(out.stdout)
     assert summary["granularity"] == "fit", summary
