@@ -700,8 +700,9 @@ def _cluster(job: Job, client: Any, early: EarlyCluster | None = None) -> Iterat
 
 
 def _warm_up() -> None:
-    """Import what the first task needs, on each worker while the driver prepares (skops,
-    1-2 s more, only where models are written: after a worker's first search)."""
+    """Import what the first task needs, on each worker while the driver prepares. Workers
+    forked from hpctune's forkserver have it already; spawned ones (``HPCTUNE_FORKSERVER=0``)
+    import it here, and skops at their first model file."""
     import dask_ml.model_selection  # noqa: F401
     import xarray  # noqa: F401
 
@@ -709,11 +710,11 @@ def _warm_up() -> None:
 class EarlyCluster:
     """A local cluster started in a thread, while the driver checks the estimator.
 
-    Starting worker processes and importing scikit-learn and dask-ml in them takes 2-3 s on
-    each core, about as long as the driver's own import of scikit-learn: done side by side, a
-    run's first searches begin that much sooner (benchmarks/RESULTS.md). Only for ``local``
-    mode, and only once the data have passed their checks: allocation and jobqueue workers
-    start after every check.
+    Starting worker processes and importing scikit-learn and dask-ml for them takes 2-3 s of
+    CPU (once, in the forkserver, which began at the start of the run), about as long as the
+    driver's own import of scikit-learn: done side by side, a run's first searches begin that
+    much sooner (benchmarks/RESULTS.md). Only for ``local`` mode, and only once the data have
+    passed their checks: allocation and jobqueue workers start after every check.
     """
 
     def __init__(self, job: Job) -> None:
