@@ -3,6 +3,7 @@ step or the salloc shell, workers on both nodes through srun, TLS, a worker kill
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
@@ -10,6 +11,7 @@ import signal
 import subprocess
 from collections import Counter
 
+import psutil
 import pytest
 import yaml
 from cluster_support import (
@@ -40,21 +42,32 @@ def assert_clean(spec):
     assert not processes_with("hpctune.worker", str(output)), "workers left running"
 
 
-def run_in_salloc(spec, *run_options):
+def run_in_salloc(spec, *run_options, timeout=300):
     """``hpctune run SPEC RUN_OPTIONS`` in an salloc of :data:`ALLOCATION`, from the spec's
-    folder; the allocation is cancelled if the test ends first."""
+    folder. If it outlasts ``timeout`` seconds, salloc and the run under it are ended (the run
+    is salloc's child on this host, which cancelling the allocation does not reach); the
+    allocation is cancelled whatever happens."""
+    process = subprocess.Popen(
+        [*salloc_command(spec, *ALLOCATION, "-t", "10"), *run_options],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=spec.parent,
+        env=worker_env(),
+        start_new_session=True,
+    )
     try:
-        return subprocess.run(
-            [*salloc_command(spec, *ALLOCATION, "-t", "10"), *run_options],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            cwd=spec.parent,
-            env=worker_env(),
-            check=False,
-        )
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        # salloc gives its command a process group of its own: end the whole tree
+        for child in [*psutil.Process(process.pid).children(recursive=True), process]:
+            with contextlib.suppress(psutil.Error, ProcessLookupError):
+                child.kill()
+        process.communicate()
+        raise
     finally:
         cancel_by_name(name_of(spec))
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
 def test_sbatch_job_computes_on_both_nodes_over_tls(slurm_jobs, tmp_path):
