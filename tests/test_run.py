@@ -176,16 +176,21 @@ def test_local_workers_started_early_stop_when_the_checks_fail(tmp_path, change,
     job = api.load_spec(write_spec(tmp_path, spec))
     me = psutil.Process()
 
-    def workers() -> set[int]:  # multiprocessing's resource tracker and forkserver stay
-        return {  # for the session; workers are children of the forkserver
-            p.pid
-            for p in me.children(recursive=True)
-            if not any(s in " ".join(p.cmdline()) for s in ("resource_tracker", "forkserver"))
-        }
+    def workers() -> set[int]:
+        """Processes under this one, but multiprocessing's resource tracker and forkserver,
+        which stay for the session. A forked worker's command line is its forkserver's: the
+        server is told apart as this process's own child."""
+
+        def helper(p: psutil.Process) -> bool:
+            command = " ".join(p.cmdline())
+            return "resource_tracker" in command or ("forkserver" in command and p.ppid() == me.pid)
+
+        return {p.pid for p in me.children(recursive=True) if not helper(p)}
 
     before = workers()
     with pytest.raises(HpctuneError, match=error):
         run(job)
+    time.sleep(5)  # workers still starting when run() returned would be up by now
     deadline = time.monotonic() + 30
     while workers() - before and time.monotonic() < deadline:
         time.sleep(0.2)
