@@ -708,7 +708,9 @@ def _warm_up() -> None:
 
 
 class EarlyCluster:
-    """A local cluster started in a thread, while the driver checks the estimator.
+    """A local cluster started in a thread (:meth:`start`), while the driver checks the
+    estimator; created at the start of the run, when the process the workers are forked from
+    begins its imports.
 
     Starting worker processes and importing scikit-learn and dask-ml for them takes 2-3 s of
     CPU (once, in the forkserver, which began at the start of the run), about as long as the
@@ -718,16 +720,21 @@ class EarlyCluster:
     """
 
     def __init__(self, job: Job) -> None:
-        from concurrent.futures import ThreadPoolExecutor
-
+        self._job = job
         self._stack = contextlib.ExitStack()
         self._warming: list[Any] = []
+        self._started: Any = None
+        prepare_local_workers(job)
+
+    def start(self) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
         pool = ThreadPoolExecutor(1, thread_name_prefix="hpctune-cluster-start")
-        self._started = pool.submit(self._start, job)
+        self._started = pool.submit(self._start)
         pool.shutdown(wait=False)
 
-    def _start(self, job: Job) -> ClusterHandle:
-        handle = self._stack.enter_context(start_cluster(job))
+    def _start(self) -> ClusterHandle:
+        handle = self._stack.enter_context(start_cluster(self._job))
         client = handle.client
         # a task on each worker (its event loop stays free to answer the scheduler); the
         # futures are kept so that the tasks are not released before they run
@@ -738,11 +745,14 @@ class EarlyCluster:
         return handle
 
     def handle(self) -> ClusterHandle:
+        if self._started is None:
+            self.start()
         return self._started.result()
 
     def close(self) -> None:
-        with contextlib.suppress(Exception):  # a failed start was reported by handle()
-            self._started.result()
+        if self._started is not None:
+            with contextlib.suppress(Exception):  # a failed start was reported by handle()
+                self._started.result()
         self._stack.close()
 
 
@@ -763,14 +773,12 @@ def run(
         return run_prepared(
             prepare(job), restart=restart, part=part, client=client, progress=progress
         )
-    prepare_local_workers(job)
-    early: list[EarlyCluster] = []
+    early = EarlyCluster(job)
     try:
-        prepared = prepare(job, data_checked=lambda: early.append(EarlyCluster(job)))
-        return run_prepared(prepared, restart=restart, part=part, progress=progress, early=early[0])
+        prepared = prepare(job, data_checked=early.start)
+        return run_prepared(prepared, restart=restart, part=part, progress=progress, early=early)
     finally:
-        for cluster in early:
-            cluster.close()
+        early.close()
 
 
 def merge(job: Job) -> Any:

@@ -56,22 +56,20 @@ def worker_modules(estimator: Iterable[str] = ()) -> list[str]:
     return modules
 
 
-def enabled(environ: Mapping[str, str] | None = None) -> bool:
-    environ = os.environ if environ is None else environ
-    if environ.get(ENVIRONMENT_SWITCH, "1").strip().lower() in ("0", "no", "false", "off"):
+def enabled() -> bool:
+    if os.environ.get(ENVIRONMENT_SWITCH, "1").strip().lower() in ("0", "no", "false", "off"):
         return False
     return "forkserver" in multiprocessing.get_all_start_methods()
 
 
-def worker_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+def server_environment() -> dict[str, str]:
     """The variables a nanny sets before it spawns a worker (and hpctune's
-    ``WORKER_CONFIG``, when in effect), resolved as distributed resolves them: a variable
-    already in the environment wins over the configured value."""
+    ``WORKER_CONFIG``, when in effect), resolved as distributed's private
+    ``nanny._get_env_variables`` does: a variable already in the environment wins."""
     import dask
 
-    environ = os.environ if environ is None else environ
     configured = dask.config.get("distributed.nanny.pre-spawn-environ", default={}) or {}
-    out = {k: environ.get(k, str(v)) for k, v in configured.items() if v is not None}
+    out = {k: os.environ.get(k, str(v)) for k, v in configured.items() if v is not None}
     if out.get("PYTHONHASHSEED") in (None, "0"):
         out["PYTHONHASHSEED"] = "6640"  # distributed's choice: the same hashes in every worker
     return out
@@ -111,7 +109,7 @@ def start(modules: Iterable[str]) -> bool:
         preload += [m for m in modules if m not in preload]
         context.set_forkserver_preload(preload)
         try:
-            with _environment(worker_environment()):
+            with _environment(server_environment()):
                 forkserver.ensure_running()
         except OSError as exc:  # no more processes, a read-only /tmp for its socket
             log.warning("workers are spawned: the forkserver did not start (%s)", exc)
@@ -120,13 +118,10 @@ def start(modules: Iterable[str]) -> bool:
 
 
 @contextlib.contextmanager
-def worker_start(modules: Iterable[str]) -> Iterator[bool]:
-    """The Dask configuration under which nannies fork their workers from the server (when it
-    started: yields True), else spawn them."""
+def worker_start(modules: Iterable[str]) -> Iterator[None]:
+    """The Dask configuration under which nannies fork their workers from the server, when it
+    runs (else they spawn them)."""
     import dask
 
-    if start(modules):
-        with dask.config.set(CONFIG):
-            yield True
-    else:
-        yield False
+    with dask.config.set(CONFIG if start(modules) else {}):
+        yield
