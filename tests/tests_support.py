@@ -70,9 +70,14 @@ class CountingRidge(Ridge):
         return super().fit(x, y, sample_weight)
 
 
+FIT_SECONDS = "HPCTUNE_TEST_FIT_SECONDS"
+
+
 class SlowRidge(Ridge):
-    """Ridge whose fit takes 0.1 s longer: searches long enough for every worker to get some."""
+    """Ridge whose fit takes ``$HPCTUNE_TEST_FIT_SECONDS`` (0.1 s by default) longer: searches
+    long enough for every worker to get some, or to act during a run (kill a worker, press
+    Ctrl-C, watch the queue)."""
 
     def fit(self, x, y, sample_weight=None):
-        time.sleep(0.1)
+        time.sleep(float(os.environ.get(FIT_SECONDS, "0.1")))
         return super().fit(x, y, sample_weight)

@@ -1,7 +1,8 @@
 """Shared by the cluster tests on the real SLURM: a small job, a slow estimator, process lookup.
 
-``SlowRidge`` is imported by the worker processes too (by its import path in the spec), so
-:func:`worker_env` puts this folder on their PYTHONPATH.
+``SlowRidge`` (from ``tests_support``) and ``NodeRidge`` are imported by the worker processes
+too (by their import path in the spec), so :func:`worker_env` puts this folder and ``tests/``
+on their PYTHONPATH.
 """
 
 from __future__ import annotations
@@ -15,19 +16,10 @@ from typing import Any
 
 from helpers import synthetic, synthetic_spec, write_spec
 from sklearn.linear_model import Ridge
+from tests_support import FIT_SECONDS, SlowRidge  # noqa: F401 (specs name cluster_support.SlowRidge)
 
 HERE = Path(__file__).resolve().parent
 TESTS = HERE.parent
-FIT_SECONDS = "HPCTUNE_TEST_FIT_SECONDS"
-
-
-class SlowRidge(Ridge):
-    """Ridge whose fit takes ``$HPCTUNE_TEST_FIT_SECONDS`` longer: a run that lasts long enough
-    to act during it (kill a worker, press Ctrl-C, watch the queue)."""
-
-    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> SlowRidge:
-        time.sleep(float(os.environ.get(FIT_SECONDS, "0.1")))
-        return super().fit(X, y, sample_weight)
 
 
 class NodeRidge(Ridge):
