@@ -48,8 +48,11 @@ def _rows(spec: str, overrides: list[str], index: int) -> tuple[Any, Any, Any]:
     return job, (build_estimator(job.search), cv), (rows.x_train, rows.y_train)
 
 
-def sklearn_search(job: Any, estimator: Any, cv: Any, x: Any, y: Any) -> tuple[float, float]:
-    """CPU and wall seconds of scikit-learn's search, one BLAS thread."""
+def sklearn_search(
+    job: Any, estimator: Any, cv: Any, x: Any, y: Any, keep: bool = False
+) -> tuple[float, float, Any]:
+    """CPU and wall seconds of scikit-learn's search, one BLAS thread, and the fitted search
+    (with ``keep``)."""
     from ideal import _sklearn_search
     from sklearn.base import clone
     from threadpoolctl import threadpool_limits
@@ -59,7 +62,7 @@ def sklearn_search(job: Any, estimator: Any, cv: Any, x: Any, y: Any) -> tuple[f
         search = _sklearn_search(job, clone(estimator), cv)
         cpu, wall = time.process_time(), time.perf_counter()
         search.fit(x, y)
-        return time.process_time() - cpu, time.perf_counter() - wall
+        return time.process_time() - cpu, time.perf_counter() - wall, search if keep else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,7 +73,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", default="1,2", help="cluster sizes, comma-separated")
     args = parser.parse_args(argv)
 
-    from ideal import _sklearn_search
     from sklearn.base import clone
     from threadpoolctl import threadpool_limits
 
@@ -79,20 +81,16 @@ def main(argv: list[str] | None = None) -> int:
     job, (estimator, cv), (x, y) = _rows(args.spec, args.overrides, args.partition)
     print(f"partition {args.partition}: {len(y)} training rows")
 
+    cpu, _, search = sklearn_search(job, estimator, cv, x, y, keep=True)
+    results = search.cv_results_
+    fit = float(results["mean_fit_time"].sum()) * search.n_splits_
+    score = float(results["mean_score_time"].sum()) * search.n_splits_
+    print(
+        f"scikit-learn, this process:  {cpu:6.2f} CPU s (fits {fit:.2f}, scores {score:.2f}, "
+        f"refit {search.refit_time_:.2f})"
+    )
     with threadpool_limits(limits=1), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        search = _sklearn_search(job, clone(estimator), cv)
-        cpu = time.process_time()
-        search.fit(x, y)
-        cpu = time.process_time() - cpu
-        results = search.cv_results_
-        n_splits = search.n_splits_
-        fit = float(results["mean_fit_time"].sum()) * n_splits
-        score = float(results["mean_score_time"].sum()) * n_splits
-        print(
-            f"scikit-learn, this process:  {cpu:6.2f} CPU s (fits {fit:.2f}, scores {score:.2f}, "
-            f"refit {search.refit_time_:.2f})"
-        )
         dask_ml = make_search(job.search, clone(estimator), cv, scheduler="sync")
         cpu = time.process_time()
         dask_ml.fit(x, y)
@@ -118,8 +116,8 @@ def main(argv: list[str] | None = None) -> int:
                 for w in workers
             ]
             seen = client.gather(futures)
-        walls = ", ".join(f"{wall:.2f}" for _, wall in seen)
-        cpus = ", ".join(f"{cpu:.2f}" for cpu, _ in seen)
+        walls = ", ".join(f"{wall:.2f}" for _, wall, _ in seen)
+        cpus = ", ".join(f"{cpu:.2f}" for cpu, _, _ in seen)
         print(f"scikit-learn in {n} worker(s) at once: wall {walls} s; CPU {cpus} s")
     return 0
 
