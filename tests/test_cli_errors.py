@@ -58,6 +58,22 @@ CASES = {
         {"data__inputs": ["x1", "label"]},
         "data.inputs: variable 'label' has dims (space); expected (space, time)",
     ),
+    "worker threads with a timeout": (
+        {"cluster__processes": False, "search__timeout": 60},
+        "cluster.processes: false (workers as threads of hpctune) does not go with search.timeout",
+    ),
+    "worker threads reading NetCDF": (
+        {"cluster__processes": False, "cluster__granularity": "partition"},
+        "cluster.processes: false (workers as threads of hpctune) needs granularity fit",
+    ),
+    "worker threads on other nodes": (
+        {"cluster__processes": False, "cluster__mode": "jobqueue"},
+        "cluster.processes: false (workers as threads of hpctune) is for mode local",
+    ),
+    "processes neither true nor false": (
+        {"cluster__processes": "sometimes"},
+        "cluster.processes: must be one of 'auto', True or False; got 'sometimes'",
+    ),
     "unknown partition variable": (
         {"partition__by": "region"},
         "partition.by: 'cell' or a variable",

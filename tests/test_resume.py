@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import xarray as xr
 from helpers import synthetic, synthetic_spec, write_spec
 
@@ -37,13 +38,21 @@ def finished_count(output):
     return len(Store(output).finished())
 
 
-def test_killed_run_resumes_to_the_same_results(tmp_path):
+@pytest.mark.parametrize(
+    "workers",
+    [
+        ["--set", "cluster.workers=2"],  # whole searches in two worker processes
+        ["--set", "cluster.workers=2", "--set", "cluster.processes=false"],  # fits in threads
+    ],
+    ids=["processes", "threads"],
+)
+def test_killed_run_resumes_to_the_same_results(tmp_path, workers):
     synthetic(cells=12, steps=3000).to_netcdf(tmp_path / "cells.nc")
     spec = synthetic_spec(tmp_path / "cells.nc", search=SLOW_SEARCH, data__chunk=12)
     killed = write_spec(tmp_path, {**spec, "output": "killed"}, "killed.yaml")
     whole = write_spec(tmp_path, {**spec, "output": "whole"}, "whole.yaml")
 
-    process = start(killed, "--set", "cluster.workers=2")
+    process = start(killed, *workers)
     deadline = time.monotonic() + 120
     while finished_count(tmp_path / "killed") < 3:
         assert process.poll() is None, process.communicate()

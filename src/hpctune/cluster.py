@@ -3,7 +3,9 @@
 ``cluster.mode`` chooses where the workers run:
 
 - ``local``: a :class:`distributed.LocalCluster` of worker processes on this machine (inside a
-  one-task allocation: on the CPUs the job was given).
+  one-task allocation: on the CPUs the job was given); or, for a few partitions with an
+  estimator whose fits release the GIL, workers that are threads of this process
+  (``cluster.processes``, :func:`in_process_workers`).
 - ``allocation``: the nodes of the current SLURM or PBS job. The scheduler runs in this process
   (the batch script, or the ``salloc`` shell); workers start on every allocated node through
   ``srun``, ``pbsdsh`` or ``mpiexec`` (:mod:`hpctune.launch`), one per CPU unless the spec says
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import signal
 import socket
@@ -54,6 +57,29 @@ class ClusterError(HpctuneError):
     """The cluster could not start (no workers, no allocation, a launcher that failed)."""
 
 
+GIL_RELEASING_STEPS = frozenset(
+    f"sklearn.{path}"
+    for path in (
+        "svm.SVR", "svm.NuSVR", "svm.SVC", "svm.NuSVC",
+        "ensemble.RandomForestRegressor", "ensemble.RandomForestClassifier",
+        "ensemble.ExtraTreesRegressor", "ensemble.ExtraTreesClassifier",
+        "ensemble.GradientBoostingRegressor", "ensemble.GradientBoostingClassifier",
+        "tree.DecisionTreeRegressor", "tree.DecisionTreeClassifier",
+        "tree.ExtraTreeRegressor", "tree.ExtraTreeClassifier",
+        "neighbors.KNeighborsRegressor", "neighbors.KNeighborsClassifier",
+        "preprocessing.StandardScaler", "preprocessing.MinMaxScaler",
+        "preprocessing.MaxAbsScaler", "preprocessing.RobustScaler",
+    )
+)  # fmt: skip
+"""Estimator steps whose fits and predictions spend their time in compiled code that releases
+the GIL: two threads of one process do twice the work of one in the same time
+(``python benchmarks/gil.py``: SVR 0.99, gradient boosting 1.00, random forest 0.95,
+k-neighbours 0.84; the scalers are cheap numpy passes). Measured and left out:
+HistGradientBoosting 0.38 (its OpenMP threads), MLPRegressor 0.31, Ridge 0.35 (small fits
+whose time is Python's). Classifiers and the other trees and SVMs listed share the compiled
+code of those measured."""
+
+
 @dataclass
 class ClusterHandle:
     client: Any
@@ -68,6 +94,8 @@ class ClusterHandle:
     """The scheduler's address, e.g. ``tls://10.1.2.3:40123``."""
     tunnel: str | None = None
     """The ``ssh -L`` command that reaches the dashboard from another machine."""
+    processes: bool = True
+    """False: the workers are threads of this process (:func:`in_process_workers`)."""
 
     @property
     def slots(self) -> int:
@@ -117,12 +145,72 @@ def resolve_mode(job: Job, environ: Mapping[str, str] | None = None) -> str:
     return "allocation" if allocation is not None and allocation.multi else "local"
 
 
+def choose_granularity(job: Job, n_todo: int, slots: int) -> str:
+    """``partition`` (a task computes whole searches) or ``fit`` (each fit of a search is a task).
+
+    With many partitions, whole searches per task keep every worker busy at the least overhead.
+    With few, the last round of searches would leave workers idle: when one task per partition
+    would use less than 90% of the slots over the run, the fits of each search become tasks.
+    """
+    if job.cluster.granularity != "auto":
+        return job.cluster.granularity
+    if n_todo == 0 or slots <= 1:
+        return "partition"
+    balance = n_todo / (slots * math.ceil(n_todo / slots))
+    return "fit" if balance < 0.9 else "partition"
+
+
+def local_layout(job: Job) -> tuple[int, int]:
+    """Workers and threads per worker of a local cluster."""
+    threads = job.cluster.threads
+    return job.cluster.workers or max(1, available_cores() // threads), threads
+
+
+def threads_allowed(job: Job) -> bool:
+    """Whether the spec lets local workers be threads of this process (before the number of
+    partitions is known): ``cluster.processes`` false, or ``auto`` with local mode, no
+    search timeout, granularity not ``partition`` and every estimator step in
+    :data:`GIL_RELEASING_STEPS`."""
+    spec = job.cluster
+    if spec.processes is True or spec.granularity == "partition":
+        return False
+    if spec.processes is False:
+        return True
+    return (
+        job.search.timeout is None
+        and resolve_mode(job) == "local"
+        and all(step in GIL_RELEASING_STEPS for step in job.search.estimator)
+    )
+
+
+def in_process_workers(job: Job, n_partitions: int) -> bool:
+    """Whether a local run of ``n_partitions`` runs its workers as threads of this process.
+
+    Only where each fit is a task (granularity ``fit``): the partitions' rows are then read
+    here, never in a worker thread (NetCDF reads are not thread-safe), and the tasks are
+    fits and scores of estimators that release the GIL. Measured on the ``onecell``
+    benchmark (benchmarks/RESULTS.md): no worker processes to start, no second import of
+    scikit-learn and dask-ml, nothing sent between processes.
+    """
+    if not threads_allowed(job):
+        return False
+    return job.cluster.processes is False or (
+        choose_granularity(job, n_partitions, math.prod(local_layout(job))) == "fit"
+    )
+
+
 @contextlib.contextmanager
-def start_cluster(job: Job) -> Iterator[ClusterHandle]:
-    """Start the cluster of ``job.cluster``, wait for its workers, and stop it afterwards."""
+def start_cluster(job: Job, in_process: bool = False) -> Iterator[ClusterHandle]:
+    """Start the cluster of ``job.cluster``, wait for its workers, and stop it afterwards.
+
+    ``in_process``: a local cluster's workers are threads of this process
+    (:func:`in_process_workers` decides).
+    """
     mode = resolve_mode(job)
     started = time.monotonic()
-    if mode == "local":
+    if mode == "local" and in_process:
+        context = _in_process_cluster(job)
+    elif mode == "local":
         context = _local_cluster(job)
     elif mode == "allocation":
         context = _allocation_cluster(job)
@@ -158,8 +246,7 @@ def _local_cluster(job: Job) -> Iterator[ClusterHandle]:
     from . import forkserver
     from .security import temporary_security
 
-    threads = job.cluster.threads
-    workers = job.cluster.workers or max(1, available_cores() // threads)
+    workers, threads = local_layout(job)
     security = temporary_security()
     modules = forkserver.worker_modules(job.search.estimator)
     with dask.config.set(WORKER_CONFIG), forkserver.worker_start(modules):
@@ -189,6 +276,49 @@ def _local_cluster(job: Job) -> Iterator[ClusterHandle]:
                     f"({cluster.scheduler_address})"
                 ),
                 address=cluster.scheduler_address,
+            )
+        finally:
+            client.close()
+    finally:
+        cluster.close()
+
+
+@contextlib.contextmanager
+def _in_process_cluster(job: Job) -> Iterator[ClusterHandle]:
+    """Workers as threads of this process, on the in-process transport: no network listener
+    but the dashboard's (on localhost), no memory limit (the memory is this process's own,
+    with nothing to spill and no nanny to restart a worker)."""
+    from distributed import Client, LocalCluster
+
+    workers, threads = local_layout(job)
+    cluster = LocalCluster(
+        n_workers=workers,
+        threads_per_worker=threads,
+        processes=False,
+        memory_limit=0,
+        dashboard_address=DASHBOARD_ADDRESS,
+        silence_logs=logging.ERROR,
+    )
+    try:
+        client = Client(cluster)
+        try:
+            why = (
+                "cluster.processes: false"
+                if job.cluster.processes is False
+                else "the estimator releases the GIL"
+            )
+            yield ClusterHandle(
+                client=client,
+                mode="local",
+                workers=workers,
+                threads=threads,
+                dashboard=client.dashboard_link if job.cluster.dashboard else None,
+                description=(
+                    f"local cluster: {workers} workers x {threads} thread(s) in this process "
+                    f"({why})"
+                ),
+                address=cluster.scheduler_address,
+                processes=False,
             )
         finally:
             client.close()

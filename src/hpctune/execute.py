@@ -35,11 +35,14 @@ import numpy as np
 
 from .cluster import (
     ClusterHandle,
+    choose_granularity,
     existing_cluster,
+    in_process_workers,
     node_name,
     prepare_local_workers,
     resolve_mode,
     start_cluster,
+    threads_allowed,
 )
 from .data import CellBlock, CellReader, DatasetInfo, inspect, open_dataset, space_coordinates
 from .errors import OutputError
@@ -107,11 +110,11 @@ class Prepared:
         }
 
 
-def prepare(job: Job, data_checked: Callable[[], None] | None = None) -> Prepared:
+def prepare(job: Job, data_checked: Callable[[PartitionPlan], None] | None = None) -> Prepared:
     """Check the spec against the data and the estimator, reading metadata only.
 
-    ``data_checked`` is called when the data have passed, before the estimator's checks (which
-    import scikit-learn: 1.5 s): a local run starts its workers then.
+    ``data_checked`` is called with the partition plan when the data have passed, before the
+    estimator's checks (which import scikit-learn: 1.5 s): a local run starts its workers then.
     """
     ds = open_dataset(job.data)
     # Metadata reads stay in this process: never on a default distributed client of the caller.
@@ -123,7 +126,7 @@ def prepare(job: Job, data_checked: Callable[[], None] | None = None) -> Prepare
         finally:
             ds.close()
     if data_checked is not None:
-        data_checked()
+        data_checked(plan)
     estimator = build_estimator(job.search)
     check_params(job.search, estimator)
     check_candidates(job.search, estimator)
@@ -457,21 +460,6 @@ def _known_keys(keys: list[Any], dask_scheduler: Any = None) -> list[Any]:
     return [key for key in keys if key in dask_scheduler.tasks]
 
 
-def choose_granularity(job: Job, n_todo: int, slots: int) -> str:
-    """``partition`` (a task computes whole searches) or ``fit`` (each fit of a search is a task).
-
-    With many partitions, whole searches per task keep every worker busy at the least overhead.
-    With few, the last round of searches would leave workers idle: when one task per partition
-    would use less than 90% of the slots over the run, the fits of each search become tasks.
-    """
-    if job.cluster.granularity != "auto":
-        return job.cluster.granularity
-    if n_todo == 0 or slots <= 1:
-        return "partition"
-    balance = n_todo / (slots * math.ceil(n_todo / slots))
-    return "fit" if balance < 0.9 else "partition"
-
-
 class SearchGraphRunner:
     """Runs each partition's dask-ml search graph on the cluster: its fits and scores are tasks
     spread over all workers (dask-ml still fits a shared pipeline step once per fold). The
@@ -666,7 +654,11 @@ def run_prepared(
                     f"{handle.description}"
                     + (f"; dashboard {handle.dashboard}" if handle.dashboard else "")
                 )
-                granularity = choose_granularity(job, int(todo.size), handle.slots)
+                granularity = (
+                    choose_granularity(job, int(todo.size), handle.slots)
+                    if handle.processes
+                    else "fit"  # worker threads never read NetCDF
+                )
                 summary.granularity = granularity
                 runner = SearchGraphRunner if granularity == "fit" else BatchRunner
                 runner(handle, ctx, todo, counts, progress, stop).run()
@@ -717,6 +709,10 @@ class EarlyCluster:
     driver's own import of scikit-learn: done side by side, a run's first searches begin that
     much sooner (benchmarks/RESULTS.md). Only for ``local`` mode, and only once the data have
     passed their checks: allocation and jobqueue workers start after every check.
+
+    Where the workers may be threads of this process (:func:`hpctune.cluster.threads_allowed`),
+    the forkserver waits for the partition plan: :meth:`start` chooses threads or processes
+    from the number of partitions, and threads need no forkserver.
     """
 
     def __init__(self, job: Job) -> None:
@@ -724,17 +720,21 @@ class EarlyCluster:
         self._stack = contextlib.ExitStack()
         self._warming: list[Any] = []
         self._started: Any = None
-        prepare_local_workers(job)
+        if not threads_allowed(job):
+            prepare_local_workers(job)
 
-    def start(self) -> None:
+    def start(self, plan: PartitionPlan | None = None) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
+        in_process = plan is not None and in_process_workers(self._job, plan.size)
         pool = ThreadPoolExecutor(1, thread_name_prefix="hpctune-cluster-start")
-        self._started = pool.submit(self._start)
+        self._started = pool.submit(self._start, in_process)
         pool.shutdown(wait=False)
 
-    def _start(self) -> ClusterHandle:
-        handle = self._stack.enter_context(start_cluster(self._job))
+    def _start(self, in_process: bool) -> ClusterHandle:
+        handle = self._stack.enter_context(start_cluster(self._job, in_process=in_process))
+        if not handle.processes:
+            return handle  # nothing to import: the workers share this process's modules
         client = handle.client
         # a task on each worker (its event loop stays free to answer the scheduler); the
         # futures are kept so that the tasks are not released before they run

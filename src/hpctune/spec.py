@@ -307,6 +307,12 @@ class ClusterSpec(_Model):
     granularity: Literal["auto", "partition", "fit"] = "auto"
     """``partition``: a task computes whole searches (many partitions); ``fit``: each fit of a
     search is a task (few partitions); ``auto`` chooses from the partition and worker counts."""
+    processes: Literal["auto", True, False] = "auto"
+    """local: ``true``, worker processes; ``false``, workers are threads of the ``hpctune``
+    process (nothing to start or send; for estimators whose fits release the GIL), always with
+    granularity ``fit``; ``auto``, threads where granularity ``fit`` is chosen, no search
+    timeout is set and every step of the estimator is one measured to release the GIL
+    (``hpctune.cluster.GIL_RELEASING_STEPS``), else processes."""
 
     @field_validator("interface")
     @classmethod
@@ -594,9 +600,34 @@ def apply_override(raw: dict[str, Any], override: str) -> None:
 
 def validate(raw: Mapping[str, Any]) -> Job:
     try:
-        return Job.model_validate(raw)
+        job = Job.model_validate(raw)
     except ValidationError as exc:
         raise _spec_error(exc) from None
+    _check_worker_threads(job)
+    return job
+
+
+def _check_worker_threads(job: Job) -> None:
+    """``cluster.processes: false`` (workers as threads of the hpctune process) is for the
+    local cluster, with a task per fit, and without a search timeout."""
+    cluster = job.cluster
+    if cluster.processes is not False:
+        return
+    if cluster.mode in ("allocation", "jobqueue"):
+        why = f"is for mode local; mode {cluster.mode} starts worker processes on the nodes"
+    elif cluster.granularity == "partition":
+        why = (
+            "needs granularity fit or auto: with granularity partition the workers read "
+            "NetCDF, which is not thread-safe"
+        )
+    elif job.search.timeout is not None:
+        why = (
+            "does not go with search.timeout: a search past its timeout is ended with its "
+            "worker process, and a thread cannot be ended"
+        )
+    else:
+        return
+    raise SpecError("cluster.processes", f"false (workers as threads of hpctune) {why}")
 
 
 def _resolve_paths(job: Job, base: Path) -> Job:
