@@ -11,7 +11,8 @@ Presets (the data are generated under --workdir, default /tmp/hpctune-bench, if 
 - ``tiny``: Ridge, alpha [1.0], kfold 2, on 4000 cells x 300 steps in 4 files: the cost of
   everything but the fits;
 - ``onecell``: StandardScaler + SVR, 5 C x 5 gamma, kfold 3, on 1 cell x 8000 steps in 4 files:
-  one search spread over the workers (and, for comparison, as one task);
+  one search spread over the workers (threads, as chosen; for comparison, worker processes
+  --repeat times, and the search as one task);
 - ``memory``: hpctune only, the tiny search on 1000 and on 4000 cells x 8000 steps (4 files):
   peak resident memory, and its growth in MiB per MiB of added data (float32 values of the
   inputs and target).
@@ -257,8 +258,13 @@ def run_reference(
 
 
 def run_hpctune(
-    spec: Path, args: argparse.Namespace, logs: Path, rep: int, granularity: str | None = None
+    spec: Path,
+    args: argparse.Namespace,
+    logs: Path,
+    rep: int,
+    variant: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
+    """``variant``: a ``cluster`` key and its value, e.g. ``("granularity", "partition")``."""
     exe = Path(sys.executable).parent / "hpctune"
     base = [str(exe)] if exe.exists() else [sys.executable, "-m", "hpctune"]
     cmd = [
@@ -273,10 +279,12 @@ def run_hpctune(
         "cluster.threads=1",
     ]
     name = f"hpctune #{rep + 1}" if args.repeat > 1 else "hpctune"
-    if granularity:
-        cmd += ["--set", f"cluster.granularity={granularity}"]
-        name = f"hpctune ({granularity})"
-    log = f"hpctune-{granularity}.log" if granularity else f"hpctune-{rep}.log"
+    log = f"hpctune-{rep}.log"
+    if variant:
+        key, value = variant
+        cmd += ["--set", f"cluster.{key}={value}"]
+        name = f"hpctune ({key} {value})" + (f" #{rep + 1}" if args.repeat > 1 else "")
+        log = f"hpctune-{key}-{value}-{rep}.log"
     m = measure(cmd, logs / log, args.timeout)
     result = _json_of(m["stdout"])
     ok = m["rc"] in (0, 3) and result is not None
@@ -455,14 +463,21 @@ def compare_preset(preset: str, args: argparse.Namespace) -> dict[str, Any]:
         rows.append(row)
         hp_rows.append(row)
         _progress(row)
-    if preset == "onecell":  # for comparison: the whole search as one task
-        row = run_hpctune(spec, args, logs, 0, granularity="partition")
-        row["cells"] = cells
-        if row["result"]:
-            row["inner"] = row["result"]["seconds"]
-            row["note"] = "the whole search as one task"
-        rows.append(row)
-        _progress(row)
+    if preset == "onecell":  # for comparison: fits in worker processes, the search as one task
+        variants = [(("processes", "true"), rep) for rep in range(args.repeat)]
+        variants.append((("granularity", "partition"), 0))
+        for variant, rep in variants:
+            row = run_hpctune(spec, args, logs, rep, variant)
+            row["cells"] = cells
+            if row["result"]:
+                row["inner"] = row["result"]["seconds"]
+                row["note"] = (
+                    "the whole search as one task"
+                    if variant[0] == "granularity"
+                    else "the fits in worker processes"
+                )
+            rows.append(row)
+            _progress(row)
     agree = None
     if ok_refs and any(r.get("result") for r in hp_rows):
         agree = agreement(spec, ok_refs[0]["results_file"])

@@ -75,9 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     start_cluster = execute.start_cluster
 
     @contextlib.contextmanager
-    def timed_cluster(job: Any) -> Iterator[Any]:
+    def timed_cluster(job: Any, **kwargs: Any) -> Iterator[Any]:
         mark("cluster start begins")
-        with start_cluster(job) as handle:
+        with start_cluster(job, **kwargs) as handle:
             mark("cluster ready")
             handle.client.run_on_scheduler(_add_task_stream)
             try:
