@@ -29,9 +29,17 @@ from typing import Any
 
 import numpy as np
 
-from .cluster import ClusterHandle, available_cores, existing_cluster, resolve_mode, start_cluster
+from .cluster import (
+    ClusterHandle,
+    available_cores,
+    choose_granularity,
+    existing_cluster,
+    local_layout,
+    resolve_mode,
+    start_cluster,
+)
 from .errors import UsageError
-from .execute import Prepared, choose_granularity, partition_rows, prepare
+from .execute import Prepared, partition_rows, prepare
 from .progress import format_seconds
 from .search import n_candidates, n_folds
 from .spec import Job, SchedulerSpec
@@ -192,7 +200,7 @@ class PlanEstimate:
     measured_on: str
     target_walltime: int
     granularity: str = "partition"
-    """How the run would spread its work (:func:`hpctune.execute.choose_granularity`)."""
+    """How the run would spread its work (:func:`hpctune.cluster.choose_granularity`)."""
     lines: list[str] = field(default_factory=list)
 
     # ------------------------------------------------------------------ sample statistics
@@ -405,7 +413,7 @@ def _sampling_cluster(job: Job, client: Any, sample: int) -> Iterator[ClusterHan
         yield existing_cluster(client)
         return
     if resolve_mode(job) == "local":
-        workers = job.cluster.workers or max(1, available_cores() // job.cluster.threads)
+        workers, _ = local_layout(job)
         cluster = job.cluster.model_copy(update={"workers": max(1, min(workers, sample))})
         job = job.model_copy(update={"cluster": cluster})
     with start_cluster(job) as handle:
