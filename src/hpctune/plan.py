@@ -21,6 +21,7 @@ It assumes the nodes of the run compute as fast per core as the workers that tim
 from __future__ import annotations
 
 import contextlib
+import importlib
 import math
 import time
 from collections.abc import Iterator
@@ -84,7 +85,12 @@ def _state(prepared: Prepared) -> Any:
 
 
 def _warm_up_here(prepared: Prepared) -> bool:
-    """Import the estimator's modules and open the data on a worker, outside the timings."""
+    """Import what a search imports (dask-ml, skops for the model, the estimator's modules: the
+    list hpctune's forkserver preloads) and open the data on a worker, outside the timings."""
+    from .forkserver import worker_modules
+
+    for module in worker_modules(prepared.job.search.estimator):
+        importlib.import_module(module)
     reader, _search = _state(prepared)
     _ = reader.dataset
     return True
