@@ -6,9 +6,10 @@ Runs the spec once in this process through ``hpctune.execute.run`` (output to a 
 folder, ``--restart``), with timestamps (seconds since this script started) at the driver's
 milestones: ``prepare`` begins and ends, the cluster starts and is ready, each dask-ml graph is
 submitted and done (fit granularity), the run returns. The scheduler's task stream gives, per
-worker, when each task ran; the table sums the compute time of the tasks by kind (the key's
-prefix: ``svr-fit``, ``score``, ``best-estimator``, ``hpctune-warm-up``, ...), and the CPU
-seconds of every worker process and of the driver are read at the end.
+worker, when each task ran (on worker threads: dask's local scheduler, through its callbacks);
+the table sums the compute time of the tasks by kind (the key's prefix: ``svr-fit``,
+``score``, ``best-estimator``, ``hpctune-warm-up``, ...), and the CPU seconds of every worker
+process and of the driver are read at the end.
 
 What it shows on the ``onecell`` preset is in RESULTS.md ("onecell").
 """
@@ -24,6 +25,8 @@ import tempfile
 import time
 from collections.abc import Iterator
 from typing import Any
+
+from dask.callbacks import Callback
 
 T0 = time.perf_counter()
 WALL0 = time.time()
@@ -47,6 +50,30 @@ def _add_task_stream(dask_scheduler: Any) -> None:
 
 def _task_stream(dask_scheduler: Any) -> list[dict[str, Any]]:
     return list(dask_scheduler.plugins["task-stream"].buffer)
+
+
+class LocalTasks(Callback):
+    """The tasks of dask's local scheduler (worker threads), in the task stream's form. A task's
+    start is when the scheduler hands it to the threads: each search keeps no more tasks in
+    flight than there are threads, so it waits little, if at all, before it runs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tasks: list[dict[str, Any]] = []
+        self._started: dict[Any, float] = {}
+
+    def _pretask(self, key: Any, dsk: Any, state: Any) -> None:
+        self._started[key] = time.time()
+
+    def _posttask(self, key: Any, result: Any, dsk: Any, state: Any, worker: Any) -> None:
+        start = self._started.pop(key, time.time())
+        self.tasks.append(
+            {
+                "key": key,
+                "worker": f"thread-{worker}",
+                "startstops": [{"action": "compute", "start": start, "stop": time.time()}],
+            }
+        )
 
 
 def _kind(key: Any) -> str:
@@ -79,6 +106,11 @@ def main(argv: list[str] | None = None) -> int:
         mark("cluster start begins")
         with start_cluster(job, **kwargs) as handle:
             mark("cluster ready")
+            if handle.client is None:  # worker threads of this process: dask's local scheduler
+                with LocalTasks() as tasks:
+                    yield handle
+                report["tasks"] = tasks.tasks
+                return
             handle.client.run_on_scheduler(_add_task_stream)
             try:
                 yield handle

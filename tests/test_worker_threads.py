@@ -1,24 +1,40 @@
 """Local workers as threads of the hpctune process: when they are chosen, and that a run on them
-gives the results of worker processes, records failures and starts no process."""
+gives the results of worker processes, records failures, stops at a signal and starts no
+process; the worker threads themselves; the command line's garbage collector."""
 
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
+import os
+import signal
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import psutil
 import pytest
 import xarray as xr
 from helpers import synthetic, synthetic_spec, write_spec
+from helpers_cli import hpctune as hpctune_command
+from tests_support import FIT_SECONDS
 
 import hpctune
-from hpctune.cluster import in_process_workers
+from hpctune.cluster import RunStopped, WorkerThreads, in_process_workers
 from hpctune.spec import load_spec
+from hpctune.store import Store
 
 SVR = ["sklearn.preprocessing.StandardScaler", "sklearn.svm.SVR"]
+_TESTS_ON_PATH = {  # tests_support, for the estimators of a run in another process
+    **os.environ,
+    "PYTHONPATH": os.pathsep.join(
+        filter(None, [str(Path(__file__).parent), os.environ.get("PYTHONPATH")])
+    ),
+}
 
 
 SCALED_RIDGE = [
@@ -151,3 +167,173 @@ def test_a_failing_search_on_worker_threads_fails_only_its_partition(tmp_path):
     assert list(summary.results.status.values) == ["failed", "ok", "ok"]
     assert "n_neighbors" in summary.results.reason.values[0]
     assert summary.exit_code == 3
+
+
+# --------------------------------------------------------------------------- the worker threads
+
+
+def _graph(n: int, task) -> tuple[dict, list[str]]:
+    keys = [f"task-{i}" for i in range(n)]
+    return {key: (task, i) for i, key in enumerate(keys)}, keys
+
+
+def test_searches_in_flight_share_the_worker_threads():
+    """Two graphs computed at once never run more tasks together than there are threads."""
+    pool = WorkerThreads(2)
+    lock = threading.Lock()
+    running, most = [0], [0]
+
+    def task(i):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.02)
+        with lock:
+            running[0] -= 1
+        return i * i
+
+    try:
+        with ThreadPoolExecutor(3) as searches:
+            graphs = [_graph(8, task) for _ in range(3)]
+            results = list(searches.map(lambda g: pool.get(*g), graphs))
+    finally:
+        pool.close()
+    assert results == [tuple(i * i for i in range(8))] * 3
+    assert most[0] == 2
+
+
+def test_a_failing_task_fails_its_graph_with_its_own_exception():
+    pool = WorkerThreads(2)
+
+    def task(i):
+        if i == 3:
+            raise ValueError("bad task 3")
+        return i
+
+    try:
+        with pytest.raises(ValueError, match="bad task 3"):
+            pool.get(*_graph(6, task))
+        assert pool.get(*_graph(2, lambda i: i + 1)) == (1, 2)  # the threads go on
+    finally:
+        pool.close()
+
+
+def test_once_the_run_is_stopped_no_task_of_a_graph_starts():
+    pool = WorkerThreads(1)
+    stop = threading.Event()
+    started = []
+
+    def task(i):
+        started.append(i)
+        stop.set()  # the signal arrives during the first task
+        return i
+
+    try:
+        with pytest.raises(RunStopped):
+            pool.get(*_graph(10, task), stop=stop)
+    finally:
+        pool.close()
+    assert len(started) == 1
+
+
+def test_closed_worker_threads_cancel_waiting_tasks_and_take_no_more():
+    pool = WorkerThreads(1)
+    running, release = threading.Event(), threading.Event()
+
+    def first_task():
+        running.set()
+        return release.wait(10)
+
+    first = pool.submit(first_task)
+    waiting = pool.submit(lambda: "never")
+    assert running.wait(10)
+    pool.close()
+    release.set()
+    assert first.result(timeout=10) is True
+    assert waiting.cancelled()
+    with pytest.raises(RunStopped):
+        pool.submit(lambda: "late").result(timeout=10)
+
+
+def test_a_run_on_worker_threads_stops_at_a_signal_and_resumes(tmp_path):
+    """SIGTERM in the middle of the searches: no new fit starts, the run exits 143 without
+    waiting for the searches to end and records no partition as failed; run again, it
+    finishes."""
+    synthetic(cells=3, steps=300).to_netcdf(tmp_path / "cells.nc")
+    spec = synthetic_spec(
+        tmp_path / "cells.nc",
+        search__estimator=["tests_support.SlowRidge"],
+        search__params={"alpha": [0.01 * i for i in range(1, 21)]},  # 20 x 3 folds + refit
+        search__cv={"kind": "kfold", "splits": 3},
+        cluster__workers=2,
+        cluster__processes=False,
+        cluster__dashboard=False,
+    )
+    path = write_spec(tmp_path, spec)
+    command = [sys.executable, "-m", "hpctune", "run", str(path), "--json", "--quiet"]
+    environ = {**_TESTS_ON_PATH, FIT_SECONDS: "0.3"}  # 3 x 61 fits on 2 threads: 27 s at least
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=environ)
+    try:
+        time.sleep(6)  # start-up, then some fits
+        signalled = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        out, _ = process.communicate(timeout=60)
+        stopped_after = time.monotonic() - signalled
+    finally:
+        process.kill()
+    summary = json.loads(out)
+    assert process.returncode == 143, out
+    assert summary["stopped_by"] == "SIGTERM"
+    assert summary["failed"] == 0
+    assert summary["ok"] + summary["pending"] == 3
+    assert stopped_after < 10  # the fits left would take 15 s more at the least
+    recorded = Store(Path(summary["output"])).finished()
+    assert len(recorded) == summary["ok"]
+    assert set(recorded.values()) <= {"ok"}
+    again = subprocess.run(command, capture_output=True, text=True, env=environ, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["ok"] == 3
+
+
+# --------------------------------------------------------------------------- the garbage collector
+
+
+def test_the_command_lines_searches_run_with_the_collector_on_and_start_up_frozen(tmp_path):
+    """In ``hpctune run``'s own process the collector is off during start-up only: the fits (on
+    worker threads of that process) see it on again, with start-up's objects frozen."""
+    synthetic(cells=1, steps=200).to_netcdf(tmp_path / "cells.nc")
+    log = tmp_path / "fits.log"
+    spec = synthetic_spec(
+        tmp_path / "cells.nc",
+        search__estimator=["tests_support.CollectorProbe"],
+        search__params={"alpha": [0.1, 1.0], "log": [str(log)]},
+        search__cv={"kind": "kfold", "splits": 2},
+        cluster__workers=2,
+        cluster__processes=False,
+        cluster__dashboard=False,
+    )
+    command = [sys.executable, "-m", "hpctune", "run", str(write_spec(tmp_path, spec)), "--quiet"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=_TESTS_ON_PATH)
+    assert done.returncode == 0, done.stderr
+    lines = log.read_text().splitlines()
+    assert len(lines) == 5  # 2 candidates x 2 folds + refit
+    for line in lines:
+        enabled, frozen = (part.split("=")[1] for part in line.split())
+        assert enabled == "True"
+        assert int(frozen) > 100_000  # the modules of scikit-learn, dask-ml, xarray
+
+
+def test_the_command_line_called_in_a_callers_process_leaves_its_collector_alone(tmp_path, capsys):
+    synthetic(cells=1, steps=200).to_netcdf(tmp_path / "cells.nc")
+    spec = synthetic_spec(
+        tmp_path / "cells.nc",
+        search__estimator=["sklearn.linear_model.Ridge"],
+        search__params={"alpha": [1.0]},
+        cluster__processes=False,
+        cluster__dashboard=False,
+    )
+    frozen = gc.get_freeze_count()
+    outcome = hpctune_command(capsys, "run", write_spec(tmp_path, spec), "--quiet")
+    assert outcome.code == 0, outcome.err
+    assert gc.isenabled()
+    assert gc.get_freeze_count() == frozen

@@ -81,3 +81,18 @@ class SlowRidge(Ridge):
     def fit(self, x, y, sample_weight=None):
         time.sleep(float(os.environ.get(FIT_SECONDS, "0.1")))
         return super().fit(x, y, sample_weight)
+
+
+class CollectorProbe(Ridge):
+    """Ridge that appends, at each fit, whether Python's cyclic garbage collector is on and how
+    many objects are frozen, to the file ``log``."""
+
+    def __init__(self, alpha=1.0, *, log=""):
+        super().__init__(alpha=alpha)
+        self.log = log
+
+    def fit(self, x, y, sample_weight=None):
+        import gc
+
+        _log_fit(self.log, f"enabled={gc.isenabled()} frozen={gc.get_freeze_count()}")
+        return super().fit(x, y, sample_weight)

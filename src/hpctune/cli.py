@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from . import api
+from . import api, startup
 from .errors import HpctuneError
 from .progress import Progress
 
@@ -134,6 +134,7 @@ def run(
       hpctune run jobs/example.yaml
       hpctune run jobs/example.yaml --slice 0/4 --json
     """
+    startup.pause_collector()  # until the searches begin (execute.run_prepared)
     progress = Progress(enabled=not (as_json or quiet))
     summary = api.run(job, overrides, restart=restart, slice=part, progress=progress)
     progress.summary(summary)
@@ -476,6 +477,8 @@ def plan(
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: one line and an exit code for every error, never a traceback."""
+    if argv is None:  # the console script: the process ends with the command
+        startup.command_line_process()
     try:
         code = cli.main(args=argv, prog_name="hpctune", standalone_mode=False)
     except click.exceptions.Abort:

@@ -83,6 +83,7 @@ code of those measured."""
 @dataclass
 class ClusterHandle:
     client: Any
+    """The Dask client; None when the workers are threads of this process (:attr:`pool`)."""
     mode: str
     workers: int
     """Worker processes connected when the run begins (jobqueue: asked for)."""
@@ -96,6 +97,8 @@ class ClusterHandle:
     """The ``ssh -L`` command that reaches the dashboard from another machine."""
     processes: bool = True
     """False: the workers are threads of this process (:func:`in_process_workers`)."""
+    pool: WorkerThreads | None = None
+    """The worker threads, when the workers are threads of this process (``client`` is None)."""
 
     @property
     def slots(self) -> int:
@@ -209,7 +212,7 @@ def start_cluster(job: Job, in_process: bool = False) -> Iterator[ClusterHandle]
     mode = resolve_mode(job)
     started = time.monotonic()
     if mode == "local" and in_process:
-        context = _in_process_cluster(job)
+        context = _worker_threads(job)
     elif mode == "local":
         context = _local_cluster(job)
     elif mode == "allocation":
@@ -231,6 +234,8 @@ def prepare_local_workers(job: Job) -> None:
     its imports run beside the driver's own start-up and the data checks. Nothing else starts:
     the workers do, once the checks have passed."""
     import dask
+    import distributed  # noqa: F401  its defaults join Dask's config before the set below:
+    # leaving ``dask.config.set`` removes a ``distributed`` section it had to create
 
     from . import forkserver
 
@@ -283,47 +288,106 @@ def _local_cluster(job: Job) -> Iterator[ClusterHandle]:
         cluster.close()
 
 
-@contextlib.contextmanager
-def _in_process_cluster(job: Job) -> Iterator[ClusterHandle]:
-    """Workers as threads of this process, on the in-process transport: no network listener
-    but the dashboard's (on localhost), no memory limit (the memory is this process's own,
-    with nothing to spill and no nanny to restart a worker)."""
-    from distributed import Client, LocalCluster
+class RunStopped(HpctuneError):
+    """The run was stopped (a signal) while a search was waiting for its tasks."""
 
+
+class WorkerThreads:
+    """The workers of a local run as ``size`` threads of this process, computing the tasks of
+    dask's local scheduler (:func:`dask.local.get_async`).
+
+    Every search in flight submits its tasks to the same threads, so that no more tasks than
+    slots run at once, however many searches are waiting. The threads are daemons: a run stopped
+    by a signal exits without waiting for a fit that is running in compiled code.
+    """
+
+    def __init__(self, size: int, name: str = "hpctune-worker") -> None:
+        import queue
+
+        self.size = size
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._closed = False
+        for i in range(size):
+            threading.Thread(target=self._work, name=f"{name}-{i}", daemon=True).start()
+
+    def submit(self, fn: Any, *args: Any) -> Any:
+        from concurrent.futures import Future
+
+        future: Future[Any] = Future()
+        if self._closed:
+            future.set_exception(RunStopped("the run's worker threads were closed"))
+        else:
+            self._queue.put((future, fn, args))
+        return future
+
+    def get(self, dsk: Any, keys: Any, stop: threading.Event | None = None) -> Any:
+        """Compute ``keys`` of the task graph ``dsk`` on these threads (a dask ``get``). Once
+        ``stop`` is set no task starts, and the graph ends with :class:`RunStopped`."""
+        from concurrent.futures import Future
+
+        from dask.local import get_async
+
+        def submit(fn: Any, *args: Any) -> Any:
+            if stop is not None and stop.is_set():
+                future: Future[Any] = Future()
+                future.set_exception(RunStopped("the run was stopped"))
+                return future
+            return self.submit(fn, *args)
+
+        return get_async(submit, self.size, dsk, keys, get_id=threading.get_ident)
+
+    def close(self) -> None:
+        """Start no more tasks: those waiting are cancelled, running ones end on their own."""
+        import queue
+
+        self._closed = True
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:
+                item[0].cancel()
+        for _ in range(self.size):
+            self._queue.put(None)
+
+    def _work(self) -> None:
+        while (item := self._queue.get()) is not None:
+            future, fn, args = item
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn(*args))
+            except BaseException as exc:  # handed to the graph's scheduler, which raises it
+                future.set_exception(exc)
+            del future, fn, args, item  # a task's result is not kept alive by an idle thread
+
+
+@contextlib.contextmanager
+def _worker_threads(job: Job) -> Iterator[ClusterHandle]:
+    """Workers as threads of this process on dask's local scheduler: no scheduler process or
+    event loop, no network listener, nothing pickled; no memory limit (the memory is this
+    process's own, with nothing to spill). No Dask dashboard either: there is no distributed
+    scheduler to serve one (``cluster.processes: true`` has it)."""
     workers, threads = local_layout(job)
-    cluster = LocalCluster(
-        n_workers=workers,
-        threads_per_worker=threads,
-        processes=False,
-        memory_limit=0,
-        dashboard_address=DASHBOARD_ADDRESS,
-        silence_logs=logging.ERROR,
+    pool = WorkerThreads(workers * threads)
+    why = (
+        "cluster.processes: false"
+        if job.cluster.processes is False
+        else "the estimator releases the GIL"
     )
     try:
-        client = Client(cluster)
-        try:
-            why = (
-                "cluster.processes: false"
-                if job.cluster.processes is False
-                else "the estimator releases the GIL"
-            )
-            yield ClusterHandle(
-                client=client,
-                mode="local",
-                workers=workers,
-                threads=threads,
-                dashboard=client.dashboard_link if job.cluster.dashboard else None,
-                description=(
-                    f"local cluster: {workers} workers x {threads} thread(s) in this process "
-                    f"({why})"
-                ),
-                address=cluster.scheduler_address,
-                processes=False,
-            )
-        finally:
-            client.close()
+        yield ClusterHandle(
+            client=None,
+            mode="local",
+            workers=workers,
+            threads=threads,
+            description=f"local: {workers * threads} worker threads in this process ({why})",
+            processes=False,
+            pool=pool,
+        )
     finally:
-        cluster.close()
+        pool.close()
 
 
 # --------------------------------------------------------------------------- allocation

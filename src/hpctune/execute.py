@@ -16,6 +16,7 @@ Execution design (see benchmarks/RESULTS.md for the measurements behind it):
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import logging
 import math
@@ -33,6 +34,7 @@ from typing import Any
 import dask
 import numpy as np
 
+from . import startup
 from .cluster import (
     ClusterHandle,
     choose_granularity,
@@ -439,15 +441,15 @@ def _executing_keys(dask_worker: Any = None) -> list[Any]:
     return [task.key for task in dask_worker.state.executing]
 
 
+@functools.cache
 def _cluster_faults() -> tuple[type[BaseException], ...]:
+    """What a lost worker raises in the client (imported when first needed: a run on worker
+    threads never imports distributed)."""
     from distributed import KilledWorker
     from distributed.client import FuturesCancelledError
     from distributed.comm.core import CommClosedError
 
     return (KilledWorker, FuturesCancelledError, CommClosedError)
-
-
-_CLUSTER_FAULTS = _cluster_faults()
 
 
 async def _end_process() -> None:
@@ -464,6 +466,7 @@ class SearchGraphRunner:
     """Runs each partition's dask-ml search graph on the cluster: its fits and scores are tasks
     spread over all workers (dask-ml still fits a shared pipeline step once per fold). The
     partition's rows are read here and travel inside the graph once; results are recorded here.
+    On worker threads (``handle.pool``) the graphs run on dask's local scheduler in this process.
     """
 
     #: Searches in flight at once, at most (each is one driver thread waiting on its graph).
@@ -506,8 +509,8 @@ class SearchGraphRunner:
         self.search = PartitionSearch(job.search, test_start=test.start if test else None)
         self.store = Store(Path(self.ctx.output))
         self.journal = Journal(self.store.parts)
-        nodes = self.client.run(node_name)
-        self.nodes = ",".join(sorted(set(nodes.values()))) or node_name()
+        nodes = self.client.run(node_name).values() if self.client is not None else ()
+        self.nodes = ",".join(sorted(set(nodes))) or node_name()
         pool = ThreadPoolExecutor(self.concurrency(), thread_name_prefix="hpctune-search")
         pending = {pool.submit(self._one, index) for index in self.todo}
         try:
@@ -557,6 +560,8 @@ class SearchGraphRunner:
     def _get(self, dsk: Any, keys: Any, **_: Any) -> Any:
         """dask-ml's graph on the cluster. Called as a plain function so that dask-ml does not
         take its path for Clients, which retries a failing task without end."""
+        if self.handle.pool is not None:  # worker threads: never a search timeout
+            return self.handle.pool.get(dsk, keys, stop=self.stop)
         from distributed import wait
 
         try:
@@ -571,7 +576,7 @@ class SearchGraphRunner:
                 self._local.retry = True
                 raise SearchTimeout(self.ctx.job.search.timeout or 0) from None
             return self.client.gather(futures)
-        except _CLUSTER_FAULTS:
+        except _cluster_faults():
             self._local.retry = True  # lost with a worker, not failed by its own fit
             raise
 
@@ -646,6 +651,7 @@ def run_prepared(
             )
         stop = threading.Event()
         caught: list[str] = []
+        startup.work_begins()
         if todo.size:
             ctx = TaskContext(job=job, info=prepared.info, plan=plan, output=str(store.root))
             with _stop_on_signals(stop, caught), _cluster(job, client, early) as handle:
