@@ -1,8 +1,8 @@
 """Side by side on the same data and grid: the ideal, the MOTrainer reference and hpctune.
 
     python benchmarks/compare.py [heavy] [tiny] [onecell] [memory] [--quick] [--workdir DIR]
-        [--cores 2] [--repeat 1] [--reference-modes sync,secede] [--timeout 1800]
-        [--json-out FILE]
+        [--cores 2] [--repeat 1] [--ideal-each] [--reference-modes sync,secede]
+        [--timeout 1800] [--json-out FILE]
 
 Presets (the data are generated under --workdir, default /tmp/hpctune-bench, if missing):
 
@@ -29,6 +29,10 @@ Each contestant runs as its own process, one after the other:
   LocalCluster of --cores workers x 1 thread, once per --reference-modes entry;
 - hpctune: ``hpctune run SPEC --json --restart --set cluster.workers=C --set cluster.threads=1``,
   --repeat times.
+
+On a machine whose speed drifts (other tenants), ``--ideal-each`` measures the ideal again
+after every hpctune run and gives each run's efficiency against the ideals just before and
+after it.
 
 The table gives the wall seconds of the whole process (start-up and imports included; "inner"
 is the time the program reports itself), cells per second, efficiency = ideal wall / wall, the
@@ -221,13 +225,13 @@ def data_for(workdir: Path, preset: str, cells: int, steps: int, files: int) -> 
     return folder, spec
 
 
-def run_ideal(spec: Path, args: argparse.Namespace, logs: Path) -> dict[str, Any]:
+def run_ideal(spec: Path, args: argparse.Namespace, logs: Path, n: int = 0) -> dict[str, Any]:
     cmd = [sys.executable, str(HERE / "ideal.py"), str(spec), "--json", "--cores", str(args.cores)]
     if args.ideal_cells:
         cmd += ["--cells", str(args.ideal_cells)]
-    m = measure(cmd, logs / "ideal.log", args.timeout)
+    m = measure(cmd, logs / (f"ideal-{n}.log" if n else "ideal.log"), args.timeout)
     result = _json_of(m["stdout"]) if m["rc"] == 0 else None
-    return {"name": "ideal", **m, "result": result}
+    return {"name": f"ideal #{n + 1}" if n else "ideal", **m, "result": result}
 
 
 def run_reference(
@@ -367,6 +371,8 @@ def print_table(
         inner = row.get("inner")
         rate = row["cells"] / wall if not failed and wall > 0 else None
         eff = rate / ideal_rate if rate and ideal_rate else None
+        if rate and row.get("ideal_wall"):  # measured around this run (--ideal-each)
+            eff = row["ideal_wall"] / wall
         speed = rate / reference_rate if rate and reference_rate else None
         note = row.get("note", "")
         if row["timed_out"]:
@@ -402,12 +408,16 @@ def compare_preset(preset: str, args: argparse.Namespace) -> dict[str, Any]:
     logs = workdir / "logs" / f"{preset}-{stamp}"
     rows: list[dict[str, Any]] = []
     ideal_wall = None
-    if not args.skip_ideal:
-        row = run_ideal(spec, args, logs)
+    ideals: list[float] = []  # every ideal measured, in order (--ideal-each)
+
+    def ideal_row() -> None:
+        nonlocal ideal_wall
+        row = run_ideal(spec, args, logs, len(ideals))
         row["cells"] = cells
         if row["result"]:
-            ideal_wall = row["result"]["ideal_wall_seconds"]
-            row["display_wall"] = ideal_wall
+            ideals.append(row["result"]["ideal_wall_seconds"])
+            ideal_wall = statistics.mean(ideals)
+            row["display_wall"] = ideals[-1]
             row["inner"] = row["result"]["elapsed_seconds"]
             row["note"] = (
                 f"{row['result']['cpu_seconds']:.1f} CPU s / {args.cores} cores, "
@@ -415,6 +425,17 @@ def compare_preset(preset: str, args: argparse.Namespace) -> dict[str, Any]:
             )
         rows.append(row)
         _progress(row)
+
+    def bracketed(row: dict[str, Any]) -> None:
+        """With --ideal-each, the ideal is measured again after ``row``, whose efficiency is
+        then against the mean of the ideals just before and just after it."""
+        if args.ideal_each and ideals:
+            before = ideals[-1]
+            ideal_row()
+            row["ideal_wall"] = (before + ideals[-1]) / 2
+
+    if not args.skip_ideal:
+        ideal_row()
     refs: list[dict[str, Any]] = []
     ref_cells = args.reference_cells
     if ref_cells is None:
@@ -463,6 +484,7 @@ def compare_preset(preset: str, args: argparse.Namespace) -> dict[str, Any]:
         rows.append(row)
         hp_rows.append(row)
         _progress(row)
+        bracketed(row)
     if preset == "onecell":  # for comparison: fits in worker processes, the search as one task
         variants = [(("processes", "true"), rep) for rep in range(args.repeat)]
         variants.append((("granularity", "partition"), 0))
@@ -478,6 +500,7 @@ def compare_preset(preset: str, args: argparse.Namespace) -> dict[str, Any]:
                 )
             rows.append(row)
             _progress(row)
+            bracketed(row)
     agree = None
     if ok_refs and any(r.get("result") for r in hp_rows):
         agree = agreement(spec, ok_refs[0]["results_file"])
@@ -510,6 +533,7 @@ def compare_preset(preset: str, args: argparse.Namespace) -> dict[str, Any]:
         "data": str(folder),
         "spec": str(spec),
         "ideal_wall_seconds": ideal_wall,
+        "ideal_walls": ideals,
         "reference_wall_seconds": reference_wall,
         "runs": [_plain_row(r) for r in rows],
         "agreement": agree,
@@ -692,6 +716,12 @@ def main(argv: list[str] | None = None) -> None:
         help="the ideal times K partitions drawn at random and scales up",
     )
     parser.add_argument("--skip-ideal", action="store_true")
+    parser.add_argument(
+        "--ideal-each",
+        action="store_true",
+        help="measure the ideal again after every hpctune run; each run's efficiency is "
+        "against the mean of the ideals just before and after it (for a noisy machine)",
+    )
     parser.add_argument("--skip-reference", action="store_true")
     parser.add_argument(
         "--timeout",

@@ -4,8 +4,8 @@
 
 - ``local``: a :class:`distributed.LocalCluster` of worker processes on this machine (inside a
   one-task allocation: on the CPUs the job was given); or, for a few partitions with an
-  estimator whose fits release the GIL, workers that are threads of this process
-  (``cluster.processes``, :func:`in_process_workers`).
+  estimator whose fits release the GIL, workers that are threads of this process, on dask's
+  local scheduler (``cluster.processes``, :func:`in_process_workers`, :class:`WorkerThreads`).
 - ``allocation``: the nodes of the current SLURM or PBS job. The scheduler runs in this process
   (the batch script, or the ``salloc`` shell); workers start on every allocated node through
   ``srun``, ``pbsdsh`` or ``mpiexec`` (:mod:`hpctune.launch`), one per CPU unless the spec says
@@ -16,6 +16,7 @@
 
 Every mode talks TLS with credentials made for the run (:mod:`hpctune.security`); every HTTP
 endpoint (the dashboard) listens on 127.0.0.1 only, reached from elsewhere with ``ssh -L``.
+Worker threads talk to nothing: no listener at all.
 """
 
 from __future__ import annotations
@@ -234,8 +235,10 @@ def prepare_local_workers(job: Job) -> None:
     its imports run beside the driver's own start-up and the data checks. Nothing else starts:
     the workers do, once the checks have passed."""
     import dask
-    import distributed  # noqa: F401  its defaults join Dask's config before the set below:
-    # leaving ``dask.config.set`` removes a ``distributed`` section it had to create
+
+    # distributed's defaults join Dask's config first: leaving the ``dask.config.set`` below
+    # would remove a ``distributed`` section that it had to create
+    import distributed  # noqa: F401
 
     from . import forkserver
 
