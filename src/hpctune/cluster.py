@@ -310,6 +310,7 @@ class WorkerThreads:
         self.size = size
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._closed = False
+        self._lock = threading.Lock()  # a task is queued before the threads' ends, or refused
         for i in range(size):
             threading.Thread(target=self._work, name=f"{name}-{i}", daemon=True).start()
 
@@ -317,10 +318,11 @@ class WorkerThreads:
         from concurrent.futures import Future
 
         future: Future[Any] = Future()
-        if self._closed:
-            future.set_exception(RunStopped("the run's worker threads were closed"))
-        else:
-            self._queue.put((future, fn, args))
+        with self._lock:
+            if not self._closed:
+                self._queue.put((future, fn, args))
+                return future
+        future.set_exception(RunStopped("the run's worker threads were closed"))
         return future
 
     def get(self, dsk: Any, keys: Any, stop: threading.Event | None = None) -> Any:
@@ -343,16 +345,17 @@ class WorkerThreads:
         """Start no more tasks: those waiting are cancelled, running ones end on their own."""
         import queue
 
-        self._closed = True
-        while True:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if item is not None:
-                item[0].cancel()
-        for _ in range(self.size):
-            self._queue.put(None)
+        with self._lock:
+            self._closed = True
+            while True:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is not None:
+                    item[0].cancel()
+            for _ in range(self.size):
+                self._queue.put(None)
 
     def _work(self) -> None:
         while (item := self._queue.get()) is not None:
