@@ -66,8 +66,11 @@ class CountingRidge(Ridge):
         self.log = log
 
     def fit(self, x, y, sample_weight=None):
-        _log_fit(self.log, f"ridge alpha={self.alpha} rows={len(x)}")
+        _log_fit(self.log, self._line(x))
         return super().fit(x, y, sample_weight)
+
+    def _line(self, x) -> str:
+        return f"ridge alpha={self.alpha} rows={len(x)}"
 
 
 FIT_SECONDS = "HPCTUNE_TEST_FIT_SECONDS"
@@ -83,16 +86,11 @@ class SlowRidge(Ridge):
         return super().fit(x, y, sample_weight)
 
 
-class CollectorProbe(Ridge):
+class CollectorProbe(CountingRidge):
     """Ridge that appends, at each fit, whether Python's cyclic garbage collector is on and how
     many objects are frozen, to the file ``log``."""
 
-    def __init__(self, alpha=1.0, *, log=""):
-        super().__init__(alpha=alpha)
-        self.log = log
-
-    def fit(self, x, y, sample_weight=None):
+    def _line(self, x) -> str:
         import gc
 
-        _log_fit(self.log, f"enabled={gc.isenabled()} frozen={gc.get_freeze_count()}")
-        return super().fit(x, y, sample_weight)
+        return f"enabled={gc.isenabled()} frozen={gc.get_freeze_count()}"
