@@ -260,10 +260,14 @@ def test_a_run_on_worker_threads_stops_at_a_signal_and_resumes(tmp_path):
     waiting for the searches to end and records no partition as failed; run again, it
     finishes."""
     synthetic(cells=3, steps=300).to_netcdf(tmp_path / "cells.nc")
+    fits = tmp_path / "fits.log"
     spec = synthetic_spec(
         tmp_path / "cells.nc",
-        search__estimator=["tests_support.SlowRidge"],
-        search__params={"alpha": [0.01 * i for i in range(1, 21)]},  # 20 x 3 folds + refit
+        search__estimator=["tests_support.CountingPCA", "tests_support.SlowRidge"],
+        search__params={
+            "slowridge__alpha": [0.01 * i for i in range(1, 21)],  # 20 x 3 folds + refit
+            "countingpca__log": [str(fits)],
+        },
         search__cv={"kind": "kfold", "splits": 3},
         cluster__workers=2,
         cluster__processes=False,
@@ -274,7 +278,10 @@ def test_a_run_on_worker_threads_stops_at_a_signal_and_resumes(tmp_path):
     environ = {**_TESTS_ON_PATH, FIT_SECONDS: "0.3"}  # 3 x 61 fits on 2 threads: 27 s at least
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=environ)
     try:
-        time.sleep(6)  # start-up, then some fits
+        deadline = time.monotonic() + 120
+        while not fits.exists() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(1)  # the searches are under way
         signalled = time.monotonic()
         process.send_signal(signal.SIGTERM)
         out, _ = process.communicate(timeout=60)
