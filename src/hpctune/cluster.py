@@ -322,8 +322,7 @@ class WorkerThreads:
             if not self._closed:
                 self._queue.put((future, fn, args))
                 return future
-        future.set_exception(RunStopped("the run's worker threads were closed"))
-        return future
+        return _refused(future, "the run's worker threads were closed")
 
     def get(self, dsk: Any, keys: Any, stop: threading.Event | None = None) -> Any:
         """Compute ``keys`` of the task graph ``dsk`` on these threads (a dask ``get``). Once
@@ -334,9 +333,7 @@ class WorkerThreads:
 
         def submit(fn: Any, *args: Any) -> Any:
             if stop is not None and stop.is_set():
-                future: Future[Any] = Future()
-                future.set_exception(RunStopped("the run was stopped"))
-                return future
+                return _refused(Future(), "the run was stopped")
             return self.submit(fn, *args)
 
         return get_async(submit, self.size, dsk, keys, get_id=threading.get_ident)
@@ -367,6 +364,12 @@ class WorkerThreads:
             except BaseException as exc:  # handed to the graph's scheduler, which raises it
                 future.set_exception(exc)
             del future, fn, args, item  # a task's result is not kept alive by an idle thread
+
+
+def _refused(future: Any, why: str) -> Any:
+    """``future``, failed with :class:`RunStopped`: a task that will not run."""
+    future.set_exception(RunStopped(why))
+    return future
 
 
 @contextlib.contextmanager
