@@ -491,6 +491,8 @@ class SearchGraphRunner:
         self._io = threading.Lock()
         self._local = threading.local()
         self.retry_at_end: list[int] = []
+        self._skops = threading.Lock()
+        self._skops_started = False
 
     def concurrency(self) -> int:
         search = self.ctx.job.search
@@ -502,8 +504,6 @@ class SearchGraphRunner:
         from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
         job, info = self.ctx.job, self.ctx.info
-        # the models are written here: import skops (1-2 s) while the first fits run
-        threading.Thread(target=importlib.import_module, args=("skops.io",), daemon=True).start()
         test = job.data.test
         self.reader = CellReader(job.data, info)
         self.search = PartitionSearch(job.search, test_start=test.start if test else None)
@@ -557,9 +557,23 @@ class SearchGraphRunner:
             record_result(self.store, self.journal, self.ctx.plan, result)
         return result.status
 
+    def _import_skops(self) -> None:
+        """The models are written here: import skops (0.8 CPU s: it imports every scikit-learn
+        module) beside the first graph's fits. Not earlier: until the graph is submitted this
+        process imports dask-ml and builds the graph, and the two imports would share the GIL,
+        the first fit waiting for both (benchmarks/RESULTS.md)."""
+        with self._skops:
+            if self._skops_started:
+                return
+            self._skops_started = True
+        threading.Thread(
+            target=importlib.import_module, args=("skops.io",), name="hpctune-import", daemon=True
+        ).start()
+
     def _get(self, dsk: Any, keys: Any, **_: Any) -> Any:
         """dask-ml's graph on the cluster. Called as a plain function so that dask-ml does not
         take its path for Clients, which retries a failing task without end."""
+        self._import_skops()
         if self.handle.pool is not None:  # worker threads: never a search timeout
             return self.handle.pool.get(dsk, keys, stop=self.stop)
         from distributed import wait
