@@ -24,7 +24,12 @@ from helpers_cli import hpctune as hpctune_command
 from tests_support import FIT_SECONDS
 
 import hpctune
-from hpctune.cluster import RunStopped, WorkerThreads, in_process_workers
+from hpctune.cluster import (
+    RunStopped,
+    WorkerThreads,
+    in_process_workers,
+    processes_not_honoured,
+)
 from hpctune.spec import load_spec
 from hpctune.store import Store
 
@@ -73,6 +78,44 @@ def test_threads_are_chosen_for_few_partitions_of_a_gil_releasing_estimator(
         ],
     )
     assert in_process_workers(job, partitions) is expected
+
+
+MULTI_NODE_SLURM = {
+    "SLURM_JOB_ID": "42",
+    "SLURM_JOB_NODELIST": "node[1-2]",
+    "SLURM_JOB_CPUS_PER_NODE": "2(x2)",
+    "SLURM_NTASKS": "4",
+}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "environ", "with_client", "expected"),
+    [
+        (["cluster.processes=false"], {}, False, None),  # local: honoured
+        (["cluster.processes=false"], MULTI_NODE_SLURM, False, "mode auto chose allocation"),
+        (["cluster.processes=false"], {}, True, "the given Dask client"),
+        (["cluster.processes=auto"], MULTI_NODE_SLURM, True, None),  # nothing was asked
+    ],
+)
+def test_processes_false_that_cannot_hold_is_named(
+    overrides, environ, with_client, expected, synthetic_job
+):
+    job = load_spec(synthetic_job, ["cluster.mode=auto", *overrides])
+    client = object() if with_client else None
+    why = processes_not_honoured(job, client, environ)
+    assert (why is None) if expected is None else (expected in why)
+
+
+def test_a_run_on_a_callers_client_says_processes_false_is_not_honoured(
+    synthetic_job, dask_client, caplog
+):
+    job = load_spec(synthetic_job, ["cluster.processes=false", "cluster.mode=auto"])
+    with caplog.at_level("WARNING", logger="hpctune"):
+        summary = hpctune.run(job, client=dask_client)
+    assert summary.exit_code == 0
+    assert [r.getMessage() for r in caplog.records if "cluster.processes" in r.getMessage()] == [
+        "cluster.processes: false is not honoured: the run uses the given Dask client's workers"
+    ]
 
 
 def _svr_spec(tmp_path, cells=3, **changes):

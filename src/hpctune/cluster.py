@@ -203,6 +203,25 @@ def in_process_workers(job: Job, n_partitions: int) -> bool:
     )
 
 
+def processes_not_honoured(
+    job: Job, client: Any = None, environ: Mapping[str, str] | None = None
+) -> str | None:
+    """Why ``cluster.processes: false`` cannot hold for this run (None when it can, or when it
+    is not set). The spec refuses it with mode ``allocation`` or ``jobqueue``; with mode
+    ``auto`` the same spec runs on a laptop and in a multi-node allocation, so there the run
+    goes on, on worker processes, and says so."""
+    if job.cluster.processes is not False:
+        return None
+    if client is not None:
+        return "the run uses the given Dask client's workers"
+    if resolve_mode(job, environ) != "local":
+        return (
+            "mode auto chose allocation (a multi-node allocation): the workers are processes "
+            "on its nodes"
+        )
+    return None
+
+
 @contextlib.contextmanager
 def start_cluster(job: Job, in_process: bool = False) -> Iterator[ClusterHandle]:
     """Start the cluster of ``job.cluster``, wait for its workers, and stop it afterwards.

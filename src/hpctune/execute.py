@@ -42,6 +42,7 @@ from .cluster import (
     in_process_workers,
     node_name,
     prepare_local_workers,
+    processes_not_honoured,
     resolve_mode,
     start_cluster,
     threads_allowed,
@@ -702,6 +703,9 @@ def run_prepared(
 
 @contextlib.contextmanager
 def _cluster(job: Job, client: Any, early: EarlyCluster | None = None) -> Iterator[ClusterHandle]:
+    why = processes_not_honoured(job, client)
+    if why is not None:
+        log.warning("cluster.processes: false is not honoured: %s", why)
     if client is not None:
         yield existing_cluster(client)
     elif early is not None:
