@@ -158,6 +158,36 @@ def test_limits_and_warnings():
     assert "too short" in short.text()
 
 
+def test_the_layout_and_the_memory_of_a_run_on_worker_threads():
+    processes = estimate([1.0], partitions=2, granularity="fit")
+    threads = estimate([1.0], partitions=2, granularity="fit", workers="threads")
+    whole = estimate([1.0])
+    assert "each fit and score of a search is a task, on worker processes" in processes.text()
+    assert "on threads of the hpctune process" in threads.text()
+    assert "each partition's whole search is a task, on worker processes" in whole.text()
+    # worker processes each hold a copy; threads share one process
+    assert "peak 1.0 GiB per worker x 32 workers = 32.0 GiB per node" in processes.text()
+    assert "peak 1.0 GiB in the one hpctune process; scheduler.memory 64.0 GiB: fits" in (
+        threads.text()
+    )
+    assert threads.to_dict()["workers"] == "threads"
+
+
+@pytest.mark.parametrize(
+    ("cells", "workers", "granularity"),
+    [(1, "threads", "fit"), (12, "processes", "partition")],
+)
+def test_plan_says_which_workers_a_local_run_would_have(tmp_path, cells, workers, granularity):
+    synthetic(cells=cells, steps=200).to_netcdf(tmp_path / "cells.nc")
+    spec = svr_spec(tmp_path / "cells.nc")
+    del spec["scheduler"]
+    estimate = api.plan(write_spec(tmp_path, spec), sample=1)
+    assert (estimate.workers, estimate.granularity) == (workers, granularity)
+    summary = api.run(write_spec(tmp_path, spec))
+    assert summary.granularity == granularity
+    assert ("in this process" in summary.cluster) is (workers == "threads")
+
+
 def test_sample_on_a_cluster_writes_nothing(tmp_path, dask_client):
     synthetic(cells=10, steps=200).to_netcdf(tmp_path / "cells.nc")
     job = write_spec(tmp_path, synthetic_spec(tmp_path / "cells.nc"))

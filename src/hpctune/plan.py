@@ -35,6 +35,7 @@ from .cluster import (
     available_cores,
     choose_granularity,
     existing_cluster,
+    in_process_workers,
     local_layout,
     resolve_mode,
     start_cluster,
@@ -207,6 +208,9 @@ class PlanEstimate:
     target_walltime: int
     granularity: str = "partition"
     """How the run would spread its work (:func:`hpctune.cluster.choose_granularity`)."""
+    workers: str = "processes"
+    """What the run's workers would be: ``processes``, or ``threads`` of the hpctune process
+    (:func:`hpctune.cluster.in_process_workers`)."""
     lines: list[str] = field(default_factory=list)
 
     # ------------------------------------------------------------------ sample statistics
@@ -294,6 +298,7 @@ class PlanEstimate:
             f"= {self.core_hours:.3g} core-hours",
             f"slots           {r.nodes} nodes x {r.workers_per_node} workers x {r.threads} "
             f"threads = {r.slots} ({r.source})",
+            f"layout          {self._layout()}",
             f"compute         {self.core_seconds:.1f} s / ({r.slots} slots x {EFFICIENCY} "
             f"efficiency) = {self.compute_seconds:.1f} s",
         ]
@@ -333,16 +338,30 @@ class PlanEstimate:
                 "seconds): the machine that timed them was busy, so the estimate is high"
             )
         peak = self.peak_memory
-        need = peak * r.workers_per_node
-        memory = (
-            f"memory          peak {_size(peak)} per worker x {r.workers_per_node} workers = "
-            f"{_size(need)} per node"
-        )
+        if self.workers == "threads":  # one process holds the imports, the data and every fit
+            need = peak
+            memory = f"memory          peak {_size(peak)} in the one hpctune process"
+        else:
+            need = peak * r.workers_per_node
+            memory = (
+                f"memory          peak {_size(peak)} per worker x {r.workers_per_node} "
+                f"workers = {_size(need)} per node"
+            )
         if r.memory_per_node:
             verdict = "fits" if need <= r.memory_per_node else "does NOT fit"
             memory += f"; scheduler.memory {_size(r.memory_per_node)}: {verdict}"
         lines.append(memory)
         return lines
+
+    def _layout(self) -> str:
+        if self.granularity == "partition":
+            return "each partition's whole search is a task, on worker processes"
+        where = (
+            "threads of the hpctune process (every step of the estimator releases the GIL)"
+            if self.workers == "threads"
+            else "worker processes"
+        )
+        return f"few partitions: each fit and score of a search is a task, on {where}"
 
     def text(self) -> str:
         return f"{self.name}: plan\n" + "\n".join(f"  {line}" for line in self.lines)
@@ -383,6 +402,7 @@ class PlanEstimate:
             "margin": MARGIN,
             "startup_seconds": self.startup_seconds,
             "granularity": self.granularity,
+            "workers": self.workers,
             "wall_seconds": self.wall_seconds,
             "suggested_walltime": _hms(self.suggested_walltime),
             "suggested_walltime_seconds": self.suggested_walltime,
@@ -457,6 +477,8 @@ def plan(
     folds = _folds(prepared)
     per_partition = None if folds is None else n_candidates(job.search) * folds + 1
     available = resources(job)
+    # as run_prepared decides: worker threads never read NetCDF, so each fit is a task
+    threads = client is None and resolve_mode(job) == "local" and in_process_workers(job, size)
     return PlanEstimate(
         name=job.name,
         partitions=size,
@@ -466,7 +488,8 @@ def plan(
         startup_seconds=startup,
         measured_on=description,
         target_walltime=target_walltime or job.scheduler.walltime,
-        granularity=choose_granularity(job, size, available.slots),
+        granularity="fit" if threads else choose_granularity(job, size, available.slots),
+        workers="threads" if threads else "processes",
     )
 
 
