@@ -142,6 +142,21 @@ class Launcher(ABC):
         self, layout: Layout, worker: WorkerSpec, env: Mapping[str, str]
     ) -> list[LaunchCommand]: ...
 
+    @staticmethod
+    def host_command(
+        layout: Layout, worker: WorkerSpec, env: Mapping[str, str], index: int
+    ) -> list[str]:
+        """The workers of the layout's host ``index``, for a launcher that starts its tasks
+        with the job's environment, not the caller's: ours is passed on with ``env``."""
+        return [
+            "env",
+            *(f"{k}={v}" for k, v in {**passed_on(), **env}.items()),
+            f"HPCTUNE_NODE_NAME={layout.hosts[index]}",
+            *worker.command(
+                layout.threads, layout.memory_limit[index], nworkers=layout.workers[index]
+            ),
+        ]
+
 
 @dataclass(frozen=True)
 class WorkerSpec:
@@ -217,15 +232,7 @@ class PbsdshLauncher(Launcher):
     ) -> list[LaunchCommand]:
         out = []
         for index, host in enumerate(layout.hosts):
-            # pbsdsh starts tasks with the job's environment, not the caller's: pass ours on.
-            command = [
-                "env",
-                *(f"{k}={v}" for k, v in {**passed_on(), **env}.items()),
-                f"HPCTUNE_NODE_NAME={host}",
-                *worker.command(
-                    layout.threads, layout.memory_limit[index], nworkers=layout.workers[index]
-                ),
-            ]
+            command = self.host_command(layout, worker, env, index)
             if self.flavour == "torque":
                 target = ["-h", host]
             else:
@@ -246,18 +253,19 @@ class MpiexecLauncher(Launcher):
     def commands(
         self, layout: Layout, worker: WorkerSpec, env: Mapping[str, str]
     ) -> list[LaunchCommand]:
-        out = []
-        for index, host in enumerate(layout.hosts):
-            command = [
-                "env",
-                *(f"{k}={v}" for k, v in {**passed_on(), **env}.items()),
-                f"HPCTUNE_NODE_NAME={host}",
-                *worker.command(
-                    layout.threads, layout.memory_limit[index], nworkers=layout.workers[index]
-                ),
-            ]
-            out.append(LaunchCommand([self.executable, "-n", "1", "-host", host, *command]))
-        return out
+        return [
+            LaunchCommand(
+                [
+                    self.executable,
+                    "-n",
+                    "1",
+                    "-host",
+                    host,
+                    *self.host_command(layout, worker, env, i),
+                ]
+            )
+            for i, host in enumerate(layout.hosts)
+        ]
 
 
 def launcher_for(allocation: Allocation, scheduler_kind: str = "pbs") -> Launcher:
