@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -110,8 +111,13 @@ def test_a_run_on_a_callers_client_says_processes_false_is_not_honoured(
     synthetic_job, dask_client, caplog
 ):
     job = load_spec(synthetic_job, ["cluster.processes=false", "cluster.mode=auto"])
-    with caplog.at_level("WARNING", logger="hpctune"):
-        summary = hpctune.run(job, client=dask_client)
+    logger = logging.getLogger("hpctune")  # the command line's own handler may not propagate
+    logger.addHandler(caplog.handler)
+    try:
+        with caplog.at_level("WARNING", logger="hpctune"):
+            summary = hpctune.run(job, client=dask_client)
+    finally:
+        logger.removeHandler(caplog.handler)
     assert summary.exit_code == 0
     assert [r.getMessage() for r in caplog.records if "cluster.processes" in r.getMessage()] == [
         "cluster.processes: false is not honoured: the run uses the given Dask client's workers"

@@ -312,8 +312,9 @@ class RunSummary:
         return text + f" -> {self.output}"
 
 
-class BatchRunner:
-    """Feeds batches of partitions to the cluster and collects what comes back."""
+class Runner:
+    """Computes the partitions ``todo`` of a run on a cluster, counting what finishes into
+    ``counts`` and showing it on ``progress``, until done or ``stop`` is set."""
 
     def __init__(
         self,
@@ -327,17 +328,31 @@ class BatchRunner:
         self.handle = handle
         self.client = handle.client
         self.ctx = ctx
-        self.plan = ctx.plan
-        self.pending: deque[int] = deque(int(i) for i in todo)
-        self.isolated: deque[int] = deque()
+        self.todo = [int(i) for i in todo]
         self.counts = counts
         self.progress = progress
         self.stop = stop
+        self.setup()
+
+    def setup(self) -> None:
+        """The runner's own state, made at the end of the constructor."""
+
+    def run(self) -> None:
+        raise NotImplementedError
+
+
+class BatchRunner(Runner):
+    """Feeds batches of partitions to the cluster and collects what comes back."""
+
+    def setup(self) -> None:
+        self.plan = self.ctx.plan
+        self.pending: deque[int] = deque(self.todo)
+        self.isolated: deque[int] = deque()
         self.in_flight: dict[Any, list[int]] = {}
         self.task_seconds = 0.0
         self.task_partitions = 0
-        self.slots = max(1, handle.slots)
-        self.chunk = ctx.job.data.chunk
+        self.slots = max(1, self.handle.slots)
+        self.chunk = self.ctx.job.data.chunk
         self._journal: Journal | None = None
         self._ctx_future: Any = None
 
@@ -463,7 +478,7 @@ def _known_keys(keys: list[Any], dask_scheduler: Any = None) -> list[Any]:
     return [key for key in keys if key in dask_scheduler.tasks]
 
 
-class SearchGraphRunner:
+class SearchGraphRunner(Runner):
     """Runs each partition's dask-ml search graph on the cluster: its fits and scores are tasks
     spread over all workers (dask-ml still fits a shared pipeline step once per fold). The
     partition's rows are read here and travel inside the graph once; results are recorded here.
@@ -473,22 +488,7 @@ class SearchGraphRunner:
     #: Searches in flight at once, at most (each is one driver thread waiting on its graph).
     MAX_CONCURRENT = 64
 
-    def __init__(
-        self,
-        handle: ClusterHandle,
-        ctx: TaskContext,
-        todo: np.ndarray,
-        counts: Counts,
-        progress: Progress,
-        stop: threading.Event,
-    ) -> None:
-        self.handle = handle
-        self.client = handle.client
-        self.ctx = ctx
-        self.todo = [int(i) for i in todo]
-        self.counts = counts
-        self.progress = progress
-        self.stop = stop
+    def setup(self) -> None:
         self._io = threading.Lock()
         self._local = threading.local()
         self.retry_at_end: list[int] = []
@@ -681,7 +681,7 @@ def run_prepared(
                     else "fit"  # worker threads never read NetCDF
                 )
                 summary.granularity = granularity
-                runner = SearchGraphRunner if granularity == "fit" else BatchRunner
+                runner: type[Runner] = SearchGraphRunner if granularity == "fit" else BatchRunner
                 runner(handle, ctx, todo, counts, progress, stop).run()
         progress.update(counts, force=True)
         progress.close()
