@@ -482,22 +482,17 @@ def _allocation_cluster(job: Job) -> Iterator[ClusterHandle]:
                 what=f"{launcher.name} workers",
                 stopping=stopping,
             )
-        nodes = sorted(set(client.run(node_name).values()))
-        link = client.dashboard_link if job.cluster.dashboard else None
-        tunnel = ssh_tunnel(link) if link else None
-        yield ClusterHandle(
-            client=client,
+        yield remote_handle(
+            client,
+            job,
+            address=address,
             mode="allocation",
             workers=connected,
             threads=layout.threads,
-            dashboard=link,
-            description=(
+            what=(
                 f"allocation ({allocation.kind} job {allocation.job_id}): {connected} workers x "
-                f"{layout.threads} thread(s) on {','.join(nodes)} ({address})"
-                + (f"; dashboard from another machine: {tunnel}" if tunnel else "")
+                f"{layout.threads} thread(s)"
             ),
-            address=address,
-            tunnel=tunnel,
         )
     finally:
         if client is not None:
@@ -623,6 +618,28 @@ def watch_stop_signals() -> Iterator[threading.Event]:
         for sig, old in previous.items():
             if old is not None:
                 signal.signal(sig, old)
+
+
+def remote_handle(
+    client: Any, job: Job, *, address: str, mode: str, workers: int, threads: int, what: str
+) -> ClusterHandle:
+    """The handle of workers on other nodes (allocation, jobqueue): its description is ``what``
+    and the nodes the workers report, its dashboard the link and, for another machine, the
+    ssh tunnel to it."""
+    nodes = sorted(set(client.run(node_name).values()))
+    link = client.dashboard_link if job.cluster.dashboard else None
+    tunnel = ssh_tunnel(link) if link else None
+    return ClusterHandle(
+        client=client,
+        mode=mode,
+        workers=workers,
+        threads=threads,
+        dashboard=link,
+        description=f"{what} on {','.join(nodes)} ({address})"
+        + (f"; dashboard from another machine: {tunnel}" if tunnel else ""),
+        address=address,
+        tunnel=tunnel,
+    )
 
 
 def ssh_tunnel(link: str) -> str:

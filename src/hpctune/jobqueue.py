@@ -28,8 +28,7 @@ from .cluster import (
     DASHBOARD_ADDRESS,
     ClusterError,
     ClusterHandle,
-    node_name,
-    ssh_tunnel,
+    remote_handle,
     wait_for_workers,
     watch_stop_signals,
 )
@@ -273,28 +272,23 @@ def jobqueue_cluster(job: Job) -> Iterator[ClusterHandle]:
             )
         if plan_.minimum_jobs != first:
             cluster.adapt(minimum_jobs=plan_.minimum_jobs, maximum_jobs=plan_.maximum_jobs)
-        nodes = sorted(set(client.run(node_name).values()))
-        link = client.dashboard_link if job.cluster.dashboard else None
-        tunnel = ssh_tunnel(link) if link else None
         kind = "slurm" if plan_.cluster_class == "SLURMCluster" else "pbs"
         scale = (
             f"{plan_.jobs} {kind} jobs"
             if plan_.minimum_jobs == plan_.maximum_jobs
             else f"{plan_.minimum_jobs}-{plan_.maximum_jobs} {kind} jobs (adaptive)"
         )
-        yield ClusterHandle(
-            client=client,
+        yield remote_handle(
+            client,
+            job,
+            address=address,
             mode="jobqueue",
             workers=max(connected, plan_.expected_workers),
             threads=plan_.threads,
-            dashboard=link,
-            description=(
+            what=(
                 f"jobqueue: {scale} x {plan_.processes} workers x {plan_.threads} thread(s); "
-                f"{connected} connected on {','.join(nodes)} ({address})"
-                + (f"; dashboard from another machine: {tunnel}" if tunnel else "")
+                f"{connected} connected"
             ),
-            address=address,
-            tunnel=tunnel,
         )
     finally:
         if client is not None:
