@@ -402,6 +402,34 @@ def test_local_workers_are_forked_ready_with_distributeds_environment(tmp_path):
         }
 
 
+@pytest.mark.parametrize(
+    ("config", "environ"),
+    [
+        ({}, {}),
+        ("worker", {}),
+        ("worker", {"OMP_NUM_THREADS": "4", "PYTHONHASHSEED": "0"}),
+        ({"distributed.nanny.pre-spawn-environ": {"A": 1, "B": None}}, {"PYTHONHASHSEED": "7"}),
+    ],
+)
+def test_the_forkserver_environment_is_what_a_nanny_gives_its_worker(
+    config, environ, monkeypatch
+):
+    """The forkserver starts under the variables a nanny sets before it spawns a worker:
+    hpctune resolves them as distributed's Nanny does (its private helper is not imported),
+    and this holds them equal for the distributed installed."""
+    import dask
+    from distributed import Nanny
+
+    from hpctune.cluster import WORKER_CONFIG
+    from hpctune.forkserver import server_environment
+
+    for key, value in environ.items():
+        monkeypatch.setenv(key, value)
+    with dask.config.set(WORKER_CONFIG if config == "worker" else config):
+        nanny = Nanny("tcp://127.0.0.1:1")  # built, never started
+        assert server_environment() == nanny.pre_spawn_env
+
+
 def test_forkserver_can_be_turned_off(tmp_path):
     """HPCTUNE_FORKSERVER=0: distributed's default, workers spawned by the nannies in the
     driver process, importing what they need at their first task."""
