@@ -411,9 +411,7 @@ def test_local_workers_are_forked_ready_with_distributeds_environment(tmp_path):
         ({"distributed.nanny.pre-spawn-environ": {"A": 1, "B": None}}, {"PYTHONHASHSEED": "7"}),
     ],
 )
-def test_the_forkserver_environment_is_what_a_nanny_gives_its_worker(
-    config, environ, monkeypatch
-):
+def test_the_forkserver_environment_is_what_a_nanny_gives_its_worker(config, environ, monkeypatch):
     """The forkserver starts under the variables a nanny sets before it spawns a worker:
     hpctune resolves them as distributed's Nanny does (its private helper is not imported),
     and this holds them equal for the distributed installed."""
