@@ -107,19 +107,28 @@ def test_processes_false_that_cannot_hold_is_named(
     assert (why is None) if expected is None else (expected in why)
 
 
-def test_a_run_on_a_callers_client_says_processes_false_is_not_honoured(
-    synthetic_job, dask_client, caplog
-):
+class _Records(logging.Handler):
+    """The records of one logger, whether or not it propagates to the root (the command
+    line's setup, run by earlier tests, stops that)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_a_run_on_a_callers_client_says_processes_false_is_not_honoured(synthetic_job, dask_client):
     job = load_spec(synthetic_job, ["cluster.processes=false", "cluster.mode=auto"])
-    logger = logging.getLogger("hpctune")  # the command line's own handler may not propagate
-    logger.addHandler(caplog.handler)
+    logger, seen = logging.getLogger("hpctune"), _Records()
+    logger.addHandler(seen)
     try:
-        with caplog.at_level("WARNING", logger="hpctune"):
-            summary = hpctune.run(job, client=dask_client)
+        summary = hpctune.run(job, client=dask_client)
     finally:
-        logger.removeHandler(caplog.handler)
+        logger.removeHandler(seen)
     assert summary.exit_code == 0
-    assert [r.getMessage() for r in caplog.records if "cluster.processes" in r.getMessage()] == [
+    assert [r.getMessage() for r in seen.records if "cluster.processes" in r.getMessage()] == [
         "cluster.processes: false is not honoured: the run uses the given Dask client's workers"
     ]
 
