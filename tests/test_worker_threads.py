@@ -105,6 +105,10 @@ def test_processes_false_that_cannot_hold_is_named(
     client = object() if with_client else None
     why = processes_not_honoured(job, client, environ)
     assert (why is None) if expected is None else (expected in why)
+    # the same rule decides the layout: threads only where processes=false can hold
+    assert in_process_workers(job, 1, client, environ) is (
+        not with_client and not environ and job.cluster.processes is False
+    )
 
 
 class _Records(logging.Handler):

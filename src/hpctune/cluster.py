@@ -187,16 +187,23 @@ def threads_allowed(job: Job) -> bool:
     )
 
 
-def in_process_workers(job: Job, n_partitions: int) -> bool:
-    """Whether a local run of ``n_partitions`` runs its workers as threads of this process.
+def in_process_workers(
+    job: Job,
+    n_partitions: int,
+    client: Any = None,
+    environ: Mapping[str, str] | None = None,
+) -> bool:
+    """Whether a run of ``n_partitions`` runs its workers as threads of this process.
 
-    Only where each fit is a task (granularity ``fit``): the partitions' rows are then read
-    here, never in a worker thread (NetCDF reads are not thread-safe), and the tasks are
-    fits and scores of estimators that release the GIL. Measured on the ``onecell``
+    Only a run that starts its own local cluster (no caller's ``client``; mode ``local``, or
+    ``auto`` outside a multi-node allocation: :func:`processes_not_honoured` names the other
+    cases), and only where each fit is a task (granularity ``fit``): the partitions' rows are
+    then read here, never in a worker thread (NetCDF reads are not thread-safe), and the tasks
+    are fits and scores of estimators that release the GIL. Measured on the ``onecell``
     benchmark (benchmarks/RESULTS.md): no worker processes to start, no second import of
     scikit-learn and dask-ml, nothing sent between processes.
     """
-    if not threads_allowed(job):
+    if client is not None or resolve_mode(job, environ) != "local" or not threads_allowed(job):
         return False
     return job.cluster.processes is False or (
         choose_granularity(job, n_partitions, math.prod(local_layout(job))) == "fit"

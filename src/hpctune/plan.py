@@ -478,7 +478,7 @@ def plan(
     per_partition = None if folds is None else n_candidates(job.search) * folds + 1
     available = resources(job)
     # as run_prepared decides: worker threads never read NetCDF, so each fit is a task
-    threads = client is None and resolve_mode(job) == "local" and in_process_workers(job, size)
+    threads = in_process_workers(job, size, client)
     return PlanEstimate(
         name=job.name,
         partitions=size,
