@@ -211,6 +211,27 @@ def test_a_run_on_worker_threads_starts_no_process(tmp_path, processes):
         assert any("multiprocessing" in line for line in children), children
 
 
+def test_the_model_files_import_waits_for_the_refit(tmp_path, monkeypatch):
+    """skops (0.8 CPU s) is imported beside a search's refit, its second graph, which leaves
+    workers idle; not during the first graph's fits, where it would take a core from them."""
+    from hpctune.execute import SearchGraphRunner
+
+    graphs_at_import: list[int] = []
+    original = SearchGraphRunner._import_skops
+
+    def import_skops(self):
+        graphs_at_import.append(self._local.graphs)
+        original(self)
+
+    monkeypatch.setattr(SearchGraphRunner, "_import_skops", import_skops)
+    summary = hpctune.run(write_spec(tmp_path, _svr_spec(tmp_path)))
+    assert "in this process" in summary.cluster
+    assert list(summary.results.status.values) == ["ok"] * 3
+    assert len(graphs_at_import) == 3  # once per search, at its refit
+    assert set(graphs_at_import) == {2}
+    assert len(list((Path(summary.output) / "models").iterdir())) == 3
+
+
 def test_a_failing_search_on_worker_threads_fails_only_its_partition(tmp_path):
     """KNeighbors with more neighbours than rows fails in every fit of one partition only."""
     ds = synthetic(cells=3, steps=200)  # 3 partitions on 2 workers: a task per fit

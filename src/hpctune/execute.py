@@ -541,6 +541,7 @@ class SearchGraphRunner(Runner):
         timeout = self.ctx.job.search.timeout
         self._local.deadline = None if timeout is None else time.monotonic() + timeout
         self._local.retry = False
+        self._local.graphs = 0
         started = time.monotonic()
         result = self.search.run(index, x, y, t, node=self.nodes, scheduler=self._get)
         elapsed = time.monotonic() - started
@@ -560,9 +561,11 @@ class SearchGraphRunner(Runner):
 
     def _import_skops(self) -> None:
         """The models are written here: import skops (0.8 CPU s: it imports every scikit-learn
-        module) beside the first graph's fits. Not earlier: until the graph is submitted this
-        process imports dask-ml and builds the graph, and the two imports would share the GIL,
-        the first fit waiting for both (benchmarks/RESULTS.md)."""
+        module) beside the refit, the search's second graph, which keeps one worker busy and
+        leaves the others idle. Not earlier: until the first graph is submitted this process
+        imports dask-ml and builds the graph, and the two imports would share the GIL, the first
+        fit waiting for both; during the fits it takes a core from them (benchmarks/RESULTS.md).
+        A search with no second graph imports skops when it writes its model."""
         with self._skops:
             if self._skops_started:
                 return
@@ -574,7 +577,9 @@ class SearchGraphRunner(Runner):
     def _get(self, dsk: Any, keys: Any, **_: Any) -> Any:
         """dask-ml's graph on the cluster. Called as a plain function so that dask-ml does not
         take its path for Clients, which retries a failing task without end."""
-        self._import_skops()
+        self._local.graphs = getattr(self._local, "graphs", 0) + 1
+        if self._local.graphs > 1:  # the refit
+            self._import_skops()
         if self.handle.pool is not None:  # worker threads: never a search timeout
             return self.handle.pool.get(dsk, keys, stop=self.stop)
         from distributed import wait
