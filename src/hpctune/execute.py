@@ -561,11 +561,12 @@ class SearchGraphRunner(Runner):
 
     def _import_skops(self) -> None:
         """The models are written here: import skops (0.8 CPU s: it imports every scikit-learn
-        module) beside the refit, the search's second graph, which keeps one worker busy and
-        leaves the others idle. Not earlier: until the first graph is submitted this process
-        imports dask-ml and builds the graph, and the two imports would share the GIL, the first
-        fit waiting for both; during the fits it takes a core from them (benchmarks/RESULTS.md).
-        A search with no second graph imports skops when it writes its model."""
+        module) beside the refit, the search's second graph, which keeps one worker busy and,
+        when the search runs alone, leaves the others idle. Not earlier: until the first graph
+        is submitted this process imports dask-ml and builds the graph, and the two imports
+        would share the GIL, the first fit waiting for both; during the fits it takes a core
+        from them (benchmarks/RESULTS.md). A search with no second graph imports skops when it
+        writes its model."""
         with self._skops:
             if self._skops_started:
                 return
@@ -577,7 +578,7 @@ class SearchGraphRunner(Runner):
     def _get(self, dsk: Any, keys: Any, **_: Any) -> Any:
         """dask-ml's graph on the cluster. Called as a plain function so that dask-ml does not
         take its path for Clients, which retries a failing task without end."""
-        self._local.graphs = getattr(self._local, "graphs", 0) + 1
+        self._local.graphs += 1
         if self._local.graphs > 1:  # the refit
             self._import_skops()
         if self.handle.pool is not None:  # worker threads: never a search timeout
