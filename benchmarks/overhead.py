@@ -61,11 +61,11 @@ def main() -> int:
     done.set()
     sampler.join()
 
-    def total(match) -> float:
-        return round(sum(s for tid, s in cpu.items() if match(names.get(tid, ""))), 2)
+    def threads_cpu(match) -> list[float]:
+        return [seconds for tid, seconds in cpu.items() if match(names.get(tid, ""))]
 
-    workers = [tid for tid in cpu if names.get(tid, "").startswith("hpctune-worker")]
-    worker_cpu = total(lambda name: name.startswith("hpctune-worker"))
+    workers = threads_cpu(lambda name: name.startswith("hpctune-worker"))
+    worker_cpu = round(sum(workers), 2)
     main_id = threading.main_thread().native_id
     figures = {
         "exit_code": code,
@@ -73,7 +73,7 @@ def main() -> int:
         "worker_threads": len(workers),
         "workers_cpu": worker_cpu,
         "main_cpu": round(cpu.get(main_id, 0.0), 2),
-        "import_cpu": total(lambda name: name == "hpctune-import"),
+        "import_cpu": round(sum(threads_cpu(lambda name: name == "hpctune-import")), 2),
         "process_cpu": round(sum(os.times()[:2]), 2),
         "overhead": round(wall - worker_cpu / len(workers), 2) if workers else None,
     }
