@@ -36,7 +36,10 @@ after it.
 
 The table gives the wall seconds of the whole process (start-up and imports included; "inner"
 is the time the program reports itself), cells per second, efficiency = ideal wall / wall, the
-speed-up over the fastest reference, and the peak of the summed resident memory (RSS) of the
+speed-up over the fastest reference; for a run of one partition (``onecell``) also "search s",
+the search's own wall time from results.nc (``fit_seconds``: its graph built, fits, scores and
+refit; no start-up, reading, test scores or model file) and "s.eff." = ideal wall / search s;
+and the peak of the summed resident memory (RSS) of the
 process and all its children, sampled every 0.1 s (pages shared between processes are counted
 once per process). Efficiency and speed-up compare cells per second, since the reference may run
 on the first cells only (``--reference-cells``; by default 400 of the 4000 of ``tiny``).
@@ -296,7 +299,26 @@ def run_hpctune(
         "name": name,
         **m,
         "result": result if ok else None,
+        "search_seconds": search_seconds(spec) if ok else None,
     }
+
+
+def search_seconds(spec: Path) -> float | None:
+    """The search's own wall time when the run searched one partition: its ``fit_seconds``
+    in results.nc, from building the search's graph to the refit's end (no start-up, no
+    reading, no test scores or model file). ``None`` for runs of several partitions, whose
+    searches overlap."""
+    import xarray as xr
+
+    import hpctune
+
+    path = Path(hpctune.load_spec(spec).output) / "results.nc"
+    if not path.exists():
+        return None
+    with xr.open_dataset(path) as ds:
+        ok = ds["status"].values.astype(str) == "ok"
+        seconds = ds["fit_seconds"].values[ok]
+    return float(seconds[0]) if seconds.size == 1 else None
 
 
 # --------------------------------------------------------------------------- results
@@ -359,9 +381,11 @@ def print_table(
     title: str, rows: list[dict[str, Any]], ideal_rate: float | None, reference_rate: float | None
 ) -> None:
     print(f"\n{title}")
+    search = any(row.get("search_seconds") for row in rows)  # one partition: its search
     header = (
         f"{'run':<20} {'wall s':>9} {'inner s':>9} {'cells/s':>9} {'effic.':>7} "
-        f"{'vs ref':>7} {'peak MiB':>9} {'busy':>5} {'others':>6}  note"
+        + (f"{'search s':>9} {'s.eff.':>6} " if search else "")
+        + f"{'vs ref':>7} {'peak MiB':>9} {'busy':>5} {'others':>6}  note"
     )
     print(header)
     print("-" * len(header))
@@ -379,9 +403,13 @@ def print_table(
             note = f"stopped after {row['wall']:.0f} s (--timeout); " + note
         elif row.get("result") is None:
             note = f"failed (exit {row['rc']}, see {row['log']}); " + note
+        searched = row.get("search_seconds")
+        ideal = row.get("ideal_wall") or (row["cells"] / ideal_rate if ideal_rate else None)
+        search_eff = ideal / searched if searched and ideal else None
+        search_cols = f"{_f(searched, 9, 1)} {_f(search_eff, 6, 2)} " if search else ""
         print(
             f"{row['name']:<20} {_f(wall, 9, 1)} {_f(inner, 9, 1)} "
-            f"{_f(rate, 9, 2)} {_f(eff, 7, 2)} "
+            f"{_f(rate, 9, 2)} {_f(eff, 7, 2)} {search_cols}"
             f"{_f(speed, 7, 2)} {_f(row['peak_rss_mib'], 9, 0)} {_f(row['busy_cores'], 5, 2)} "
             f"{_f(row['others_cores'], 6, 2)}  {note}"
         )
