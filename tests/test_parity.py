@@ -17,19 +17,34 @@ from hpctune.search import select_rows
 GRID = {"svr__C": [0.1, 1, 10], "svr__gamma": ["scale", 0.1]}
 
 
-@pytest.fixture(scope="module")
-def demo_run(tmp_path_factory, dask_client):
+#: The regimes of a run: each partition's whole search as one task, and each fit as a task,
+#: on a cluster of worker processes (the distributed scheduler) and on worker threads of this
+#: process (dask's local scheduler).
+REGIMES = {
+    "whole searches": (["cluster.granularity=partition"], True),
+    "fits on worker processes": (["cluster.granularity=fit"], True),
+    "fits on worker threads": (["cluster.granularity=fit", "cluster.workers=2"], False),
+}
+
+
+@pytest.fixture(scope="module", params=list(REGIMES))
+def demo_run(request, tmp_path_factory):
     """The demo spec on the real data, on a subsample of time to keep the test quick."""
     from helpers import REAL_DATA
 
     folder = tmp_path_factory.mktemp("parity")
     ds = xr.open_dataset(REAL_DATA).isel(time=slice(0, None, 4)).load()
     ds.to_netcdf(folder / "cells.nc")
+    regime, on_client = REGIMES[request.param]
     overrides = [
         f"data.paths={folder / 'cells.nc'}",
         f"output={folder / 'out'}",
+        *regime,
     ]
-    summary = hpctune.run(ROOT / "jobs" / "example.yaml", overrides, client=dask_client)
+    client = request.getfixturevalue("dask_client") if on_client else None
+    summary = hpctune.run(ROOT / "jobs" / "example.yaml", overrides, client=client)
+    assert summary.granularity == regime[0].split("=")[1]
+    assert ("worker threads in this process" in summary.cluster) is not on_client, summary.cluster
     return ds, summary
 
 
