@@ -134,12 +134,15 @@ def test_summary_table():
     assert "fit time" not in stopped
 
 
-def test_a_run_reports_progress_and_a_summary(tmp_path, dask_client):
+@pytest.mark.parametrize("granularity", ["partition", "fit"])
+def test_a_run_reports_progress_and_a_summary(tmp_path, dask_client, granularity):
     synthetic(cells=6, steps=200).to_netcdf(tmp_path / "cells.nc")
     job = write_spec(tmp_path, synthetic_spec(tmp_path / "cells.nc"))
     log = io.StringIO()
     progress = Progress(stream=log, interval=0)
-    summary = api.run(job, client=dask_client, progress=progress)
+    overrides = [f"cluster.granularity={granularity}"]
+    summary = api.run(job, overrides, client=dask_client, progress=progress)
+    assert summary.granularity == granularity
     progress.summary(summary)
     text = log.getvalue()
     assert "progress [" in text and "6/6 partitions (100%): ok 6" in text
