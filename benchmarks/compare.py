@@ -394,18 +394,18 @@ def print_table(
         failed = row["timed_out"] or row.get("result") is None
         inner = row.get("inner")
         rate = row["cells"] / wall if not failed and wall > 0 else None
-        eff = rate / ideal_rate if rate and ideal_rate else None
-        if rate and row.get("ideal_wall"):  # measured around this run (--ideal-each)
-            eff = row["ideal_wall"] / wall
+        # The ideal wall of this row's cells: measured around this run (--ideal-each), or the
+        # mean of the ideals measured.
+        ideal = row.get("ideal_wall") or (row["cells"] / ideal_rate if ideal_rate else None)
+        eff = ideal / wall if rate and ideal else None
+        searched = row.get("search_seconds")
+        search_eff = ideal / searched if searched and ideal else None
         speed = rate / reference_rate if rate and reference_rate else None
         note = row.get("note", "")
         if row["timed_out"]:
             note = f"stopped after {row['wall']:.0f} s (--timeout); " + note
         elif row.get("result") is None:
             note = f"failed (exit {row['rc']}, see {row['log']}); " + note
-        searched = row.get("search_seconds")
-        ideal = row.get("ideal_wall") or (row["cells"] / ideal_rate if ideal_rate else None)
-        search_eff = ideal / searched if searched and ideal else None
         search_cols = f"{_f(searched, 9, 1)} {_f(search_eff, 6, 2)} " if search else ""
         print(
             f"{row['name']:<20} {_f(wall, 9, 1)} {_f(inner, 9, 1)} "

@@ -17,13 +17,13 @@ from hpctune.search import select_rows
 GRID = {"svr__C": [0.1, 1, 10], "svr__gamma": ["scale", 0.1]}
 
 
-#: The regimes of a run: each partition's whole search as one task, and each fit as a task,
-#: on a cluster of worker processes (the distributed scheduler) and on worker threads of this
-#: process (dask's local scheduler).
+#: The regimes of a run, as (granularity, workers): each partition's whole search as one task,
+#: or each fit as a task, on a cluster of worker processes (the distributed scheduler) or on
+#: worker threads of this process (dask's local scheduler).
 REGIMES = {
-    "whole searches": (["cluster.granularity=partition"], True),
-    "fits on worker processes": (["cluster.granularity=fit"], True),
-    "fits on worker threads": (["cluster.granularity=fit", "cluster.workers=2"], False),
+    "whole searches": ("partition", "processes"),
+    "fits on worker processes": ("fit", "processes"),
+    "fits on worker threads": ("fit", "threads"),
 }
 
 
@@ -35,16 +35,18 @@ def demo_run(request, tmp_path_factory):
     folder = tmp_path_factory.mktemp("parity")
     ds = xr.open_dataset(REAL_DATA).isel(time=slice(0, None, 4)).load()
     ds.to_netcdf(folder / "cells.nc")
-    regime, on_client = REGIMES[request.param]
+    granularity, workers = REGIMES[request.param]
     overrides = [
         f"data.paths={folder / 'cells.nc'}",
         f"output={folder / 'out'}",
-        *regime,
+        f"cluster.granularity={granularity}",
+        "cluster.workers=2",
     ]
-    client = request.getfixturevalue("dask_client") if on_client else None
+    threads = workers == "threads"  # the run starts its own: the demo's estimator allows them
+    client = None if threads else request.getfixturevalue("dask_client")
     summary = hpctune.run(ROOT / "jobs" / "example.yaml", overrides, client=client)
-    assert summary.granularity == regime[0].split("=")[1]
-    assert ("worker threads in this process" in summary.cluster) is not on_client, summary.cluster
+    assert summary.granularity == granularity
+    assert ("worker threads in this process" in summary.cluster) is threads, summary.cluster
     return ds, summary
 
 
