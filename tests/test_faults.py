@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -15,6 +16,7 @@ from typing import Any
 import numpy as np
 import psutil
 import pytest
+import tests_support
 import xarray as xr
 from helpers import synthetic, synthetic_spec, write_spec
 
@@ -120,6 +122,44 @@ def test_a_worker_killed_mid_run_is_replaced_and_every_partition_finishes(tmp_pa
     assert killed, "the worker was not killed"
     assert list(summary.results.status.values) == ["ok"] * 12
     assert summary.exit_code == 0
+
+
+def test_a_stopped_run_does_not_wait_for_a_lost_batch_computed_again(tmp_path):
+    """A batch finished, then its worker died before its outcome was fetched (a preemption
+    signals every process of the job at once): the scheduler computes it again. A stopped run
+    cancels it instead of waiting for it; its partitions are in the dead worker's journal."""
+    from distributed import wait
+
+    from hpctune.cluster import RunStopped
+    from hpctune.execute import batch_outcome
+
+    runs = tmp_path / "runs.log"
+    with private_cluster() as client:
+        future = client.submit(tests_support.fast_then_slow, str(runs), pure=False)
+        wait(future)
+        (holder,) = client.who_has(future)[future.key]
+        os.kill(client.run(os.getpid, workers=[holder])[holder], signal.SIGKILL)
+        stop = threading.Event()
+        stop.set()
+        started = time.monotonic()
+        with pytest.raises(RunStopped):
+            batch_outcome(future, stop)
+        assert time.monotonic() - started < 30, "waited for the batch computed again"
+        assert future.cancelled()
+
+
+def test_a_batch_computed_again_after_its_worker_died_is_waited_for_while_the_run_goes_on():
+    """Not stopped, the run takes the outcome of the batch computed again."""
+    from distributed import wait
+
+    from hpctune.execute import batch_outcome
+
+    with private_cluster() as client:
+        future = client.submit(lambda: 7, pure=False)
+        wait(future)
+        (holder,) = client.who_has(future)[future.key]
+        os.kill(client.run(os.getpid, workers=[holder])[holder], signal.SIGKILL)
+        assert batch_outcome(future, threading.Event()) == 7
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""Estimators for tests that misbehave on purpose or count their fits (importable by workers)."""
+"""Estimators for tests that misbehave on purpose or count their fits, and tasks for tests of
+the cluster (importable by workers)."""
 
 from __future__ import annotations
 
@@ -94,3 +95,16 @@ class CollectorProbe(CountingRidge):
         import gc
 
         return f"enabled={gc.isenabled()} frozen={gc.get_freeze_count()}"
+
+
+def fast_then_slow(path: str) -> int:
+    """A task that returns at once the first time and takes a minute each time after: a
+    finished task whose result was lost with its worker, then computed again. Appends a line
+    to ``path`` at each start; returns the number of the run."""
+    with open(path, "a") as log:
+        log.write("start\n")
+    with open(path) as log:
+        run = sum(1 for _ in log)
+    if run > 1:
+        time.sleep(60)
+    return run

@@ -37,6 +37,7 @@ import numpy as np
 from . import startup
 from .cluster import (
     ClusterHandle,
+    RunStopped,
     choose_granularity,
     existing_cluster,
     in_process_workers,
@@ -419,7 +420,9 @@ class BatchRunner(Runner):
     def _collect(self, future: Any) -> None:
         batch = self.in_flight.pop(future)
         try:
-            outcome = future.result()
+            outcome = batch_outcome(future, self.stop)
+        except RunStopped:
+            return  # its partitions are in the journal of the worker that computed them
         except OutputError:
             raise
         except Exception as exc:  # the task as a whole failed or its worker died
@@ -450,6 +453,25 @@ class BatchRunner(Runner):
         result = PartitionResult(index=index, status="failed", reason=reason, node=node_name())
         self._journal.append(result.record())
         self.counts.add("failed")
+
+
+def batch_outcome(future: Any, stop: threading.Event) -> Any:
+    """The outcome of a batch the scheduler reported finished.
+
+    The worker holding it may have died since (a preemption signals every process of the job at
+    once): the scheduler then computes the batch again, and fetching its outcome waits for that.
+    Not once the run is stopped: the batch is cancelled and :class:`RunStopped` raised. Its
+    partitions were recorded in the dead worker's journal before it finished; computed again,
+    they would be recorded twice, and the stopped run would wait for them past the grace the
+    scheduler gives before it kills the job.
+    """
+    while True:
+        try:
+            return future.result(timeout=0.5)
+        except TimeoutError:
+            if stop.is_set():
+                future.cancel()
+                raise RunStopped("stopped while a lost batch was computed again") from None
 
 
 def _executing_keys(dask_worker: Any = None) -> list[Any]:
