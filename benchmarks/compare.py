@@ -303,6 +303,11 @@ def run_hpctune(
     }
 
 
+def results_path(job: Any) -> Path:
+    """The results.nc an hpctune run of ``job`` (a loaded spec) writes."""
+    return Path(job.output) / "results.nc"
+
+
 def search_seconds(spec: Path) -> float | None:
     """The search's own wall time when the run searched one partition: its ``fit_seconds``
     in results.nc, from building the search's graph to the refit's end (no start-up, no
@@ -312,7 +317,7 @@ def search_seconds(spec: Path) -> float | None:
 
     import hpctune
 
-    path = Path(hpctune.load_spec(spec).output) / "results.nc"
+    path = results_path(hpctune.load_spec(spec))
     if not path.exists():
         return None
     with xr.open_dataset(path) as ds:
@@ -332,7 +337,7 @@ def agreement(spec: Path, reference_file: str) -> dict[str, Any] | None:
     import hpctune
 
     job = hpctune.load_spec(spec)
-    path = Path(job.output) / "results.nc"
+    path = results_path(job)
     if not path.exists() or not Path(reference_file).exists():
         return None
     with xr.open_dataset(path) as ds:

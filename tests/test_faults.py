@@ -124,21 +124,26 @@ def test_a_worker_killed_mid_run_is_replaced_and_every_partition_finishes(tmp_pa
     assert summary.exit_code == 0
 
 
+def lose_the_result(client: Any, future: Any) -> None:
+    """Let ``future`` finish, then kill the worker holding its result: the scheduler computes
+    it again."""
+    from distributed import wait
+
+    wait(future)
+    (holder,) = client.who_has(future)[future.key]
+    os.kill(client.run(os.getpid, workers=[holder])[holder], signal.SIGKILL)
+
+
 def test_a_stopped_run_does_not_wait_for_a_lost_batch_computed_again(tmp_path):
     """A batch finished, then its worker died before its outcome was fetched (a preemption
     signals every process of the job at once): the scheduler computes it again. A stopped run
     cancels it instead of waiting for it; its partitions are in the dead worker's journal."""
-    from distributed import wait
-
     from hpctune.cluster import RunStopped
     from hpctune.execute import batch_outcome
 
-    runs = tmp_path / "runs.log"
     with private_cluster() as client:
-        future = client.submit(tests_support.fast_then_slow, str(runs), pure=False)
-        wait(future)
-        (holder,) = client.who_has(future)[future.key]
-        os.kill(client.run(os.getpid, workers=[holder])[holder], signal.SIGKILL)
+        future = client.submit(tests_support.fast_then_slow, str(tmp_path / "runs"), pure=False)
+        lose_the_result(client, future)
         stop = threading.Event()
         stop.set()
         started = time.monotonic()
@@ -150,15 +155,11 @@ def test_a_stopped_run_does_not_wait_for_a_lost_batch_computed_again(tmp_path):
 
 def test_a_batch_computed_again_after_its_worker_died_is_waited_for_while_the_run_goes_on():
     """Not stopped, the run takes the outcome of the batch computed again."""
-    from distributed import wait
-
     from hpctune.execute import batch_outcome
 
     with private_cluster() as client:
         future = client.submit(lambda: 7, pure=False)
-        wait(future)
-        (holder,) = client.who_has(future)[future.key]
-        os.kill(client.run(os.getpid, workers=[holder])[holder], signal.SIGKILL)
+        lose_the_result(client, future)
         assert batch_outcome(future, threading.Event()) == 7
 
 

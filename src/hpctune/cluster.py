@@ -318,7 +318,8 @@ def _local_cluster(job: Job) -> Iterator[ClusterHandle]:
 
 
 class RunStopped(HpctuneError):
-    """The run was stopped (a signal) while a search was waiting for its tasks."""
+    """The run was stopped (a signal) while a search waited for its tasks, or the driver for
+    a batch the scheduler computes again."""
 
 
 class WorkerThreads:

@@ -78,6 +78,9 @@ overhead (scheduling, opening the hyperslab) negligible, short enough for steady
 GUIDED_FACTOR = 3
 """A batch holds at most remaining / (GUIDED_FACTOR x slots) partitions."""
 
+POLL_SECONDS = 0.5
+"""How long the driver waits on the cluster before it looks at the stop event again."""
+
 
 # --------------------------------------------------------------------------- preparation
 
@@ -369,7 +372,9 @@ class BatchRunner(Runner):
             while not self.stop.is_set() and (self.in_flight or self.pending or self.isolated):
                 self._fill()
                 try:
-                    done, _ = wait(list(self.in_flight), timeout=0.5, return_when="FIRST_COMPLETED")
+                    done, _ = wait(
+                        list(self.in_flight), timeout=POLL_SECONDS, return_when="FIRST_COMPLETED"
+                    )
                 except TimeoutError:
                     done = set()
                 except FuturesCancelledError:
@@ -467,7 +472,7 @@ def batch_outcome(future: Any, stop: threading.Event) -> Any:
     """
     while True:
         try:
-            return future.result(timeout=0.5)
+            return future.result(timeout=POLL_SECONDS)
         except TimeoutError:
             if stop.is_set():
                 future.cancel()
@@ -538,7 +543,7 @@ class SearchGraphRunner(Runner):
         pending = {pool.submit(self._one, index) for index in self.todo}
         try:
             while pending and not self.stop.is_set():
-                done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                done, pending = wait(pending, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
                 for future in done:
                     status = future.result()
                     if status is not None:
