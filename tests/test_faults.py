@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -19,7 +18,7 @@ import psutil
 import pytest
 import tests_support
 import xarray as xr
-from helpers import synthetic, synthetic_spec, write_spec
+from helpers import mounted_tmpfs, read_only_folder, synthetic, synthetic_spec, write_spec
 
 import hpctune
 from hpctune.errors import OutputError
@@ -228,20 +227,9 @@ def test_a_batch_computed_again_after_its_worker_died_is_waited_for_while_the_ru
 
 @pytest.fixture
 def tiny_disk(tmp_path):
-    """A 600 KiB filesystem (root can mount a tmpfs), else a clear skip."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    if os.geteuid() != 0 or not shutil.which("mount"):
-        pytest.skip("mounting a small tmpfs needs root")
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=600k", "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)], check=False)
+    """A 600 KiB filesystem: a tmpfs root mounts (without root: a skip, a failure under CI)."""
+    with mounted_tmpfs(tmp_path / "disk", "size=600k") as mount:
+        yield mount
 
 
 def test_a_full_disk_is_a_clear_error_and_finished_partitions_stay(
@@ -315,24 +303,9 @@ def test_a_second_run_of_the_same_output_is_refused_while_the_first_goes_on(tmp_
 
 
 def test_a_read_only_output_folder_is_a_clear_error(tmp_path, dask_client):
-    """Root ignores file modes, so the folder is a read-only mount."""
-    if os.geteuid() != 0:
-        (tmp_path / "ro").mkdir()
-        (tmp_path / "ro").chmod(0o500)
-    else:
-        (tmp_path / "ro").mkdir()
-        done = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(tmp_path / "ro")],
-            capture_output=True,
-            text=True,
-        )
-        if done.returncode != 0:
-            pytest.skip(f"cannot mount a read-only tmpfs here: {done.stderr.strip()}")
-    try:
-        synthetic(cells=2).to_netcdf(tmp_path / "cells.nc")
-        spec = synthetic_spec(tmp_path / "cells.nc", output=str(tmp_path / "ro" / "out"))
+    """For root, who ignores file modes, the folder is a read-only mount."""
+    synthetic(cells=2).to_netcdf(tmp_path / "cells.nc")
+    with read_only_folder(tmp_path / "ro") as folder:
+        spec = synthetic_spec(tmp_path / "cells.nc", output=str(folder / "out"))
         with pytest.raises(OutputError, match=r"permission denied|read-only"):
             hpctune.run(write_spec(tmp_path, spec), client=dask_client)
-    finally:
-        if os.geteuid() == 0:
-            subprocess.run(["umount", "-l", str(tmp_path / "ro")], check=False)

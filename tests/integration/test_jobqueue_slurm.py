@@ -114,10 +114,7 @@ def test_ctrl_c_stops_the_run_and_cancels_the_worker_jobs(slurm_cluster, tmp_pat
     assert 1 <= len(Store(output).finished()) < 12
 
 
-@pytest.mark.skipif(
-    os.environ.get("HPCTUNE_SLURM_SLOW") != "1",
-    reason="takes about two minutes; set HPCTUNE_SLURM_SLOW=1 to run it",
-)
+@pytest.mark.slurm_slow
 def test_workers_leave_before_their_walltime_and_are_replaced(slurm_cluster, tmp_path):
     """1 min worker jobs: each worker leaves after 47 ± 3 s (--lifetime), a new job replaces
     it, and the run goes on to the end with every partition ok."""

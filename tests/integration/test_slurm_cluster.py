@@ -9,7 +9,6 @@ nodes share this host's filesystem).
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import time
@@ -201,10 +200,7 @@ def test_signal_to_batch_shell(slurm_jobs, tmp_path):
     assert (tmp_path / "log.txt").read_text().splitlines() == ["ready", "got USR1"]
 
 
-@pytest.mark.skipif(
-    os.environ.get("HPCTUNE_SLURM_SLOW") != "1",
-    reason="takes about a minute; set HPCTUNE_SLURM_SLOW=1 to run it",
-)
+@pytest.mark.slurm_slow
 def test_signal_option_before_time_limit(slurm_jobs, tmp_path):
     """--signal=B:USR1@50 with a 1 minute limit: USR1 reaches the batch shell early."""
     job_id = slurm_jobs.submit(

@@ -9,7 +9,6 @@ are tiny (Ridge, or a slow-enough SVR where a test needs time to act) and Dask b
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -379,10 +378,7 @@ def test_a_job_past_its_walltime_resumes_when_submitted_again(
     assert all(count == 1 for count in journal_indices(job).values())
 
 
-@pytest.mark.skipif(
-    os.environ.get("HPCTUNE_SLURM_SLOW") != "1",
-    reason="takes one to three minutes; set HPCTUNE_SLURM_SLOW=1 to run it",
-)
+@pytest.mark.slurm_slow
 def test_real_walltime_signal_requeues(slurm_jobs: Any, tmp_path: Path) -> None:
     """A 90 s walltime with grace 60: SLURM itself sends USR1 60 s before each run's end (at
     its next check of time limits), the job requeues itself until the work is done. The work,
