@@ -31,6 +31,26 @@ class SleepOnMarker(TransformerMixin, BaseEstimator):
         return x
 
 
+class WaitOnMarker(TransformerMixin, BaseEstimator):
+    """Passes data through; when the first input is 555 (the marker), waits until the file
+    ``release`` exists (at most ten minutes): a partition that holds its run until the test lets
+    it go, so that a stop (a walltime, a signal) comes while it waits, however fast the rest."""
+
+    def __init__(self, release=""):
+        self.release = release
+
+    def fit(self, x, y=None):
+        if self.release and np.any(np.asarray(x)[:, 0] == 555.0):
+            for _ in range(6000):
+                if os.path.exists(self.release):
+                    break
+                time.sleep(0.1)
+        return self
+
+    def transform(self, x):
+        return x
+
+
 class BlockOnce(TransformerMixin, BaseEstimator):
     """Passes data through. The first fit given the file ``gate`` (the one that creates it)
     writes its process id there and blocks until the file ``gate + ".open"`` exists (at most
