@@ -84,14 +84,17 @@ def shared(job: Path, sample: int) -> tuple[float, float]:
 
     import hpctune as api
 
-    with LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address="127.0.0.1:0",
-        silence_logs=40,
-    ) as cluster, Client(cluster) as client:
+    with (
+        LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address="127.0.0.1:0",
+            silence_logs=40,
+        ) as cluster,
+        Client(cluster) as client,
+    ):
         estimate = api.plan(job, sample=sample, client=client)
         started = time.monotonic()
         summary = api.run(job, client=client)
