@@ -150,6 +150,14 @@ def test_validate_reports_counts_without_writing(synthetic_job, capsys):
         "x3": "float32",
         "y": "float32",
     }
+    # the spec with every default filled in, as the report page shows it
+    spec = report["spec"]
+    assert spec == api.load_spec(synthetic_job).to_dict()
+    assert spec["partition"] == {"by": "cell"}
+    assert spec["cluster"]["mode"] == "auto" and spec["cluster"]["threads"] == 1
+    assert spec["scheduler"]["walltime"] == "01:00:00" and spec["scheduler"]["grace"] == 120
+    assert spec["search"]["cv"] == {"kind": "kfold", "splits": 3, "repeats": None, "shuffle": None}
+    assert spec["data"]["paths"] == [str(synthetic_job.parent / "cells.nc")]
     assert not (synthetic_job.parent / "out").exists()
 
 

@@ -30,8 +30,10 @@ def _job(job: JobLike, overrides: Iterable[str] = ()) -> Job:
 
 
 def validate(job: JobLike, overrides: Iterable[str] = ()) -> dict[str, Any]:
-    """Check the spec and the data's metadata; return what the run would do. Computes nothing."""
-    return execute.prepare(_job(job, overrides)).describe()
+    """Check the spec and the data's metadata; return what the run would do, and under
+    ``spec`` the spec with every default filled in (paths resolved). Computes nothing."""
+    checked = _job(job, overrides)
+    return {**execute.prepare(checked).describe(), "spec": checked.to_dict()}
 
 
 def run(
