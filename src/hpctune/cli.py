@@ -6,18 +6,20 @@ Exit codes: 0 success; 1 failure; 2 bad spec, data or usage (one line naming the
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
 import os
 import sys
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import click
 
 from . import api, startup
-from .errors import HpctuneError
+from .errors import HpctuneError, HpctuneWarning
 from .progress import Progress
 
 EPILOG_EXIT_CODES = (
@@ -475,12 +477,31 @@ def plan(
         click.echo(estimate.text())
 
 
+@contextlib.contextmanager
+def warning_lines() -> Iterator[None]:
+    """hpctune's warnings (:class:`HpctuneWarning`) as one ``hpctune: warning: ...`` line on
+    stderr each, every time; other warnings as Python shows them."""
+    shown = warnings.showwarning
+
+    def show(message: Any, category: Any, *args: Any, **kwargs: Any) -> None:
+        if issubclass(category, HpctuneWarning):
+            click.echo(f"hpctune: warning: {message}", err=True)
+        else:
+            shown(message, category, *args, **kwargs)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", HpctuneWarning)
+        warnings.showwarning = show
+        yield
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: one line and an exit code for every error, never a traceback."""
     if argv is None:  # the console script: the process ends with the command
         startup.command_line_process()
     try:
-        code = cli.main(args=argv, prog_name="hpctune", standalone_mode=False)
+        with warning_lines():
+            code = cli.main(args=argv, prog_name="hpctune", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("hpctune: aborted", err=True)
         code = 1
