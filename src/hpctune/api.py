@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import shlex
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
@@ -53,13 +54,29 @@ def run(
     """Run or resume the job's searches; ``summary.results`` is results.nc as a Dataset.
 
     ``slice="i/N"`` computes only the i-th of N blocks of partitions (an array task); ``client``
-    runs on an existing Dask cluster instead of starting one.
+    runs on an existing Dask cluster instead of starting one. A slice writes its partitions,
+    not results.nc: ``summary.merge_command`` is the ``hpctune merge`` that writes it.
     """
+    overrides = list(overrides)
     part = parse_slice(slice) if isinstance(slice, str) or slice is None else tuple(slice)
     reporter = progress if isinstance(progress, Progress) else Progress(enabled=bool(progress))
-    return execute.run(
+    summary = execute.run(
         _job(job, overrides), restart=restart, part=part, client=client, progress=reporter
     )
+    if summary.slice is not None:
+        summary.merge_command = _merge_command(job, overrides)
+    return summary
+
+
+def _merge_command(job: JobLike, overrides: Iterable[str]) -> str | None:
+    """``hpctune merge`` of the spec file and overrides as given (None for a Job: the same
+    spec may not be in its file)."""
+    if isinstance(job, Job):
+        return None
+    words = ["hpctune", "merge", str(job)]
+    for override in overrides:
+        words += ["--set", override]
+    return shlex.join(words)
 
 
 def merge(job: JobLike, overrides: Iterable[str] = ()) -> Any:
