@@ -128,7 +128,9 @@ def run(
 ) -> None:
     """Run the searches (or resume them) and write <output>/results.nc.
 
-    Without a scheduler this starts a local Dask cluster with one worker per core.
+    Without a scheduler this starts a local Dask cluster with one worker per core (on a login
+    node in cluster mode auto: on 2 cores, with a warning). A --slice writes its partitions,
+    not results.nc: hpctune merge writes it once every slice has run.
     Finished partitions are kept: run the same command again to resume.
 
     \b
