@@ -6,18 +6,20 @@ Exit codes: 0 success; 1 failure; 2 bad spec, data or usage (one line naming the
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
 import os
 import sys
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import click
 
 from . import api, startup, streams
-from .errors import HpctuneError
+from .errors import HpctuneError, HpctuneWarning
 from .progress import Progress
 
 EPILOG_EXIT_CODES = (
@@ -149,7 +151,9 @@ def run(
 ) -> None:
     """Run the searches (or resume them) and write <output>/results.nc.
 
-    Without a scheduler this starts a local Dask cluster with one worker per core.
+    Without a scheduler this starts a local Dask cluster with one worker per core (on a login
+    node in cluster mode auto: on 2 cores, with a warning). A --slice writes its partitions,
+    not results.nc: hpctune merge writes it once every slice has run.
     Finished partitions are kept: run the same command again to resume.
 
     \b
@@ -498,13 +502,32 @@ def plan(
         echo(estimate.text())
 
 
+@contextlib.contextmanager
+def warning_lines() -> Iterator[None]:
+    """hpctune's warnings (:class:`HpctuneWarning`) as one ``hpctune: warning: ...`` line on
+    stderr each, every time; other warnings as Python shows them."""
+    shown = warnings.showwarning
+
+    def show(message: Any, category: Any, *args: Any, **kwargs: Any) -> None:
+        if issubclass(category, HpctuneWarning):
+            click.echo(f"hpctune: warning: {message}", err=True)
+        else:
+            shown(message, category, *args, **kwargs)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", HpctuneWarning)
+        warnings.showwarning = show
+        yield
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: one line and an exit code for every error, never a traceback."""
     if argv is None:  # the console script: the process ends with the command
         startup.command_line_process()
         streams.claim_stdout()  # what estimators print goes to stderr, never into stdout
     try:
-        code = cli.main(args=argv, prog_name="hpctune", standalone_mode=False)
+        with warning_lines():
+            code = cli.main(args=argv, prog_name="hpctune", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("hpctune: aborted", err=True)
         code = 1

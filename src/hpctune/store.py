@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import OutputError, UsageError
+from .errors import OutputError, UsageError, holds_other_spec
 from .search import TEST_METRICS, PartitionResult
 from .spec import Job
 
@@ -219,17 +219,24 @@ class Store:
         except (OSError, ValueError) as exc:
             raise OutputError(f"cannot read {self.manifest_path}: {exc}") from None
 
-    def check_compatible(self, job: Job) -> None:
-        """Refuse results of another spec (exit 2), naming the keys that changed."""
+    def changed_keys(self, job: Job) -> list[str]:
+        """The dotted keys that decide results (``search.params.svr__C``) in which ``job``
+        differs from the spec whose results this folder holds; empty when it holds none, or
+        results of the same spec."""
         manifest = self.manifest()
         if manifest is None or manifest.get("fingerprint") == job.fingerprint():
-            return
+            return []
         old = manifest.get("result_defining", {})
-        changed = sorted(_changed_keys(old, job.result_defining())) or ["(unknown)"]
-        raise UsageError(
-            f"{self.root} holds results of a different spec (changed: {', '.join(changed[:5])}); "
-            "pass --restart to discard them, or choose another output"
-        )
+        return sorted(_changed_keys(old, job.result_defining())) or ["(unknown)"]
+
+    def check_compatible(self, job: Job) -> None:
+        """Refuse results of another spec (exit 2), naming the keys that changed."""
+        changed = self.changed_keys(job)
+        if changed:
+            raise UsageError(
+                f"{holds_other_spec(self.root, changed)}; "
+                "pass --restart to discard them, or choose another output"
+            )
 
     def records(self) -> dict[int, dict[str, Any]]:
         """The latest valid record of each partition, over all journals."""

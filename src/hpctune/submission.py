@@ -351,6 +351,9 @@ class Status:
     output: str
     partitions: dict[str, int | None]
     jobs: list[dict[str, Any]]
+    spec_changed: list[str] = field(default_factory=list)
+    """Keys that decide results in which the spec differs from that of the partitions counted
+    (they are that spec's); empty when they are this spec's."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -358,6 +361,7 @@ class Status:
             "output": self.output,
             "partitions": self.partitions,
             "jobs": self.jobs,
+            "spec_changed": self.spec_changed,
         }
 
     @property
@@ -419,7 +423,10 @@ def status(job: Job) -> Status:
             | {"job_id": record.get("job_id")}
         )
         jobs.append(entry)
-    return Status(job.name, str(job.output_dir), partition_counts(job), jobs)
+    changed: list[str] = []
+    with contextlib.suppress(OutputError):  # an unreadable manifest: counted without it
+        changed = Store(job.output_dir).changed_keys(job)
+    return Status(job.name, str(job.output_dir), partition_counts(job), jobs, changed)
 
 
 def cancel(job: Job, job_ids: Iterable[str] | None = None) -> list[str]:
