@@ -55,4 +55,7 @@ def _no_user_config(
     """Tests never read the developer's own ~/.config/hpctune or template folders."""
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("xdg")))
     monkeypatch.delenv("HPCTUNE_TEMPLATE_DIR", raising=False)
+    # Whether this is a login node (a batch system's commands on PATH, no job) is for each
+    # test to say: the test machine has SLURM's commands, another may not.
+    monkeypatch.setenv("HPCTUNE_LOGIN_NODE", "0")
     os.environ.pop("HPCTUNE_DEBUG", None)

@@ -157,6 +157,25 @@ def test_pbs_and_torque_resources(job_file: Path) -> None:
     assert "#PBS -J 0-2\n" in render_script(job, kind="pbs", array=ArrayPart(0, 3, 3))
 
 
+@pytest.mark.parametrize(
+    ("written", "slurm", "pbs"),
+    [
+        ("90", "01:30:00", "01:30:00"),  # M: sbatch --time=90 is 90 minutes
+        ('"01:00"', "00:01:00", "00:01:00"),  # M:S: one minute
+        ("1:00:00", "01:00:00", "01:00:00"),  # unquoted H:M:S (YAML's sexagesimal 3600)
+        ('"1-12"', "1-12:00:00", "36:00:00"),  # D-H
+        ('"2-03:04"', "2-03:04:00", "51:04:00"),  # D-H:M
+    ],
+)
+def test_walltime_directives_keep_sbatch_meaning(
+    job_file: Path, written: str, slurm: str, pbs: str
+) -> None:
+    job = load_spec(job_file, [f"scheduler.walltime={written}", "scheduler.grace=0"])
+    assert f"#SBATCH --time={slurm}\n" in render_script(job)
+    assert f"#PBS -l walltime={pbs}\n" in render_script(job, kind="pbs")
+    assert f"#PBS -l walltime={pbs}\n" in render_script(job, kind="torque")
+
+
 def test_no_walltime_signal_without_grace(job_file: Path) -> None:
     job = load_spec(job_file, ["scheduler.grace=0"])
     script = render_script(job)
@@ -214,7 +233,7 @@ def test_values_are_quoted_and_never_executed(tmp_path: Path) -> None:
         ('scheduler.queue="debug\\n#SBATCH --wrap=touch {marker}"', "scheduler.queue"),
         ("scheduler.account=proj;touch {marker}", "scheduler.account"),
         ('scheduler.walltime="99:99:99:99"', "scheduler.walltime"),
-        ("scheduler.walltime=2:00:00", "scheduler.walltime"),
+        ("scheduler.walltime=2:00:00:00", "scheduler.walltime"),
         ("scheduler.memory=lots", "scheduler.memory"),
         ('scheduler.env={{"A": "x\\ny"}}', "scheduler.env"),
         ('scheduler.setup=["module load x\\ntouch {marker}"]', "scheduler.setup"),

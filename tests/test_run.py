@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 
 import numpy as np
 import pytest
@@ -113,6 +114,34 @@ def test_slices_write_only_their_partitions_and_merge_completes(synthetic_job, d
     assert list(merged.status.values) == ["ok"] * 6
 
 
+def test_a_slice_says_it_wrote_no_results_nc_and_what_to_run(synthetic_job, capsys, dask_client):
+    output = synthetic_job.parent / "out" / "synthetic"
+    part = api.run(synthetic_job, ["search.seed=3"], slice="1/3", client=dask_client)
+    assert part.results is None and not (output / "results.nc").exists()
+    data = part.to_dict()
+    assert data["slice"] == "1/3" and data["results_written"] is False
+    command = f"hpctune merge {synthetic_job} --set search.seed=3"
+    assert data["merge_command"] == command
+    line = part.line()
+    assert line.startswith("synthetic slice 1/3: 2 ok, 0 skipped, 0 failed (0 resumed) of 2 ")
+    assert line.endswith(
+        f"-> the slice's partitions in {output}, not results.nc: once every slice has run, "
+        f"write it with: {command}"
+    )
+
+    text = hpctune(capsys, "run", synthetic_job, "--slice", "0/3", "--set", "search.seed=3")
+    assert text.code == 0, text.err
+    last = text.out.strip().splitlines()[-1]
+    assert last.startswith("synthetic slice 0/3: 2 ok") and last.endswith(
+        f"write it with: {command}"
+    )
+    assert not (output / "results.nc").exists()
+    # the command it names is the one that writes results.nc (the third slice still pending)
+    merged = hpctune(capsys, *shlex.split(command)[1:])
+    assert merged.code == 3 and merged.out.strip() == "4 ok, 0 skipped, 0 failed, 2 pending"
+    assert (output / "results.nc").exists()
+
+
 def test_cli_run_json_summary(synthetic_job, capsys):
     result = hpctune(capsys, "run", synthetic_job, "--json", "--set", "cluster.workers=1")
     assert result.code == 0, result.err
@@ -125,6 +154,11 @@ def test_cli_run_json_summary(synthetic_job, capsys):
         "pending": 0,
     }
     assert summary["output"] == str(synthetic_job.parent / "out" / "synthetic")
+    assert (summary["slice"], summary["results_written"], summary["merge_command"]) == (
+        None,
+        True,
+        None,
+    )
     assert (synthetic_job.parent / "out" / "synthetic" / "results.nc").exists()
     models = sorted(
         p.name for p in (synthetic_job.parent / "out" / "synthetic" / "models").iterdir()
@@ -150,6 +184,14 @@ def test_validate_reports_counts_without_writing(synthetic_job, capsys):
         "x3": "float32",
         "y": "float32",
     }
+    # the spec with every default filled in, as the report page shows it
+    spec = report["spec"]
+    assert spec == api.load_spec(synthetic_job).to_dict()
+    assert spec["partition"] == {"by": "cell"}
+    assert spec["cluster"]["mode"] == "auto" and spec["cluster"]["threads"] == 1
+    assert spec["scheduler"]["walltime"] == "01:00:00" and spec["scheduler"]["grace"] == 120
+    assert spec["search"]["cv"] == {"kind": "kfold", "splits": 3, "repeats": None, "shuffle": None}
+    assert spec["data"]["paths"] == [str(synthetic_job.parent / "cells.nc")]
     assert not (synthetic_job.parent / "out").exists()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 from helpers import ROOT, synthetic_spec
 
 from hpctune.errors import SpecError
@@ -79,7 +80,7 @@ def test_relative_paths_resolve_against_base_dir_and_lists_are_normalised():
             "search",
             "distributions need method: random",
         ),
-        ({"scheduler__walltime": "99:99:99:99"}, "scheduler.walltime", "must look like HH:MM:SS"),
+        ({"scheduler__walltime": "99:99:99:99"}, "scheduler.walltime", "M:S, H:M:S, D-H"),
         ({"scheduler__walltime": "10:75:00"}, "scheduler.walltime", "below 60"),
         ({"scheduler__memory": "lots"}, "scheduler.memory", "must be a size such as 120GB"),
         ({"scheduler__queue": "debug\n#SBATCH --uid=0"}, "scheduler.queue", "must match"),
@@ -185,12 +186,84 @@ def test_fingerprint_follows_results_not_resources():
     assert base.fingerprint() != other.fingerprint()
 
 
+#: A walltime as written in a spec's YAML -> seconds, with the meaning ``sbatch --time`` gives
+#: it: M, M:S, H:M:S, D-H, D-H:M, D-H:M:S. Unquoted, YAML 1.1 reads ``1:30`` and ``1:00:00`` as
+#: sexagesimal integers (90 and 3600); the spec reads them as the text written.
+WALLTIME_FORMS = [
+    ("90", 90 * 60),  # M: a plain integer is minutes
+    ('"90"', 90 * 60),
+    ('"5"', 5 * 60),
+    ('"01:00"', 60),  # M:S: one minute, not one hour
+    ('"00:30"', 30),
+    ('"90:00"', 90 * 60),
+    ("1:30", 90),  # M:S, unquoted: YAML's sexagesimal 90
+    ('"02:00:00"', 2 * 3600),  # H:M:S
+    ("1:00:00", 3600),  # H:M:S, unquoted: YAML's sexagesimal 3600
+    ("2:30:15", 2 * 3600 + 30 * 60 + 15),
+    ('"48:00:00"', 48 * 3600),
+    ('"1-12"', 36 * 3600),  # D-H
+    ("2-0", 2 * 86400),
+    ('"1-12:30"', 36 * 3600 + 30 * 60),  # D-H:M
+    ('"1-00:00:01"', 86400 + 1),  # D-H:M:S
+    ("10-00:01:01", 10 * 86400 + 61),
+]
+
+
+@pytest.mark.parametrize(("written", "seconds"), WALLTIME_FORMS)
+def test_walltime_in_every_form_sbatch_reads(tmp_path, written, seconds):
+    base = spec()
+    base["scheduler"] = {"walltime": "00:00:01", "grace": 0}
+    path = tmp_path / "job.yaml"
+    path.write_text(yaml.safe_dump(base).replace("walltime: 00:00:01", f"walltime: {written}"))
+    assert f"walltime: {written}" in path.read_text()
+    assert load_spec(path).scheduler.walltime == seconds
+    overridden = load_spec(path, [f"scheduler.walltime={written}"])
+    assert overridden.scheduler.walltime == seconds
+    assert parse_walltime(written.strip('"')) == seconds
+
+
 @pytest.mark.parametrize(
-    ("text", "seconds"),
-    [("02:00:00", 7200), ("1-00:00:00", 86400), ("00:30", 1800), ("48:00:00", 172800)],
+    "written",
+    [
+        '"1:2:3:4"',
+        "1:00:00:00",  # YAML's sexagesimal 216000, which sbatch does not read
+        '"99:99:99:99"',
+        '"10:75:00"',  # minutes above 59
+        '"1:60"',  # seconds above 59
+        '"1-2:60"',
+        '"0"',  # sbatch: no limit at all
+        "0",
+        '"00:00:00"',
+        '"-5"',
+        "-5",
+        '"1.5"',
+        "1.5",
+        '"1h"',
+        '"UNLIMITED"',
+        '"1-"',
+        '"-1:00"',
+        '"1:"',
+        '""',
+        "true",
+        "[1, 2]",
+    ],
 )
-def test_walltime(text, seconds):
-    assert parse_walltime(text) == seconds
+def test_other_walltimes_are_refused_naming_the_key(tmp_path, written):
+    path = tmp_path / "job.yaml"
+    path.write_text(yaml.safe_dump(spec()) + f"scheduler:\n  walltime: {written}\n")
+    for source, overrides in ((path, ()), (spec(), [f"scheduler.walltime={written}"])):
+        with pytest.raises(SpecError) as info:
+            load_spec(source, overrides, base_dir=tmp_path)
+        assert info.value.key == "scheduler.walltime", str(info.value)
+        assert "\n" not in str(info.value)
+
+
+def test_walltime_is_written_back_as_the_same_walltime():
+    for written, seconds in WALLTIME_FORMS:
+        job = load_spec(spec(), [f"scheduler.walltime={written}"], base_dir="/base")
+        text = job.to_dict()["scheduler"]["walltime"]
+        assert isinstance(text, str) and parse_walltime(text) == seconds
+    assert load_spec(spec(), base_dir="/base").to_dict()["scheduler"]["walltime"] == "01:00:00"
 
 
 @pytest.mark.parametrize(

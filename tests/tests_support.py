@@ -93,6 +93,40 @@ class CrashOnMarker(TransformerMixin, BaseEstimator):
         return x
 
 
+PRINTED = "printed by tests_support.PrintsOnFit"
+
+
+class PrintsOnFit(TransformerMixin, BaseEstimator):
+    """Passes data through; prints a line from Python (``print``, to ``sys.stdout``) at each
+    fit, as chatty estimators do."""
+
+    def fit(self, x, y=None):
+        print(f"{PRINTED}: {len(x)} rows")
+        return self
+
+    def transform(self, x):
+        return x
+
+
+class InterruptOnFit(TransformerMixin, BaseEstimator):
+    """Passes data through; the first fit that creates the file ``marker`` sends SIGINT to its
+    own process: Ctrl-C during a run whose workers are threads of the driver."""
+
+    def __init__(self, marker=""):
+        self.marker = marker
+
+    def fit(self, x, y=None):
+        try:
+            os.close(os.open(self.marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except (FileExistsError, FileNotFoundError):
+            return self
+        os.kill(os.getpid(), signal.SIGINT)
+        return self
+
+    def transform(self, x):
+        return x
+
+
 def _log_fit(path: str, line: str) -> None:
     if path:
         with open(path, "a") as log:  # one short append per fit: whole lines, from any process

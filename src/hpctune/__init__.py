@@ -20,7 +20,16 @@ from .api import (
     submit,
     validate,
 )
-from .errors import DataError, HpctuneError, OutputError, SchedulerError, SpecError, UsageError
+from .errors import (
+    DataError,
+    HpctuneError,
+    HpctuneWarning,
+    OutputError,
+    SchedulerError,
+    SpecChangedWarning,
+    SpecError,
+    UsageError,
+)
 from .models import load_model
 from .spec import Job, load_spec
 
@@ -32,9 +41,11 @@ except PackageNotFoundError:  # running from a source tree without installing
 __all__ = [
     "DataError",
     "HpctuneError",
+    "HpctuneWarning",
     "Job",
     "OutputError",
     "SchedulerError",
+    "SpecChangedWarning",
     "SpecError",
     "UsageError",
     "__version__",

@@ -7,18 +7,24 @@
 
 from __future__ import annotations
 
+import shlex
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from . import execute
-from .errors import UsageError
+from .errors import SpecChangedWarning, UsageError
 from .partitions import parse_slice
 from .progress import Progress
 from .spec import Job, load_spec
 from .store import Store
 
 JobLike = Job | str | Path
+
+SPEC_CHANGED_ATTR = "hpctune_spec_changed"
+"""Attribute of :func:`results`' Dataset: the keys in which the spec differs from the one that
+computed the results (only when it does)."""
 
 
 def _job(job: JobLike, overrides: Iterable[str] = ()) -> Job:
@@ -30,8 +36,10 @@ def _job(job: JobLike, overrides: Iterable[str] = ()) -> Job:
 
 
 def validate(job: JobLike, overrides: Iterable[str] = ()) -> dict[str, Any]:
-    """Check the spec and the data's metadata; return what the run would do. Computes nothing."""
-    return execute.prepare(_job(job, overrides)).describe()
+    """Check the spec and the data's metadata; return what the run would do, and under
+    ``spec`` the spec with every default filled in (paths resolved). Computes nothing."""
+    checked = _job(job, overrides)
+    return {**execute.prepare(checked).describe(), "spec": checked.to_dict()}
 
 
 def run(
@@ -46,13 +54,29 @@ def run(
     """Run or resume the job's searches; ``summary.results`` is results.nc as a Dataset.
 
     ``slice="i/N"`` computes only the i-th of N blocks of partitions (an array task); ``client``
-    runs on an existing Dask cluster instead of starting one.
+    runs on an existing Dask cluster instead of starting one. A slice writes its partitions,
+    not results.nc: ``summary.merge_command`` is the ``hpctune merge`` that writes it.
     """
+    overrides = list(overrides)
     part = parse_slice(slice) if isinstance(slice, str) or slice is None else tuple(slice)
     reporter = progress if isinstance(progress, Progress) else Progress(enabled=bool(progress))
-    return execute.run(
+    summary = execute.run(
         _job(job, overrides), restart=restart, part=part, client=client, progress=reporter
     )
+    if summary.slice is not None:
+        summary.merge_command = _merge_command(job, overrides)
+    return summary
+
+
+def _merge_command(job: JobLike, overrides: Iterable[str]) -> str | None:
+    """``hpctune merge`` of the spec file and overrides as given (None for a Job: the same
+    spec may not be in its file)."""
+    if isinstance(job, Job):
+        return None
+    words = ["hpctune", "merge", str(job)]
+    for override in overrides:
+        words += ["--set", override]
+    return shlex.join(words)
 
 
 def merge(job: JobLike, overrides: Iterable[str] = ()) -> Any:
@@ -113,10 +137,17 @@ def submit(
 
 
 def status(job: JobLike, overrides: Iterable[str] = ()) -> Any:
-    """States of the recorded jobs and the partitions' progress; returns a Status."""
+    """States of the recorded jobs and the partitions' progress; returns a Status.
+
+    Partitions of another spec (the output folder holds results of a spec that differs in
+    keys that decide results): a :class:`SpecChangedWarning`, and ``Status.spec_changed``
+    names the keys.
+    """
     from . import submission as submitting
 
-    return submitting.status(_job(job, overrides))
+    found = submitting.status(_job(job, overrides))
+    _warn_spec_changed(found.output, found.spec_changed)
+    return found
 
 
 def cancel(
@@ -129,22 +160,41 @@ def cancel(
 
 
 def results(job: JobLike, overrides: Iterable[str] = ()) -> Any:
-    """Open ``<output>/results.nc`` (loaded into memory, file closed)."""
+    """Open ``<output>/results.nc`` (loaded into memory, file closed).
+
+    Results of another spec (one that differs in keys that decide results): a
+    :class:`SpecChangedWarning`, and ``ds.attrs["hpctune_spec_changed"]`` lists the keys
+    (the attribute is there only then).
+    """
     import xarray as xr
 
-    path = Store(_job(job, overrides).output_dir).results_path
+    checked = _job(job, overrides)
+    store = Store(checked.output_dir)
+    path = store.results_path
     if not path.exists():
         raise UsageError(f"no results yet: {path} does not exist (run the job first)")
     with xr.open_dataset(path) as ds:
-        return ds.load()
+        loaded = ds.load()
+    changed = store.changed_keys(checked)
+    if changed:
+        loaded.attrs[SPEC_CHANGED_ATTR] = changed
+        _warn_spec_changed(str(store.root), changed)
+    return loaded
 
 
 def report(job: JobLike, overrides: Iterable[str] = (), *, folder: str | Path | None = None) -> Any:
     """Draw the maps and plots of results.nc and write ``<output>/report/index.html``;
-    returns a Report (its ``folder``, ``index`` and ``figures``)."""
+    returns a Report (its ``folder``, ``index`` and ``figures``).
+
+    Results of another spec: drawn as that spec's, the page says so, a
+    :class:`SpecChangedWarning`, and ``Report.spec_changed`` names the keys.
+    """
     from .report import write_report
 
-    return write_report(_job(job, overrides), folder)
+    checked = _job(job, overrides)
+    written = write_report(checked, folder)
+    _warn_spec_changed(str(checked.output_dir), written.spec_changed)
+    return written
 
 
 def predict(
@@ -196,6 +246,11 @@ def plan(
     if target is not None and target <= 0:
         raise UsageError(f"--target-walltime must be longer than zero; got {target_walltime!r}")
     return planning(_job(job, overrides), sample, target_walltime=target, client=client)
+
+
+def _warn_spec_changed(output: str, changed: list[str]) -> None:
+    if changed:  # stacklevel: the caller of the API function
+        warnings.warn(SpecChangedWarning(output, changed), stacklevel=3)
 
 
 def _paths(data: str | Path | Iterable[str | Path] | None) -> list[str] | None:

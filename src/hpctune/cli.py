@@ -6,18 +6,20 @@ Exit codes: 0 success; 1 failure; 2 bad spec, data or usage (one line naming the
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
 import os
 import sys
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import click
 
-from . import api, startup
-from .errors import HpctuneError
+from . import api, startup, streams
+from .errors import HpctuneError, HpctuneWarning
 from .progress import Progress
 
 EPILOG_EXIT_CODES = (
@@ -47,11 +49,34 @@ def job_options(func: Callable[..., Any]) -> Callable[..., Any]:
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON to stdout.")
 
 
+def echo(message: Any = None, nl: bool = True) -> None:
+    """hpctune's own output: to the real stdout, where nothing an estimator prints goes
+    (:mod:`hpctune.streams`), flushed at once (a process may end without flushing). Lines
+    for stderr use ``click.echo(..., err=True)``."""
+    out = streams.stdout()
+    click.echo(message, file=out, nl=nl)
+    out.flush()
+
+
 def emit_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, default=str))
+    echo(json.dumps(data, indent=2, default=str))
+
+
+class Command(click.Command):
+    """A command whose work begins with Python's ``sys.stdout`` on stderr, as descriptor 1, in
+    the command line's own process (its ``--help`` went to stdout before)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        streams.python_stdout_to_stderr()
+        return super().invoke(ctx)
+
+
+class Group(click.Group):
+    command_class = Command
 
 
 @click.group(
+    cls=Group,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
     epilog=EPILOG_EXIT_CODES,
 )
@@ -90,22 +115,22 @@ def validate(job: str, overrides: tuple[str, ...], as_json: bool) -> None:
         return
     data, parts, search = report["data"], report["partitions"], report["search"]
     space = " x ".join(f"{k}={v}" for k, v in data["space"].items())
-    click.echo(f"{report['name']}: valid")
-    click.echo(
+    echo(f"{report['name']}: valid")
+    echo(
         f"  data:       {data['files']} file(s), {space}, {data['time']['steps']} time steps "
         f"({data['time']['first']} .. {data['time']['last']})"
     )
-    click.echo(
+    echo(
         f"  partitions: {parts['count']} (by {parts['by']}), "
         f"{parts['train_steps']} training and {parts['test_steps']} test steps"
     )
     folds = search["folds"] if search["folds"] is not None else "?"
     fits = search["fits"] if search["fits"] is not None else "?"
-    click.echo(
+    echo(
         f"  search:     {search['method']}, {search['candidates']} candidates x {folds} folds "
         f"+ refit = {fits} fits in all"
     )
-    click.echo(f"  output:     {report['output']}")
+    echo(f"  output:     {report['output']}")
 
 
 @cli.command(epilog=EPILOG_EXIT_CODES)
@@ -126,7 +151,9 @@ def run(
 ) -> None:
     """Run the searches (or resume them) and write <output>/results.nc.
 
-    Without a scheduler this starts a local Dask cluster with one worker per core.
+    Without a scheduler this starts a local Dask cluster with one worker per core (on a login
+    node in cluster mode auto: on 2 cores, with a warning). A --slice writes its partitions,
+    not results.nc: hpctune merge writes it once every slice has run.
     Finished partitions are kept: run the same command again to resume.
 
     \b
@@ -141,7 +168,7 @@ def run(
     if as_json:
         emit_json(summary.to_dict())
     else:
-        click.echo(summary.line())
+        echo(summary.line())
     sys.exit(summary.exit_code)
 
 
@@ -161,7 +188,7 @@ def merge(job: str, overrides: tuple[str, ...], as_json: bool) -> None:
     if as_json:
         emit_json({"output": str(api.load_spec(job, overrides).output), **counts})
     else:
-        click.echo(", ".join(f"{v} {k}" for k, v in counts.items()))
+        echo(", ".join(f"{v} {k}" for k, v in counts.items()))
     sys.exit(3 if counts["failed"] or counts["pending"] else 0)
 
 
@@ -221,7 +248,7 @@ def render(
         relative_to=relative_to,
     )
     if output_file is None:
-        click.echo(script, nl=False)
+        echo(script, nl=False)
         return
     try:
         with open(output_file, "w", encoding="utf-8") as handle:
@@ -282,7 +309,7 @@ def submit(
         emit_json(result.to_dict())
         return
     if dry_run:
-        click.echo(dry_run_text(result), nl=False)
+        echo(dry_run_text(result), nl=False)
         return
     for note in result.notes:
         click.echo(f"hpctune: {note}", err=True)
@@ -293,7 +320,7 @@ def submit(
             last = part["offset"] + part["size"] - 1
             what += f" (slices {part['offset']}-{last} of {part['slices']})"
         click.echo(f"hpctune: submitted {what}: job {record['job_id']}", err=True)
-    click.echo(result.job_id)
+    echo(result.job_id)
 
 
 @cli.command(epilog=EPILOG_EXIT_CODES)
@@ -316,12 +343,12 @@ def status(job: str, overrides: tuple[str, ...], as_json: bool) -> None:
     parts = report.partitions
     total = parts["total"] if parts["total"] is not None else "?"
     pending = parts["pending"] if parts["pending"] is not None else "?"
-    click.echo(
+    echo(
         f"{report.name}: {total} partitions: {parts['ok']} ok, {parts['skipped']} skipped, "
         f"{parts['failed']} failed, {pending} pending"
     )
     if not report.jobs:
-        click.echo("  no jobs submitted yet (hpctune submit)")
+        echo("  no jobs submitted yet (hpctune submit)")
     for entry in report.jobs:
         line = f"  {entry['job_id']:<12} {entry['role']:<6} {entry['state']}"
         if entry.get("exit_code") not in (None, 0):
@@ -333,7 +360,7 @@ def status(job: str, overrides: tuple[str, ...], as_json: bool) -> None:
             line += " [" + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) + "]"
         if entry.get("reason"):
             line += f" ({entry['reason']})"
-        click.echo(line)
+        echo(line)
 
 
 @cli.command(epilog=EPILOG_EXIT_CODES)
@@ -354,7 +381,7 @@ def cancel(job: str, overrides: tuple[str, ...], yes: bool, as_json: bool) -> No
         if as_json:
             emit_json({"cancelled": []})
         else:
-            click.echo("nothing to cancel: no recorded job is pending or running")
+            echo("nothing to cancel: no recorded job is pending or running")
         return
     if not yes:
         click.confirm(f"Cancel job(s) {', '.join(active)}?", abort=True, err=True)
@@ -362,7 +389,7 @@ def cancel(job: str, overrides: tuple[str, ...], yes: bool, as_json: bool) -> No
     if as_json:
         emit_json({"cancelled": cancelled})
     else:
-        click.echo(f"cancelled: {' '.join(cancelled)}" if cancelled else "nothing to cancel")
+        echo(f"cancelled: {' '.join(cancelled)}" if cancelled else "nothing to cancel")
 
 
 @cli.command(epilog=EPILOG_EXIT_CODES)
@@ -391,7 +418,7 @@ def report(job: str, overrides: tuple[str, ...], folder: str | None, as_json: bo
     if as_json:
         emit_json(written.to_dict())
     else:
-        click.echo(f"{len(written.figures)} figures -> {written.index}")
+        echo(f"{len(written.figures)} figures -> {written.index}")
 
 
 @cli.command(epilog=EPILOG_EXIT_CODES)
@@ -431,7 +458,7 @@ def predict(
     if as_json:
         emit_json(summary.to_dict())
     else:
-        click.echo(summary.line())
+        echo(summary.line())
 
 
 @cli.command(epilog=EPILOG_EXIT_CODES)
@@ -472,15 +499,35 @@ def plan(
     if as_json:
         emit_json(estimate.to_dict())
     else:
-        click.echo(estimate.text())
+        echo(estimate.text())
+
+
+@contextlib.contextmanager
+def warning_lines() -> Iterator[None]:
+    """hpctune's warnings (:class:`HpctuneWarning`) as one ``hpctune: warning: ...`` line on
+    stderr each, every time; other warnings as Python shows them."""
+    shown = warnings.showwarning
+
+    def show(message: Any, category: Any, *args: Any, **kwargs: Any) -> None:
+        if issubclass(category, HpctuneWarning):
+            click.echo(f"hpctune: warning: {message}", err=True)
+        else:
+            shown(message, category, *args, **kwargs)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", HpctuneWarning)
+        warnings.showwarning = show
+        yield
 
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: one line and an exit code for every error, never a traceback."""
     if argv is None:  # the console script: the process ends with the command
         startup.command_line_process()
+        streams.claim_stdout()  # what estimators print goes to stderr, never into stdout
     try:
-        code = cli.main(args=argv, prog_name="hpctune", standalone_mode=False)
+        with warning_lines():
+            code = cli.main(args=argv, prog_name="hpctune", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("hpctune: aborted", err=True)
         code = 1
@@ -502,4 +549,5 @@ def main(argv: list[str] | None = None) -> None:
             err=True,
         )
         code = 1
+    streams.flush()
     sys.exit(code or 0)

@@ -12,7 +12,9 @@
   otherwise.
 - ``jobqueue``: worker jobs that dask-jobqueue submits with the spec's scheduler resources
   (:mod:`hpctune.jobqueue`).
-- ``auto``: ``allocation`` inside a job of more than one node or task, else ``local``.
+- ``auto``: ``allocation`` inside a job of more than one node or task, else ``local``; on a
+  login node (a batch system's commands, no job) on :data:`LOGIN_NODE_CORES` cores, with a
+  warning.
 
 Every mode talks TLS with credentials made for the run (:mod:`hpctune.security`); every HTTP
 endpoint (the dashboard) listens on 127.0.0.1 only, reached from elsewhere with ``ssh -L``.
@@ -25,6 +27,7 @@ import contextlib
 import logging
 import math
 import os
+import shutil
 import signal
 import socket
 import threading
@@ -164,10 +167,70 @@ def choose_granularity(job: Job, n_todo: int, slots: int) -> str:
     return "fit" if balance < 0.9 else "partition"
 
 
+LOGIN_NODE_CORES = 2
+"""Cores a local cluster uses on a login node in mode ``auto`` (:func:`login_node`).
+
+A login node is shared by every user of the machine, and sites end processes that load it:
+a run there is a try of the spec on a few partitions, not the computation. Two cores keep a
+worker busy while the driver reads and writes, and stay within what sites allow an
+interactive user; the whole machine is used by ``hpctune submit``, inside an allocation, or
+with ``cluster.mode: local`` set on purpose (which is not capped)."""
+
+
+def login_node(environ: Mapping[str, str] | None = None) -> str | None:
+    """Why this process looks like it runs on a login node (a batch system's submit command
+    on PATH, but no batch job: no ``SLURM_JOB_ID`` or ``PBS_JOBID``), or None.
+
+    ``HPCTUNE_LOGIN_NODE=0`` says it is not one (a workstation with the SLURM commands),
+    ``HPCTUNE_LOGIN_NODE=1`` that it is.
+    """
+    env = os.environ if environ is None else environ
+    said = env.get("HPCTUNE_LOGIN_NODE", "").strip()
+    if said in ("0", "1"):
+        return "HPCTUNE_LOGIN_NODE=1" if said == "1" else None
+    if env.get("SLURM_JOB_ID") or env.get("PBS_JOBID"):
+        return None
+    for command in ("sbatch", "qsub"):
+        if shutil.which(command, path=env.get("PATH")):
+            return f"{command} on PATH, outside any batch job"
+    return None
+
+
+def capped_on_login_node(job: Job, environ: Mapping[str, str] | None = None) -> str | None:
+    """Why a local cluster of ``job`` uses at most :data:`LOGIN_NODE_CORES` cores (mode
+    ``auto`` on a login node), or None. ``cluster.mode: local`` is never capped."""
+    return login_node(environ) if job.cluster.mode == "auto" else None
+
+
+def local_cores(job: Job) -> int:
+    """Cores a local cluster of ``job`` may use: :func:`available_cores`, at most
+    :data:`LOGIN_NODE_CORES` on a login node in mode ``auto``."""
+    cores = available_cores()
+    return min(cores, LOGIN_NODE_CORES) if capped_on_login_node(job) else cores
+
+
 def local_layout(job: Job) -> tuple[int, int]:
-    """Workers and threads per worker of a local cluster."""
+    """Workers and threads per worker of a local cluster (on a login node in mode ``auto``, no
+    more workers than :data:`LOGIN_NODE_CORES` allow, ``cluster.workers`` or not)."""
     threads = job.cluster.threads
-    return job.cluster.workers or max(1, available_cores() // threads), threads
+    workers = job.cluster.workers or max(1, local_cores(job) // threads)
+    if capped_on_login_node(job):
+        workers = min(workers, max(1, LOGIN_NODE_CORES // threads))
+    return workers, threads
+
+
+def login_node_warning(job: Job) -> str | None:
+    """The warning a local run in mode ``auto`` on a login node gives (None elsewhere)."""
+    why = capped_on_login_node(job)
+    if why is None:
+        return None
+    workers, threads = local_layout(job)
+    return (
+        f"this looks like a login node ({why}), which every user shares: mode auto runs here "
+        f"on {workers * threads} of its {available_cores()} cores; compute on the cluster with "
+        "hpctune submit or inside an allocation (salloc, qsub -I), or set cluster.mode: local "
+        "to use this machine on purpose"
+    )
 
 
 def threads_allowed(job: Job) -> bool:
@@ -238,6 +301,9 @@ def start_cluster(job: Job, in_process: bool = False) -> Iterator[ClusterHandle]
     """
     mode = resolve_mode(job)
     started = time.monotonic()
+    warning = login_node_warning(job) if mode == "local" else None
+    if warning:
+        log.warning("%s", warning)
     if mode == "local" and in_process:
         context = _worker_threads(job)
     elif mode == "local":

@@ -59,3 +59,28 @@ class SchedulerError(HpctuneError):
         detail = (stderr or stdout).strip().replace("\n", " | ")
         code = "not found" if returncode is None else f"exit code {returncode}"
         super().__init__(f"command failed ({code}): {shown}" + (f": {detail}" if detail else ""))
+
+
+def holds_other_spec(output: object, changed: list[str]) -> str:
+    """``<output> holds results of a different spec (changed: key, ...)``, five keys at most."""
+    more = f", and {len(changed) - 5} more" if len(changed) > 5 else ""
+    return f"{output} holds results of a different spec (changed: {', '.join(changed[:5])}{more})"
+
+
+class HpctuneWarning(UserWarning):
+    """Base of hpctune's warnings (``warnings.warn``); the command line prints each as one
+    ``hpctune: warning: ...`` line on stderr."""
+
+
+class SpecChangedWarning(HpctuneWarning):
+    """The output folder holds results of a spec that differs from this one in keys that decide
+    results: what is shown (``status``, ``report``, ``results``) is that spec's results.
+    ``changed`` lists the dotted keys."""
+
+    def __init__(self, output: str, changed: list[str]) -> None:
+        self.output = output
+        self.changed = list(changed)
+        super().__init__(
+            f"{holds_other_spec(output, self.changed)}: shown are that spec's results, not this "
+            "one's (hpctune run --restart computes this spec's)"
+        )

@@ -280,6 +280,11 @@ class RunSummary:
     stopped_by: str | None = None
     results: Any = field(default=None, repr=False)
     """The results as an xarray Dataset (after a whole run), else None."""
+    slice: str | None = None
+    """``I/N`` for a run of one slice (``--slice``), which writes its partitions, not
+    results.nc."""
+    merge_command: str | None = None
+    """A slice's next step, the command that writes results.nc once every slice has run."""
 
     @property
     def exit_code(self) -> int:
@@ -302,18 +307,28 @@ class RunSummary:
             "granularity": self.granularity,
             "stopped_by": self.stopped_by,
             "exit_code": self.exit_code,
+            "slice": self.slice,
+            "results_written": self.results is not None,
+            "merge_command": self.merge_command,
         }
 
     def line(self) -> str:
+        name = f"{self.name} slice {self.slice}" if self.slice else self.name
         text = (
-            f"{self.name}: {self.ok} ok, {self.skipped} skipped, {self.failed} failed "
+            f"{name}: {self.ok} ok, {self.skipped} skipped, {self.failed} failed "
             f"({self.resumed} resumed) of {self.total} partitions in {self.seconds:.1f} s"
         )
         if self.pending:
             text += f"; {self.pending} pending"
         if self.stopped_by:
             text += f"; stopped by {self.stopped_by}, run again to resume"
-        return text + f" -> {self.output}"
+        if self.slice is None:
+            return text + f" -> {self.output}"
+        merge = self.merge_command or "hpctune merge JOB"
+        return (
+            text + f" -> the slice's partitions in {self.output}, not results.nc: once every "
+            f"slice has run, write it with: {merge}"
+        )
 
 
 class Runner:
@@ -693,6 +708,8 @@ def run_prepared(
         todo = np.array([i for i in mine if int(i) not in finished], dtype=np.int64)
         counts = Counts(total=int(mine.size), resumed=int(mine.size - todo.size))
         summary = RunSummary(name=job.name, output=str(store.root), total=counts.total)
+        if part is not None:
+            summary.slice = f"{part[0]}/{part[1]}"
         if counts.resumed:
             progress.message(
                 f"resuming: {counts.resumed} of {counts.total} partitions already done"

@@ -32,10 +32,10 @@ import numpy as np
 
 from .cluster import (
     ClusterHandle,
-    available_cores,
     choose_granularity,
     existing_cluster,
     in_process_workers,
+    local_cores,
     local_layout,
     resolve_mode,
     start_cluster,
@@ -168,7 +168,7 @@ def resources(job: Job) -> Resources:
     mode = resolve_mode(job)
     local = job.scheduler == SchedulerSpec() and mode == "local"
     if local:
-        cores = available_cores()
+        cores = local_cores(job)
         nodes, source = 1, "this machine (the spec has no scheduler section)"
     elif mode == "jobqueue":
         cores = job.scheduler.cores_per_node
@@ -178,7 +178,7 @@ def resources(job: Job) -> Resources:
     else:
         cores = job.scheduler.cores_per_node
         nodes, source = job.scheduler.nodes, "scheduler.nodes x scheduler.cores_per_node"
-    workers = job.cluster.workers or max(1, cores // threads)
+    workers = local_layout(job)[0] if local else job.cluster.workers or max(1, cores // threads)
     return Resources(
         nodes=nodes,
         cores_per_node=cores,

@@ -30,7 +30,7 @@ from typing import Any, Literal
 import jinja2
 
 from .errors import SpecError, UsageError
-from .spec import Job
+from .spec import Job, format_walltime
 
 Kind = Literal["slurm", "pbs", "torque"]
 KINDS: tuple[str, ...] = ("slurm", "pbs", "torque")
@@ -124,11 +124,7 @@ def quote(value: Any) -> str:
 
 def slurm_time(seconds: int) -> str:
     """``D-HH:MM:SS`` (or ``HH:MM:SS`` below a day), as ``--time`` reads it."""
-    minutes, secs = divmod(int(seconds), 60)
-    hours, mins = divmod(minutes, 60)
-    days, hours = divmod(hours, 24)
-    text = f"{hours:02d}:{mins:02d}:{secs:02d}"
-    return f"{days}-{text}" if days else text
+    return format_walltime(seconds)
 
 
 def pbs_time(seconds: int) -> str:

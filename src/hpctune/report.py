@@ -34,7 +34,7 @@ import numpy as np
 
 from .errors import UsageError
 from .progress import fit_time_text
-from .spec import Job
+from .spec import DataSpec, Job, PartitionSpec, SearchSpec
 from .store import Store
 
 REPORT_DIR = "report"
@@ -63,6 +63,9 @@ class Report:
 
     folder: Path
     figures: list[Figure] = field(default_factory=list)
+    spec_changed: list[str] = field(default_factory=list)
+    """Keys that decide results in which the spec differs from that of the results drawn
+    (drawn as that spec's, the page says so); empty when they are this spec's."""
 
     @property
     def index(self) -> Path:
@@ -75,6 +78,7 @@ class Report:
             "figures": [
                 {"file": str(self.folder / f.name), "title": f.title} for f in self.figures
             ],
+            "spec_changed": self.spec_changed,
         }
 
 
@@ -549,12 +553,15 @@ def write_report(job: Job, folder: str | Path | None = None) -> Report:
     with xr.open_dataset(store.results_path) as opened:
         results = opened.load()
     manifest = store.manifest() or {}
+    changed = store.changed_keys(job)
+    if changed:  # the results are drawn as what they are: the other spec's
+        job = _results_spec(job, results)
     target = Path(folder) if folder is not None else store.root / REPORT_DIR
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         figures = _draw_all(job, results, manifest, staging)
-        page = render_index(job, results, manifest, figures, _jobs(store.root))
+        page = render_index(job, results, manifest, figures, _jobs(store.root), changed)
         (staging / "index.html").write_text(page, encoding="utf-8")
         os.chmod(staging, 0o755)
         if target.exists():
@@ -563,7 +570,23 @@ def write_report(job: Job, folder: str | Path | None = None) -> Report:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return Report(folder=target, figures=figures)
+    return Report(folder=target, figures=figures, spec_changed=changed)
+
+
+def _results_spec(job: Job, results: Any) -> Job:
+    """``job`` with the sections that decide results (data, partition, search) of the spec
+    that computed ``results`` (its ``hpctune_spec``); ``job`` itself if that cannot be read."""
+    try:
+        spec = json.loads(results.attrs["hpctune_spec"])
+        return job.model_copy(
+            update={
+                "data": DataSpec.model_validate(spec["data"]),
+                "partition": PartitionSpec.model_validate(spec["partition"]),
+                "search": SearchSpec.model_validate(spec["search"]),
+            }
+        )
+    except (KeyError, TypeError, ValueError):  # pydantic's ValidationError is a ValueError
+        return job
 
 
 def _draw_all(job: Job, results: Any, manifest: dict[str, Any], folder: Path) -> list[Figure]:
@@ -699,6 +722,7 @@ def render_index(
     manifest: dict[str, Any],
     figures: list[Figure],
     jobs: list[dict[str, Any]],
+    spec_changed: list[str] | None = None,
 ) -> str:
     """The report page: a pure function of its inputs (every value HTML-escaped)."""
     import yaml
@@ -775,6 +799,14 @@ def render_index(
         for f in figures
     )
     spec_text = yaml.safe_dump(job.to_dict(), sort_keys=False, allow_unicode=True)
+    changed_html = (
+        '<p class="warning"><b>The spec has changed</b> since these results were computed '
+        f"(changed: {e(', '.join(spec_changed))}): this page shows the results and the data, "
+        "partition and search of the spec that computed them. <code>hpctune run --restart</code> "
+        "computes the new spec's.</p>"
+        if spec_changed
+        else ""
+    )
     generated = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     return f"""<!DOCTYPE html>
 <html lang="en">
@@ -796,10 +828,12 @@ figure {{ margin: 0; max-width: 700px; }}
 figure img {{ max-width: 100%; height: auto; border: 1px solid #eee; }}
 figcaption {{ font-size: 0.9em; color: #444; }}
 pre {{ background: #f7f7f7; padding: 1em; overflow-x: auto; font-size: 0.85em; }}
+.warning {{ background: #fff3cd; border: 1px solid #d4a72c; padding: 0.5em 1em; }}
 </style>
 </head>
 <body>
 <h1>{e(job.name)}</h1>
+{changed_html}
 <p>{total} {unit}: {counts.get("ok", 0)} ok, {counts.get("skipped", 0)} skipped,
 {counts.get("failed", 0)} failed, {counts.get("pending", 0)} pending.
 Report generated {e(generated)} by hpctune {e(str(results.attrs.get("hpctune_version", "")))}.</p>

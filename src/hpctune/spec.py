@@ -25,6 +25,7 @@ from pydantic import (
     PrivateAttr,
     ValidationError,
     ValidationInfo,
+    field_serializer,
     field_validator,
     model_validator,
 )
@@ -36,7 +37,11 @@ IMPORT_PATH_PATTERN = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)+$")
 OVERRIDE_KEY_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 ENV_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 DIRECTIVE_PATTERN = re.compile(r"^-{1,2}[A-Za-z][A-Za-z0-9_-]*([= ][^\n\r\x00]*)?$")
-WALLTIME_PATTERN = re.compile(r"^(?:(\d+)-)?(\d+):(\d{1,2})(?::(\d{1,2}))?$")
+WALLTIME_PATTERN = re.compile(
+    r"^(?:(?P<days>\d+)-(?P<day_hours>\d+)(?::(?P<day_minutes>\d+)(?::(?P<day_seconds>\d+))?)?"
+    r"|(?P<first>\d+)(?::(?P<second>\d+)(?::(?P<third>\d+))?)?)$"
+)
+"""The forms ``sbatch --time`` reads: ``M``, ``M:S``, ``H:M:S``, ``D-H``, ``D-H:M``, ``D-H:M:S``."""
 MEMORY_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*$", re.IGNORECASE)
 MEMORY_UNITS = {"": 2**30, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
 
@@ -65,18 +70,53 @@ def _check_line(value: str) -> str:
 
 
 def parse_walltime(value: Any) -> int:
-    """Seconds from ``[D-]HH:MM[:SS]``; minutes and seconds below 60."""
-    text = str(value).strip()
+    """Seconds from a walltime in any form ``sbatch --time`` reads, with its meaning: ``M``
+    (minutes; also a plain integer), ``M:S``, ``H:M:S``, ``D-H``, ``D-H:M`` and ``D-H:M:S``.
+
+    The first field may be any size (``90`` or ``90:00`` is 90 minutes, ``48:00:00`` two days);
+    the minutes and seconds after it must be below 60, as a typo such as ``10:75:00`` is more
+    likely than a meaning.
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        text = str(value)  # a plain integer: minutes, as sbatch --time=90 reads it
+    elif isinstance(value, str):
+        text = value.strip()
+    else:
+        raise ValueError(f'must be a walltime such as "02:00:00" or "1-12:00:00"; got {value!r}')
     match = WALLTIME_PATTERN.match(text)
     if not match:
-        raise ValueError(f"must look like HH:MM:SS or D-HH:MM:SS; got {value!r}")
-    days, hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
-    if minutes >= 60 or seconds >= 60:
-        raise ValueError(f"minutes and seconds must be below 60; got {value!r}")
+        raise ValueError(
+            "must be minutes, M:S, H:M:S, D-H, D-H:M or D-H:M:S, as sbatch --time reads it "
+            f'(e.g. "02:00:00"); got {value!r}'
+        )
+    field = {k: int(v) for k, v in match.groupdict().items() if v is not None}
+    if "days" in field:
+        days, hours = field["days"], field["day_hours"]
+        minutes, seconds = field.get("day_minutes", 0), field.get("day_seconds", 0)
+        later = [minutes, seconds]
+    elif "third" in field:  # H:M:S
+        days, hours, minutes, seconds = 0, field["first"], field["second"], field["third"]
+        later = [minutes, seconds]
+    else:  # M or M:S
+        days, hours, minutes, seconds = 0, 0, field["first"], field.get("second", 0)
+        later = [seconds]
+    if any(number >= 60 for number in later):
+        raise ValueError(
+            f"minutes and seconds after the first field must be below 60; got {value!r}"
+        )
     total = ((days * 24 + hours) * 60 + minutes) * 60 + seconds
     if total <= 0:
         raise ValueError(f"must be longer than zero; got {value!r}")
     return total
+
+
+def format_walltime(seconds: int) -> str:
+    """``HH:MM:SS``, or ``D-HH:MM:SS`` from a day on: read back as the same seconds."""
+    minutes, secs = divmod(int(seconds), 60)
+    hours, mins = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    text = f"{hours:02d}:{mins:02d}:{secs:02d}"
+    return f"{days}-{text}" if days else text
 
 
 def parse_memory(value: Any) -> int:
@@ -366,7 +406,7 @@ class SchedulerSpec(_Model):
     memory: int | None = None
     """Bytes per node (powers of two). Written as ``120GB`` / ``500MB`` / a number of GiB."""
     walltime: int = 3600
-    """Seconds. Written as ``HH:MM:SS`` or ``D-HH:MM:SS``."""
+    """Seconds. Written in any form ``sbatch --time`` reads (:func:`parse_walltime`)."""
     queue: str | None = None
     account: str | None = None
     setup: list[str] = []
@@ -386,12 +426,13 @@ class SchedulerSpec(_Model):
     @field_validator("walltime", mode="before")
     @classmethod
     def _walltime(cls, value: Any) -> int:
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            raise ValueError(
-                f'must be a quoted string such as "02:00:00" (YAML reads an unquoted 02:00:00 '
-                f"as a number); got {value!r}"
-            )
         return parse_walltime(value)
+
+    @field_serializer("walltime")
+    def _walltime_text(self, value: int) -> str:
+        """``H:MM:SS`` or ``D-HH:MM:SS``: read back as the same walltime (a number would be
+        minutes)."""
+        return format_walltime(value)
 
     @field_validator("queue", "account")
     @classmethod
@@ -528,6 +569,28 @@ class Job(_Model):
 # --------------------------------------------------------------------------- loading
 
 
+class SpecLoader(yaml.SafeLoader):
+    """YAML as ``yaml.safe_load`` reads it, but a YAML 1.1 sexagesimal number stays text.
+
+    pyyaml reads an unquoted ``1:00:00`` as the integer 3600 and ``1:30`` as 90, the same as
+    ``90`` written plainly: a walltime could not tell ``90`` minutes from ``1:30`` (one minute
+    and a half). Kept as text, ``1:00:00`` is read as ``H:M:S``, as ``sbatch --time`` reads it.
+    """
+
+
+def _number_or_text(loader: SpecLoader, node: yaml.ScalarNode) -> Any:
+    text = loader.construct_scalar(node)
+    if isinstance(text, str) and ":" in text:
+        return text
+    if node.tag.endswith(":int"):
+        return yaml.SafeLoader.construct_yaml_int(loader, node)
+    return yaml.SafeLoader.construct_yaml_float(loader, node)
+
+
+SpecLoader.add_constructor("tag:yaml.org,2002:int", _number_or_text)
+SpecLoader.add_constructor("tag:yaml.org,2002:float", _number_or_text)
+
+
 def load_spec(
     source: str | Path | Mapping[str, Any],
     overrides: Iterable[str] = (),
@@ -567,7 +630,7 @@ def _read_yaml(path: Path) -> Any:
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError("spec", f"cannot read {path}: {exc}") from None
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=SpecLoader)
     except (yaml.YAMLError, ValueError) as exc:  # ValueError: a date such as 2016-13-45
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -582,7 +645,7 @@ def apply_override(raw: dict[str, Any], override: str) -> None:
     if not sep or not all(OVERRIDE_KEY_PATTERN.match(part) for part in key.split(".")):
         raise SpecError("--set", f"expects dotted.key=value; got {override!r}")
     try:
-        value = yaml.safe_load(text) if text.strip() else ""
+        value = yaml.load(text, Loader=SpecLoader) if text.strip() else ""
     except (yaml.YAMLError, ValueError):  # ValueError: a date such as 2016-13-45
         raise SpecError(key, f"the value {text!r} given with --set is not valid YAML") from None
     node = raw

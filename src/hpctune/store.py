@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import OutputError, UsageError
+from .errors import OutputError, UsageError, holds_other_spec
 from .search import TEST_METRICS, PartitionResult
 from .spec import Job
 
@@ -138,15 +138,65 @@ def read_journal(path: Path) -> tuple[list[dict[str, Any]], int]:
 
 @dataclass
 class RunLock:
-    """An advisory lock on the output folder, held for the length of a run."""
+    """An advisory lock (``flock``) on a file, held for the length of a run; :func:`take_lock`
+    takes one. Its file is removed when the last holder releases it."""
 
     path: Path
     fd: int
 
     def release(self) -> None:
-        with contextlib.suppress(OSError):
-            fcntl.flock(self.fd, fcntl.LOCK_UN)
-        os.close(self.fd)
+        """Remove the file if no other process holds it, then unlock it. The file is unlinked
+        only under an exclusive lock (a shared one is converted first, which fails while
+        another holds it), and :func:`take_lock` checks that the lock it got is on the file the
+        path names: a process that opened the file before it was removed locks it again."""
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if _names(self.path, self.fd):
+                self.path.unlink()
+        except OSError:  # another holder, or no right to remove it: the file stays
+            pass
+        finally:
+            os.close(self.fd)  # the lock goes with the last descriptor
+
+
+def _names(path: Path, fd: int) -> bool:
+    """Whether ``path`` names the file open as ``fd``."""
+    try:
+        here = path.stat()
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (here.st_dev, here.st_ino) == (held.st_dev, held.st_ino)
+
+
+def take_lock(
+    path: Path, exclusive: bool = True, wait: bool = False, patience: float = 0.2
+) -> RunLock | None:
+    """Lock the file ``path`` (created if missing), exclusively or shared; without ``wait``,
+    None when another process holds it, ``patience`` seconds on (the moment a shared lock's
+    last holder takes it exclusively, to remove it, is not a conflict). The lock is on the file
+    ``path`` names when this returns, never on one removed in between
+    (:meth:`RunLock.release`). OSError when the file cannot be opened."""
+    mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
+    tries = max(1, round(patience / 0.01))
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            for attempt in range(tries):
+                try:
+                    fcntl.flock(fd, mode if wait else mode | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if attempt == tries - 1:
+                        os.close(fd)
+                        return None
+                    time.sleep(0.01)
+            if _names(path, fd):
+                return RunLock(path, fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)  # removed by its last holder since it was opened: lock the file now there
 
 
 class Store:
@@ -169,17 +219,24 @@ class Store:
         except (OSError, ValueError) as exc:
             raise OutputError(f"cannot read {self.manifest_path}: {exc}") from None
 
-    def check_compatible(self, job: Job) -> None:
-        """Refuse results of another spec (exit 2), naming the keys that changed."""
+    def changed_keys(self, job: Job) -> list[str]:
+        """The dotted keys that decide results (``search.params.svr__C``) in which ``job``
+        differs from the spec whose results this folder holds; empty when it holds none, or
+        results of the same spec."""
         manifest = self.manifest()
         if manifest is None or manifest.get("fingerprint") == job.fingerprint():
-            return
+            return []
         old = manifest.get("result_defining", {})
-        changed = sorted(_changed_keys(old, job.result_defining())) or ["(unknown)"]
-        raise UsageError(
-            f"{self.root} holds results of a different spec (changed: {', '.join(changed[:5])}); "
-            "pass --restart to discard them, or choose another output"
-        )
+        return sorted(_changed_keys(old, job.result_defining())) or ["(unknown)"]
+
+    def check_compatible(self, job: Job) -> None:
+        """Refuse results of another spec (exit 2), naming the keys that changed."""
+        changed = self.changed_keys(job)
+        if changed:
+            raise UsageError(
+                f"{holds_other_spec(self.root, changed)}; "
+                "pass --restart to discard them, or choose another output"
+            )
 
     def records(self) -> dict[int, dict[str, Any]]:
         """The latest valid record of each partition, over all journals."""
@@ -264,16 +321,13 @@ class Store:
 
     def _flock(self, path: Path, exclusive: bool) -> RunLock:
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            held = take_lock(path, exclusive)
         except OSError as exc:
             raise _io_error("lock", path, exc) from None
-        try:
-            fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if held is None:
             holder = ""
             with contextlib.suppress(OSError, ValueError):
-                holder = os.pread(fd, 512, 0).decode().strip()
-            os.close(fd)
+                holder = path.read_text().strip()[:512]
             who = f" ({holder})" if holder else ""
             raise OutputError(
                 f"another hpctune run is using {self.root}{who}; wait for it to end, "
@@ -282,9 +336,9 @@ class Store:
         if exclusive:
             info = f"pid {os.getpid()} on {socket.gethostname()}, since {time.strftime('%H:%M:%S')}"
             with contextlib.suppress(OSError):
-                os.ftruncate(fd, 0)
-                os.pwrite(fd, info.encode(), 0)
-        return RunLock(path, fd)
+                os.ftruncate(held.fd, 0)
+                os.pwrite(held.fd, info.encode(), 0)
+        return held
 
     # ------------------------------------------------------------------ writing partitions
 

@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import fcntl
 import json
 import logging
-import os
 import shlex
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -28,7 +26,7 @@ from .errors import OutputError, SchedulerError, UsageError
 from .render import ArrayPart, render_script
 from .schedulers import Dependency, JobState, get_scheduler
 from .spec import Job
-from .store import Store, write_atomic
+from .store import Store, take_lock, write_atomic
 
 log = logging.getLogger("hpctune")
 
@@ -140,11 +138,11 @@ def _locked_records(job: Job) -> Iterator[list[dict[str, Any]]]:
     path = jobs_path(job)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path.parent / f".{JOBS_FILE}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        lock = take_lock(path.parent / f".{JOBS_FILE}.lock", wait=True)
     except OSError as exc:
         raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    assert lock is not None  # waited for
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
         records = load_records(job)
         count = len(records)
         try:
@@ -154,7 +152,7 @@ def _locked_records(job: Job) -> Iterator[list[dict[str, Any]]]:
                 payload = {"name": job.name, "jobs": records}
                 write_atomic(path, (json.dumps(payload, indent=2) + "\n").encode())
     finally:
-        os.close(fd)
+        lock.release()  # and its file: a submit waiting for it locks a new one
 
 
 def _next_submission(records: Iterable[dict[str, Any]]) -> int:
@@ -353,6 +351,9 @@ class Status:
     output: str
     partitions: dict[str, int | None]
     jobs: list[dict[str, Any]]
+    spec_changed: list[str] = field(default_factory=list)
+    """Keys that decide results in which the spec differs from that of the partitions counted
+    (they are that spec's); empty when they are this spec's."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -360,6 +361,7 @@ class Status:
             "output": self.output,
             "partitions": self.partitions,
             "jobs": self.jobs,
+            "spec_changed": self.spec_changed,
         }
 
     @property
@@ -421,7 +423,10 @@ def status(job: Job) -> Status:
             | {"job_id": record.get("job_id")}
         )
         jobs.append(entry)
-    return Status(job.name, str(job.output_dir), partition_counts(job), jobs)
+    changed: list[str] = []
+    with contextlib.suppress(OutputError):  # an unreadable manifest: counted without it
+        changed = Store(job.output_dir).changed_keys(job)
+    return Status(job.name, str(job.output_dir), partition_counts(job), jobs, changed)
 
 
 def cancel(job: Job, job_ids: Iterable[str] | None = None) -> list[str]:

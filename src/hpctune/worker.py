@@ -10,7 +10,9 @@ the node itself knows is filled in here, before ``dask worker`` starts:
 - the nanny starts its worker process with glibc's own memory thresholds
   (:data:`hpctune.cluster.WORKER_CONFIG`);
 - with ``--nworkers`` above 1, the node's workers are forked from one process that imported
-  scikit-learn and dask-ml once (:mod:`hpctune.forkserver`).
+  scikit-learn and dask-ml once (:mod:`hpctune.forkserver`);
+- what estimators print, from Python or C, goes to stderr, not to the standard output the
+  launcher or the batch system collects (:mod:`hpctune.streams`).
 
 dask-jobqueue's worker jobs run it too (its ``worker_command``).
 """
@@ -56,8 +58,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     import dask
     from distributed.cli.dask_worker import main as dask_worker
 
-    from . import forkserver
+    from . import forkserver, streams
 
+    streams.estimators_to_stderr()  # inherited by the nanny's worker processes
     args = worker_args(sys.argv[1:] if argv is None else argv)
     dask.config.set(WORKER_CONFIG)
     if nworkers(args) > 1 and forkserver.start(forkserver.worker_modules()):
