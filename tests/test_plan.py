@@ -212,7 +212,7 @@ def test_cli_plan(tmp_path, capsys):
     synthetic(cells=4, steps=150).to_netcdf(tmp_path / "cells.nc")
     job = write_spec(tmp_path, synthetic_spec(tmp_path / "cells.nc"))
     bad = hpctune(capsys, "plan", job, "--target-walltime", "soon")
-    assert bad.code == 2 and "--target-walltime must look like HH:MM:SS" in bad.err
+    assert bad.code == 2 and "--target-walltime must be minutes, M:S, H:M:S" in bad.err
     done = hpctune(
         capsys,
         "plan",
