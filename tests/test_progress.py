@@ -12,7 +12,8 @@ from helpers import synthetic, synthetic_spec, write_spec
 
 import hpctune as api
 from hpctune.execute import RunSummary
-from hpctune.progress import Counts, Progress, format_rate, format_seconds, summary_table
+from hpctune.progress import Counts, Progress, format_rate, summary_table
+from hpctune.units import clock
 
 
 class Terminal(io.StringIO):
@@ -87,8 +88,8 @@ def test_rate_and_eta_count_from_the_first_update():
 
 
 def test_formats():
-    assert format_seconds(65) == "01:05" and format_seconds(3725) == "1:02:05"
-    assert format_seconds(float("inf")) == "--:--"
+    assert clock(65) == "01:05" and clock(3725) == "1:02:05"
+    assert clock(float("inf")) == "--:--"
     assert format_rate(2.5) == "2.5/s" and format_rate(0.05) == "3.0/min"
     assert format_rate(0.0001) == "0.4/h" and format_rate(0) == "-"
 
