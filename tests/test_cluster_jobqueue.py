@@ -9,7 +9,7 @@ import dask
 import pytest
 from helpers import synthetic_spec
 
-from hpctune.cluster import ClusterError
+from hpctune.errors import ClusterError
 from hpctune.jobqueue import build, import_dask_jobqueue, lifetime, plan
 from hpctune.security import write_credentials
 from hpctune.spec import load_spec

@@ -196,7 +196,7 @@ def test_a_stopped_run_does_not_wait_for_a_lost_batch_computed_again(tmp_path):
     """A batch finished, then its worker died before its outcome was fetched (a preemption
     signals every process of the job at once): the scheduler computes it again. A stopped run
     cancels it instead of waiting for it; its partitions are in the dead worker's journal."""
-    from hpctune.cluster import RunStopped
+    from hpctune.errors import RunStopped
     from hpctune.execute import batch_outcome
 
     runs, release = tmp_path / "runs", tmp_path / "release"

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 import hpctune
-from hpctune.models import ModelError, load_model, load_model_file, model_path
+from hpctune.errors import ModelError
+from hpctune.models import load_model, load_model_file, model_path
 
 
 @pytest.fixture(scope="module")

@@ -12,14 +12,8 @@ from helpers import synthetic, synthetic_spec, write_spec
 
 import hpctune as api
 from hpctune.execute import RunSummary
-from hpctune.progress import (
-    MIN_RATE_SECONDS,
-    Counts,
-    Progress,
-    format_rate,
-    format_seconds,
-    summary_table,
-)
+from hpctune.progress import MIN_RATE_SECONDS, Counts, Progress, format_rate, summary_table
+from hpctune.units import clock
 
 progress_module = importlib.import_module("hpctune.progress")
 
@@ -46,22 +40,22 @@ class Clock:
 
 
 @pytest.fixture
-def clock(monkeypatch):
-    clock = Clock()
-    monkeypatch.setattr(progress_module, "time", clock)
-    return clock
+def injected(monkeypatch):
+    injected = Clock()
+    monkeypatch.setattr(progress_module, "time", injected)
+    return injected
 
 
-def test_batch_log_lines_are_plain_and_steady(monkeypatch, clock):
+def test_batch_log_lines_are_plain_and_steady(monkeypatch, injected):
     monkeypatch.delenv("HPCTUNE_PROGRESS_INTERVAL", raising=False)
     log = io.StringIO()
     progress = Progress(stream=log)
     assert not progress.tty and progress.interval == 30.0
     state = counts()
     progress.update(state)
-    clock.now += 29.9
+    injected.now += 29.9
     progress.update(state)  # within the interval: nothing
-    clock.now += 0.1
+    injected.now += 0.1
     progress.update(state)
     progress.update(state, force=True)
     lines = log.getvalue().splitlines()
@@ -103,15 +97,15 @@ def test_terminal_bar_redraws_in_place(monkeypatch):
     assert "\x1b[31m" not in plain.getvalue()
 
 
-def test_rate_and_eta_count_from_the_first_update(clock):
+def test_rate_and_eta_count_from_the_first_update(injected):
     progress = Progress(stream=io.StringIO(), interval=0)
-    state = Counts(total=100, started=clock.now - 1000)  # e.g. a slow cluster start
+    state = Counts(total=100, started=injected.now - 1000)  # e.g. a slow cluster start
     progress.update(state)
     state.ok = 10
     assert progress.rate(state) == 0.0, "no rate in the first second: it would be noise"
-    clock.now += MIN_RATE_SECONDS * 0.99
+    injected.now += MIN_RATE_SECONDS * 0.99
     assert progress.rate(state) == 0.0
-    clock.now = clock.start + 1.25
+    injected.now = injected.start + 1.25
     assert progress.rate(state) == pytest.approx(10 / 1.25)
     assert progress.eta_seconds(state) == pytest.approx(90 / (10 / 1.25))
     assert state.rate() == pytest.approx(10 / 1001.25), "the start-of-run clock: 100 x slower"
@@ -119,8 +113,8 @@ def test_rate_and_eta_count_from_the_first_update(clock):
 
 
 def test_formats():
-    assert format_seconds(65) == "01:05" and format_seconds(3725) == "1:02:05"
-    assert format_seconds(float("inf")) == "--:--"
+    assert clock(65) == "01:05" and clock(3725) == "1:02:05"
+    assert clock(float("inf")) == "--:--"
     assert format_rate(2.5) == "2.5/s" and format_rate(0.05) == "3.0/min"
     assert format_rate(0.0001) == "0.4/h" and format_rate(0) == "-"
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from .errors import HpctuneError
+from .errors import AllocationError
 from .spec import ClusterSpec
 
 log = logging.getLogger("hpctune")
@@ -32,10 +32,6 @@ LOW_WORKER_MEMORY = 2**30
 
 _RANGE = re.compile(r"^(\d+)(?:-(\d+))?$")
 _CPUS = re.compile(r"^(\d+)(?:\(x(\d+)\))?$")
-
-
-class AllocationError(HpctuneError):
-    """The allocation cannot host the cluster the spec asks for."""
 
 
 @dataclass(frozen=True)

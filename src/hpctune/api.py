@@ -19,6 +19,7 @@ from .partitions import parse_slice
 from .progress import Progress
 from .spec import Job, load_spec
 from .store import Store
+from .units import parse_walltime
 
 JobLike = Job | str | Path
 
@@ -235,7 +236,6 @@ def plan(
     """Time ``sample`` partitions and estimate core-hours, walltime and nodes for the whole run;
     returns a PlanEstimate (``text()``, ``to_dict()``, ``lines``: the arithmetic)."""
     from .plan import plan as planning
-    from .spec import parse_walltime
 
     target = target_walltime if isinstance(target_walltime, int) else None
     if isinstance(target_walltime, str):

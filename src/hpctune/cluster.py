@@ -36,7 +36,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import HpctuneError
+from .errors import AllocationError, ClusterError, RunStopped
 from .spec import Job
 
 log = logging.getLogger("hpctune")
@@ -55,10 +55,6 @@ allocations of every fit fault their pages in again. Measured on the ``heavy`` b
 no data between them (a worker's memory is the few chunks it reads), so the worker processes
 use glibc's defaults, as the serial scikit-learn run they are compared with does.
 """
-
-
-class ClusterError(HpctuneError):
-    """The cluster could not start (no workers, no allocation, a launcher that failed)."""
 
 
 GIL_RELEASING_STEPS = frozenset(
@@ -383,11 +379,6 @@ def _local_cluster(job: Job) -> Iterator[ClusterHandle]:
         cluster.close()
 
 
-class RunStopped(HpctuneError):
-    """The run was stopped (a signal) while a search waited for its tasks, or the driver for
-    a batch the scheduler computes again."""
-
-
 class WorkerThreads:
     """The workers of a local run as ``size`` threads of this process, computing the tasks of
     dask's local scheduler (:func:`dask.local.get_async`).
@@ -499,7 +490,7 @@ def _worker_threads(job: Job) -> Iterator[ClusterHandle]:
 def _allocation_cluster(job: Job) -> Iterator[ClusterHandle]:
     from distributed import Client, LocalCluster
 
-    from .allocation import AllocationError, detect, plan_layout
+    from .allocation import detect, plan_layout
     from .launch import WorkerProcesses, WorkerSpec, launcher_for, worker_environment
     from .security import write_credentials
 

@@ -61,6 +61,29 @@ class SchedulerError(HpctuneError):
         super().__init__(f"command failed ({code}): {shown}" + (f": {detail}" if detail else ""))
 
 
+class TemplateError(UsageError):
+    """A template is missing, malformed, or uses a variable that does not exist."""
+
+
+class ClusterError(HpctuneError):
+    """The cluster could not start (no workers, no allocation, a launcher that failed)."""
+
+
+class AllocationError(ClusterError):
+    """The allocation cannot host the cluster the spec asks for."""
+
+
+class RunStopped(HpctuneError):
+    """The run was stopped (a signal) while a search waited for its tasks, or the driver for
+    a batch the scheduler computes again."""
+
+
+class ModelError(HpctuneError):
+    """A model file is missing, damaged, or asks for types that are not trusted."""
+
+    exit_code = 1
+
+
 def holds_other_spec(output: object, changed: list[str]) -> str:
     """``<output> holds results of a different spec (changed: key, ...)``, five keys at most."""
     more = f", and {len(changed) - 5} more" if len(changed) > 5 else ""

@@ -37,7 +37,6 @@ import numpy as np
 from . import startup
 from .cluster import (
     ClusterHandle,
-    RunStopped,
     choose_granularity,
     existing_cluster,
     in_process_workers,
@@ -49,7 +48,7 @@ from .cluster import (
     threads_allowed,
 )
 from .data import CellBlock, CellReader, DatasetInfo, inspect, open_dataset, space_coordinates
-from .errors import OutputError
+from .errors import OutputError, RunStopped
 from .partitions import PartitionPlan, make_plan, slice_indices
 from .progress import Counts, Progress
 from .sandbox import SearchProcess

@@ -26,14 +26,15 @@ from typing import Any
 
 from .cluster import (
     DASHBOARD_ADDRESS,
-    ClusterError,
     ClusterHandle,
     remote_handle,
     wait_for_workers,
     watch_stop_signals,
 )
+from .errors import ClusterError
 from .launch import THREAD_LIMITS
 from .spec import Job
+from .units import hms, parse_walltime
 
 log = logging.getLogger("hpctune")
 
@@ -59,17 +60,8 @@ def import_dask_jobqueue() -> Any:
     return dask_jobqueue
 
 
-def format_walltime(seconds: int) -> str:
-    """``HH:MM:SS`` (hours may exceed 24), which SLURM and PBS both read."""
-    hours, rest = divmod(int(seconds), 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours:02d}:{minutes:02d}:{secs:02d}"
-
-
 def parse_walltime_text(text: Any) -> int | None:
     """Seconds of a walltime from a dask-jobqueue config value, None if unreadable."""
-    from .spec import parse_walltime
-
     try:
         return parse_walltime(text)
     except (TypeError, ValueError):
@@ -166,7 +158,7 @@ def plan(job: Job, security: Any, *, config: Any = None) -> JobqueuePlan:
     if spec.interface:
         kwargs["interface"] = spec.interface
     if "walltime" in given:
-        kwargs["walltime"] = format_walltime(sched.walltime)
+        kwargs["walltime"] = hms(sched.walltime)
     walltime = sched.walltime if "walltime" in given else parse_walltime_text(conf("walltime"))
     if sched.queue:
         kwargs["queue"] = sched.queue

@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from .allocation import Allocation, AllocationError, Layout
+from .allocation import Allocation, Layout
+from .errors import AllocationError
 
 #: Thread pools of numerical libraries: one thread each, since Dask runs ``threads`` tasks at
 #: once in every worker and each fit should not start a pool as large as the node.

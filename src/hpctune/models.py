@@ -12,14 +12,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from .errors import HpctuneError
+from .errors import ModelError
 from .spec import Job
-
-
-class ModelError(HpctuneError):
-    """A model file is missing, damaged, or asks for types that are not trusted."""
-
-    exit_code = 1
 
 
 def trusted_types(job: Job) -> list[str]:

@@ -42,9 +42,9 @@ from .cluster import (
 )
 from .errors import UsageError
 from .execute import Prepared, partition_rows, prepare
-from .progress import format_seconds
 from .search import n_candidates, n_folds
 from .spec import Job, SchedulerSpec
+from .units import clock, hms, size_text
 
 EFFICIENCY = 0.8
 """Share of the slots' time spent in searches over a whole run: the rest goes to scheduling,
@@ -308,28 +308,28 @@ class PlanEstimate:
         lines.append(
             f"wall time       {self.startup_seconds:.1f} s startup + "
             f"{max(self.compute_seconds, 0):.1f} s = {self.wall_seconds:.1f} s "
-            f"({format_seconds(self.wall_seconds)}){floor}"
+            f"({clock(self.wall_seconds)}){floor}"
         )
         grace = f" + {r.grace} s grace" if r.grace else ""
         verdict = "enough" if self.suggested_walltime <= r.walltime else "too short"
         lines.append(
             f"walltime        {self.wall_seconds:.1f} s x {MARGIN} margin{grace}, rounded up "
-            f"to 5 min = {_hms(self.suggested_walltime)}"
-            + (f" (scheduler.walltime {_hms(r.walltime)}: {verdict})" if r.scheduled else "")
+            f"to 5 min = {hms(self.suggested_walltime)}"
+            + (f" (scheduler.walltime {hms(r.walltime)}: {verdict})" if r.scheduled else "")
         )
         usable = self.target_walltime / MARGIN - self.startup_seconds - r.grace
         nodes = self.nodes_for_target
         if nodes is None:
             lines.append(
-                f"nodes           none fits {_hms(self.target_walltime)}: {usable:.0f} s usable "
+                f"nodes           none fits {hms(self.target_walltime)}: {usable:.0f} s usable "
                 f"after margin and startup, the longest partition takes {self.max_seconds:.0f} s"
             )
         else:
             lines.append(
                 f"nodes           {self.core_seconds:.1f} s / ({r.slots_per_node} slots x "
-                f"{EFFICIENCY} x ({_hms(self.target_walltime)} / {MARGIN} - "
+                f"{EFFICIENCY} x ({hms(self.target_walltime)} / {MARGIN} - "
                 f"{self.startup_seconds + r.grace:.0f} s)) = {nodes} node(s) for a walltime of "
-                f"{_hms(self.target_walltime)}"
+                f"{hms(self.target_walltime)}"
             )
         busy = self.mean_cpu_seconds / self.mean_seconds if self.mean_seconds > 0 else 1.0
         if busy < BUSY_SHARE:
@@ -340,16 +340,16 @@ class PlanEstimate:
         peak = self.peak_memory
         if self.workers == "threads":  # one process holds the imports, the data and every fit
             need = peak
-            memory = f"memory          peak {_size(peak)} in the one hpctune process"
+            memory = f"memory          peak {size_text(peak)} in the one hpctune process"
         else:
             need = peak * r.workers_per_node
             memory = (
-                f"memory          peak {_size(peak)} per worker x {r.workers_per_node} "
-                f"workers = {_size(need)} per node"
+                f"memory          peak {size_text(peak)} per worker x {r.workers_per_node} "
+                f"workers = {size_text(need)} per node"
             )
         if r.memory_per_node:
             verdict = "fits" if need <= r.memory_per_node else "does NOT fit"
-            memory += f"; scheduler.memory {_size(r.memory_per_node)}: {verdict}"
+            memory += f"; scheduler.memory {size_text(r.memory_per_node)}: {verdict}"
         lines.append(memory)
         return lines
 
@@ -404,29 +404,13 @@ class PlanEstimate:
             "granularity": self.granularity,
             "workers": self.workers,
             "wall_seconds": self.wall_seconds,
-            "suggested_walltime": _hms(self.suggested_walltime),
+            "suggested_walltime": hms(self.suggested_walltime),
             "suggested_walltime_seconds": self.suggested_walltime,
-            "walltime": _hms(r.walltime),
-            "target_walltime": _hms(self.target_walltime),
+            "walltime": hms(r.walltime),
+            "target_walltime": hms(self.target_walltime),
             "nodes_for_target": self.nodes_for_target,
             "lines": self.lines,
         }
-
-
-def _hms(seconds: float) -> str:
-    seconds = round(seconds)
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours:02d}:{rest // 60:02d}:{rest % 60:02d}"
-
-
-def _size(value: float) -> str:
-    if value < 1024:
-        return f"{value:.0f} B"
-    for unit in ("KiB", "MiB", "GiB"):
-        value /= 1024
-        if value < 1024:
-            return f"{value:.1f} {unit}"
-    return f"{value / 1024:.1f} TiB"
 
 
 # --------------------------------------------------------------------------- driver side

@@ -18,6 +18,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from .units import clock
+
 #: Seconds between two plain lines in a batch log, unless ``interval`` or the variable says.
 LOG_INTERVAL = 30.0
 INTERVAL_VARIABLE = "HPCTUNE_PROGRESS_INTERVAL"
@@ -53,16 +55,6 @@ class Counts:
     def eta_seconds(self) -> float:
         rate = self.rate()
         return self.remaining / rate if rate > 0 else math.inf
-
-
-def format_seconds(seconds: float) -> str:
-    """``mm:ss``, or ``h:mm:ss`` from an hour on; ``--:--`` when unknown."""
-    if not math.isfinite(seconds):
-        return "--:--"
-    seconds = round(seconds)
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
 
 
 def format_rate(per_second: float) -> str:
@@ -136,7 +128,7 @@ class Progress:
         return (
             f"{finished}/{counts.total} partitions ({share:.0%}): ok {counts.ok}, "
             f"skipped {counts.skipped}, {failed}, resumed {counts.resumed}; "
-            f"{format_rate(self.rate(counts))}, ETA {format_seconds(self.eta_seconds(counts))}"
+            f"{format_rate(self.rate(counts))}, ETA {clock(self.eta_seconds(counts))}"
         )
 
     def bar(self, counts: Counts, width: int) -> str:
@@ -162,7 +154,7 @@ class Progress:
             self.stream.write(f"\r[{self.bar(counts, width)}] {text}\x1b[K")
             self._drawn = True
         else:
-            elapsed = format_seconds(now - self._clock[0])
+            elapsed = clock(now - self._clock[0])
             self.stream.write(f"progress [{elapsed}]: {text}\n")
         self.stream.flush()
 
@@ -239,7 +231,7 @@ def summary_table(summary: Any) -> str:
     lines.append(f"  {'total':<10} {total:>{width}}{resumed}")
     computed = summary.ok + summary.skipped + summary.failed - summary.resumed
     rate = computed / summary.seconds if summary.seconds > 0 and computed > 0 else 0.0
-    rows.append(("wall time", f"{format_seconds(summary.seconds)} ({format_rate(rate)})"))
+    rows.append(("wall time", f"{clock(summary.seconds)} ({format_rate(rate)})"))
     results = getattr(summary, "results", None)
     fit = fit_time_text(results)
     if fit:

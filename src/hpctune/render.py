@@ -29,8 +29,9 @@ from typing import Any, Literal
 
 import jinja2
 
-from .errors import SpecError, UsageError
-from .spec import Job, format_walltime
+from .errors import SpecError, TemplateError, UsageError
+from .spec import Job
+from .units import duration, hms, whole_size
 
 Kind = Literal["slurm", "pbs", "torque"]
 KINDS: tuple[str, ...] = ("slurm", "pbs", "torque")
@@ -45,10 +46,6 @@ MAX_REQUEUES = 10
 DIRECTIVE_PATH = re.compile(r"^[A-Za-z0-9._/+,@=:~-]+$")
 """Characters a path may hold where it goes into a ``#SBATCH``/``#PBS`` directive, which is not
 read by a shell: no spaces, quotes, ``$``, ``%`` or ``#``."""
-
-
-class TemplateError(UsageError):
-    """A template is missing, malformed, or uses a variable that does not exist."""
 
 
 # --------------------------------------------------------------------------- lookup
@@ -124,34 +121,23 @@ def quote(value: Any) -> str:
 
 def slurm_time(seconds: int) -> str:
     """``D-HH:MM:SS`` (or ``HH:MM:SS`` below a day), as ``--time`` reads it."""
-    return format_walltime(seconds)
+    return duration(seconds)
 
 
 def pbs_time(seconds: int) -> str:
     """``HH:MM:SS`` with as many hours as needed, as PBS ``walltime`` reads it."""
-    minutes, secs = divmod(int(seconds), 60)
-    hours, mins = divmod(minutes, 60)
-    return f"{hours:02d}:{mins:02d}:{secs:02d}"
-
-
-def _size(size: int, units: Sequence[tuple[str, int]]) -> tuple[int, str]:
-    """The largest unit that divides ``size`` exactly; else the smallest one, rounded up."""
-    for unit, factor in units:
-        if size % factor == 0:
-            return size // factor, unit
-    unit, factor = units[-1]
-    return -(-size // factor), unit
+    return hms(seconds)
 
 
 def slurm_memory(size: int) -> str:
     """``--mem`` value: whole T, G or M (mebibytes, rounded up)."""
-    number, unit = _size(int(size), [("T", 2**40), ("G", 2**30), ("M", 2**20)])
+    number, unit = whole_size(int(size), [("T", 2**40), ("G", 2**30), ("M", 2**20)])
     return f"{number}{unit}"
 
 
 def pbs_memory(size: int) -> str:
     """PBS ``mem`` value: whole tb, gb or mb (PBS counts these in powers of two)."""
-    number, unit = _size(int(size), [("tb", 2**40), ("gb", 2**30), ("mb", 2**20)])
+    number, unit = whole_size(int(size), [("tb", 2**40), ("gb", 2**30), ("mb", 2**20)])
     return f"{number}{unit}"
 
 

@@ -31,20 +31,13 @@ from pydantic import (
 )
 
 from .errors import SpecError
+from .units import duration, parse_memory, parse_walltime
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9._-]+$")
 IMPORT_PATH_PATTERN = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)+$")
 OVERRIDE_KEY_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 ENV_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 DIRECTIVE_PATTERN = re.compile(r"^-{1,2}[A-Za-z][A-Za-z0-9_-]*([= ][^\n\r\x00]*)?$")
-WALLTIME_PATTERN = re.compile(
-    r"^(?:(?P<days>\d+)-(?P<day_hours>\d+)(?::(?P<day_minutes>\d+)(?::(?P<day_seconds>\d+))?)?"
-    r"|(?P<first>\d+)(?::(?P<second>\d+)(?::(?P<third>\d+))?)?)$"
-)
-"""The forms ``sbatch --time`` reads: ``M``, ``M:S``, ``H:M:S``, ``D-H``, ``D-H:M``, ``D-H:M:S``."""
-MEMORY_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*$", re.IGNORECASE)
-MEMORY_UNITS = {"": 2**30, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
-
 #: Distributions a random search may name in YAML, e.g. ``{loguniform: [1e-5, 1e-1]}``.
 DISTRIBUTIONS = ("loguniform", "uniform", "randint")
 
@@ -67,78 +60,6 @@ def _check_line(value: str) -> str:
     if any(ch in value for ch in "\n\r\x00"):
         raise ValueError(f"must be a single line without newline or NUL characters; got {value!r}")
     return value
-
-
-def parse_walltime(value: Any) -> int:
-    """Seconds from a walltime in any form ``sbatch --time`` reads, with its meaning: ``M``
-    (minutes; also a plain integer), ``M:S``, ``H:M:S``, ``D-H``, ``D-H:M`` and ``D-H:M:S``.
-
-    The first field may be any size (``90`` or ``90:00`` is 90 minutes, ``48:00:00`` two days);
-    the minutes and seconds after it must be below 60, as a typo such as ``10:75:00`` is more
-    likely than a meaning.
-    """
-    if isinstance(value, int) and not isinstance(value, bool):
-        text = str(value)  # a plain integer: minutes, as sbatch --time=90 reads it
-    elif isinstance(value, str):
-        text = value.strip()
-    else:
-        raise ValueError(f'must be a walltime such as "02:00:00" or "1-12:00:00"; got {value!r}')
-    match = WALLTIME_PATTERN.match(text)
-    if not match:
-        raise ValueError(
-            "must be minutes, M:S, H:M:S, D-H, D-H:M or D-H:M:S, as sbatch --time reads it "
-            f'(e.g. "02:00:00"); got {value!r}'
-        )
-    field = {k: int(v) for k, v in match.groupdict().items() if v is not None}
-    if "days" in field:
-        days, hours = field["days"], field["day_hours"]
-        minutes, seconds = field.get("day_minutes", 0), field.get("day_seconds", 0)
-        later = [minutes, seconds]
-    elif "third" in field:  # H:M:S
-        days, hours, minutes, seconds = 0, field["first"], field["second"], field["third"]
-        later = [minutes, seconds]
-    else:  # M or M:S
-        days, hours, minutes, seconds = 0, 0, field["first"], field.get("second", 0)
-        later = [seconds]
-    if any(number >= 60 for number in later):
-        raise ValueError(
-            f"minutes and seconds after the first field must be below 60; got {value!r}"
-        )
-    total = ((days * 24 + hours) * 60 + minutes) * 60 + seconds
-    if total <= 0:
-        raise ValueError(f"must be longer than zero; got {value!r}")
-    return total
-
-
-def format_walltime(seconds: int) -> str:
-    """``HH:MM:SS``, or ``D-HH:MM:SS`` from a day on: read back as the same seconds."""
-    minutes, secs = divmod(int(seconds), 60)
-    hours, mins = divmod(minutes, 60)
-    days, hours = divmod(hours, 24)
-    text = f"{hours:02d}:{mins:02d}:{secs:02d}"
-    return f"{days}-{text}" if days else text
-
-
-def parse_memory(value: Any) -> int:
-    """Bytes from a number of GiB or a size such as ``120GB``, ``500M`` or ``1.5TiB``.
-
-    Units are powers of two, as SLURM and PBS count them: ``G``, ``GB`` and ``GiB`` all mean 2**30.
-    """
-    if isinstance(value, bool):
-        raise ValueError(f"must be a size such as 120GB or a number of GiB; got {value!r}")
-    if isinstance(value, int | float):
-        number, unit = float(value), ""
-    else:
-        match = MEMORY_PATTERN.match(str(value))
-        if not match:
-            raise ValueError(
-                f"must be a size such as 120GB, 500MB or a number of GiB; got {value!r}"
-            )
-        number, unit = float(match.group(1)), match.group(2).upper()
-    size = int(number * MEMORY_UNITS[unit])
-    if size < 2**20:
-        raise ValueError(f"must be at least 1 MiB; got {value!r}")
-    return size
 
 
 class _Model(BaseModel):
@@ -432,7 +353,7 @@ class SchedulerSpec(_Model):
     def _walltime_text(self, value: int) -> str:
         """``H:MM:SS`` or ``D-HH:MM:SS``: read back as the same walltime (a number would be
         minutes)."""
-        return format_walltime(value)
+        return duration(value)
 
     @field_validator("queue", "account")
     @classmethod
