@@ -30,6 +30,7 @@ def svr_spec(data, **changes):
     )
 
 
+@pytest.mark.full
 def test_estimate_lands_within_a_factor_of_two_of_the_real_run(tmp_path, dask_client):
     """``plan`` on 4 of 16 partitions, then the whole run, on the same two worker processes
     (the spec's 1 node x 2 cores)."""
@@ -49,7 +50,7 @@ def test_estimate_lands_within_a_factor_of_two_of_the_real_run(tmp_path, dask_cl
     )
 
 
-@pytest.mark.slow
+@pytest.mark.full
 def test_estimate_of_a_run_on_its_own_cluster(tmp_path):
     """As a user runs them: ``hpctune plan`` and ``hpctune run``, each a process of its own
     that starts its own local cluster, so that the estimate's startup includes starting and
