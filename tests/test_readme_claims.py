@@ -250,6 +250,9 @@ def test_random_search_tries_n_iter_candidates_the_same_for_every_partition(tmp_
     assert (counts["candidates"], counts["fits_per_partition"]) == (4, 4 * 3 + 1)
     other = load_spec(write_spec(tmp_path, random_spec(data, 4, search__seed=6), "other.yaml"))
     assert candidates(other.search) != drawn
+    default = random_spec(data, 4)
+    del default["search"]["n_iter"]
+    assert len(candidates(load_spec(write_spec(tmp_path, default, "default.yaml")).search)) == 10
 
 
 def test_a_random_search_of_a_short_list_tries_each_value_once(tmp_path):
