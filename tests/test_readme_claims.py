@@ -323,15 +323,19 @@ def test_values_refused_by_the_estimators_constraints_exit_2_naming_the_key(
 
 
 @pytest.mark.parametrize(
-    ("error_score", "kernels", "status", "reason"),
+    ("error_score", "kernels", "granularity", "status", "reason"),
     [
-        ("nan", ["precomputed", "rbf"], "ok", ""),
-        ("raise", ["precomputed", "rbf"], "failed", "ValueError: Precomputed matrix must be"),
-        ("nan", ["precomputed"], "failed", "ValueError: Precomputed matrix must be"),
+        ("nan", ["precomputed", "rbf"], "fit", "ok", ""),
+        ("nan", ["precomputed", "rbf"], "partition", "ok", ""),
+        ("raise", ["precomputed", "rbf"], "fit", "failed", "ValueError: Precomputed matrix must"),
+        ("nan", ["precomputed"], "fit", "failed", "ValueError: Precomputed matrix must"),
     ],
 )
-def test_error_score(tmp_path, dask_client, error_score, kernels, status, reason):
-    """SVR's ``precomputed`` kernel passes the constraints but cannot fit rows of 3 inputs."""
+def test_error_score(tmp_path, dask_client, error_score, kernels, granularity, status, reason):
+    """SVR's ``precomputed`` kernel passes the constraints but cannot fit rows of 3 inputs.
+
+    A search runs where its partition's task runs (a worker, ``partition``) or in the driver
+    (``fit``): both rank a failed candidate last."""
     data = tmp_path / "cells.nc"
     synthetic(cells=2, steps=120).to_netcdf(data)
     spec = svr_spec(
@@ -340,8 +344,10 @@ def test_error_score(tmp_path, dask_client, error_score, kernels, status, reason
         search__error_score=error_score,
         search__scoring=["neg_mean_squared_error", "r2"],
         search__refit="r2",
+        cluster__granularity=granularity,
     )
     summary = api.run(write_spec(tmp_path, spec), client=dask_client)
+    assert summary.granularity == granularity
     results = summary.results
     assert list(results.status.values) == [status] * 2, list(results.reason.values)
     for text in results.reason.values:
