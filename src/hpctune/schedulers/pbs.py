@@ -114,10 +114,16 @@ class PBSPro(Scheduler):
         if after:
             parts = []
             for dep in after:
-                kind = dep.type
-                if kind == "afterany" and any("[]" in i for i in dep.job_ids):
-                    kind = self.array_dependency
-                parts.append(f"{kind}:{':'.join(dep.job_ids)}")
+                arrays = [i for i in dep.job_ids if "[]" in i]
+                if dep.type != "afterany" or not arrays or self.array_dependency == dep.type:
+                    parts.append(f"{dep.type}:{':'.join(dep.job_ids)}")
+                    continue
+                # Torque waits for an array with its own type, for a plain job with afterany:
+                # a split array's one-task part is a plain job.
+                plain = [i for i in dep.job_ids if "[]" not in i]
+                parts.append(f"{self.array_dependency}:{':'.join(arrays)}")
+                if plain:
+                    parts.append(f"afterany:{':'.join(plain)}")
             command += ["-W", f"depend={','.join(parts)}"]
         return [*command, script]
 
