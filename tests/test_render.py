@@ -22,9 +22,9 @@ from hpctune.render import (
     slurm_time,
     template_dirs,
 )
+from hpctune.schedulers.registry import KINDS
 from hpctune.spec import load_spec
 
-KINDS = ["slurm", "pbs", "torque"]
 BASH = shutil.which("bash") or "/bin/bash"
 
 
