@@ -11,7 +11,7 @@ import os
 from collections.abc import Callable, Mapping
 
 from ..errors import UsageError
-from . import pbs, slurm  # noqa: F401 - each module registers its schedulers
+from . import lsf, pbs, slurm  # noqa: F401 - each module registers its schedulers
 from .base import REGISTERED, Allocation, Scheduler
 
 SCHEDULERS: dict[str, type[Scheduler]] = {
