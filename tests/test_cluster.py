@@ -555,7 +555,7 @@ def test_allocation_mode_outside_an_allocation_says_so(tmp_path, monkeypatch):
     for variable in ("SLURM_JOB_ID", "PBS_JOBID"):
         monkeypatch.delenv(variable, raising=False)
     job = job_with(tmp_path, cluster__mode="allocation")
-    with pytest.raises(ClusterError, match="not a SLURM or PBS job"), start_cluster(job):
+    with pytest.raises(ClusterError, match="not a batch job"), start_cluster(job):
         pass
 
 
