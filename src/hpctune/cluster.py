@@ -54,6 +54,15 @@ use glibc's defaults, as the serial scikit-learn run they are compared with does
 """
 
 
+def distributed_log_level() -> int:
+    """The level of Dask's own log records shown on stderr, in this process and in the local
+    workers: errors with ``-v`` (hpctune's log at INFO), else none. The run reports what
+    matters itself (a failed partition and why, a worker that died); Dask's records at a stop
+    or at the end of a run are of its shutdown (a worker's heartbeat to a scheduler already
+    closed: ``CommClosedError ... Stream is closed``), not for the user's terminal."""
+    return logging.ERROR if log.isEnabledFor(logging.INFO) else logging.CRITICAL
+
+
 class ClusterError(HpctuneError):
     """The cluster could not start (no workers, no allocation, a launcher that failed)."""
 
@@ -293,7 +302,7 @@ def _local_cluster(job: Job) -> Iterator[ClusterHandle]:
             security=security,
             dashboard_address=DASHBOARD_ADDRESS,  # its HTTP server, dashboard or not, local
             local_directory=scratch_dir(),
-            silence_logs=logging.ERROR,
+            silence_logs=distributed_log_level(),
         )
     try:
         client = Client(cluster, security=security)
@@ -466,7 +475,7 @@ def _allocation_cluster(job: Job) -> Iterator[ClusterHandle]:
             protocol="tls://",
             security=security,
             dashboard_address=DASHBOARD_ADDRESS,
-            silence_logs=logging.ERROR,
+            silence_logs=distributed_log_level(),
         )
         address = cluster.scheduler_address
         credentials.write_scheduler_file(address, job_id=allocation.job_id)
