@@ -466,6 +466,7 @@ def _allocation_cluster(job: Job) -> Iterator[ClusterHandle]:
     credentials = write_credentials(job.output_dir)
     processes: WorkerProcesses | None = None
     cluster = client = None
+    stopping = threading.Event()  # set by a stop signal from the workers' start on
     try:
         security = credentials.security()
         cluster = LocalCluster(
@@ -499,26 +500,29 @@ def _allocation_cluster(job: Job) -> Iterator[ClusterHandle]:
                 what=f"{launcher.name} workers",
                 stopping=stopping,
             )
-        yield remote_handle(
-            client,
-            job,
-            address=address,
-            mode="allocation",
-            workers=connected,
-            threads=layout.threads,
-            what=(
-                f"allocation ({allocation.kind} job {allocation.job_id}): {connected} workers x "
-                f"{layout.threads} thread(s)"
-            ),
-        )
+            yield remote_handle(
+                client,
+                job,
+                address=address,
+                mode="allocation",
+                workers=connected,
+                threads=layout.threads,
+                what=(
+                    f"allocation ({allocation.kind} job {allocation.job_id}): {connected} "
+                    f"workers x {layout.threads} thread(s)"
+                ),
+            )
     finally:
         if client is not None:
             client.close()
         if cluster is not None:
             cluster.close()
         if processes is not None:
-            # the scheduler has told the workers to close; their nannies follow within seconds
-            processes.stop(timeout=20.0)
+            # The scheduler has told the workers to close; their nannies follow within seconds.
+            # Stopped by a signal, the launchers are ended sooner: workers still starting were
+            # told nothing, and a cancelled job's processes are killed after the scheduler's
+            # KillWait (30 s by default), the run's own exit with them.
+            processes.stop(timeout=3.0 if stopping.is_set() else 20.0)
         credentials.remove()
 
 
