@@ -1,6 +1,6 @@
 """The command line's start-up and exit: Python's cyclic garbage collector keeps out of both,
-signals end it with 128+N from its first line to its last, and its exit never tears down a native
-library under a thread still running in it.
+a stop signal ends a command with 128+N whatever it is doing, and the exit never tears down a
+native library under a thread still running in it.
 
 Importing scientific Python (xarray, scikit-learn, dask-ml) creates millions of objects that live
 as long as the process, and each time the heap grows by a quarter the collector walks all of
@@ -18,7 +18,9 @@ SIGINT, SIGTERM and SIGUSR1 (a batch system's warning before the walltime) raise
 :class:`Interrupted` in the command line's process until a run installs its own handlers (which
 stop the run in order, :func:`hpctune.execute.run_prepared`) and after it restores them: the
 command ends with exit code 128+N and one line, whatever it was doing, never with a traceback
-nor killed by the signal. A disposition inherited as ignored is replaced too (a shell starts
+nor killed by the signal. (Before the command begins, while Python starts and imports hpctune,
+a signal acts as on any Python program; once the exit code is decided, :func:`end` ignores
+them.) A disposition inherited as ignored is replaced too (a shell starts
 background commands with SIGINT ignored, and the job scripts pass INT on to ``hpctune run``
 running in the background), as the run's own handlers always did.
 
@@ -108,6 +110,9 @@ def end(code: int) -> NoReturn:
     thread reads NetCDF after the run's end, :class:`hpctune.execute.SearchGraphRunner`), and
     the process's memory and file descriptors go with it.
     """
+    if threading.current_thread() is threading.main_thread():
+        for sig in STOP_SIGNALS:  # the command has ended: its exit code stands
+            signal.signal(sig, signal.SIG_IGN)
     if not any(t is not threading.current_thread() for t in threading.enumerate()):
         sys.exit(code)
     run_exit_handlers = getattr(atexit, "_run_exitfuncs", None)
