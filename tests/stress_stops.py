@@ -1,6 +1,7 @@
 """Stop ``hpctune run`` with SIGINT and SIGTERM at random moments, in every layout, and check
-every stop: exit code 128+N, no crash, nothing on stderr but hpctune's own lines, no process
-left behind, and a next run that resumes to the results of a run never stopped.
+every stop: exit code 128+N, no crash (of hpctune or of a worker process: the kernel's log,
+where readable), nothing on stderr but hpctune's own lines, no process left behind, and a next
+run that resumes to the results of a run never stopped.
 
     python tests/stress_stops.py --tries 20 --layout threads
     python tests/stress_stops.py --tries 10 --layout slurm --signal TERM --seed 7
@@ -170,6 +171,19 @@ def log_problems(text: str, what: str) -> list[str]:
     if noise:
         out.append(f"{len(noise)} traceback line(s) in {what}, first: {noise[0][:160]!r}")
     return out
+
+
+def kernel_segfaults() -> list[str] | None:
+    """The kernel's log lines of processes ended by SIGSEGV (``comm[pid]: segfault at ...``),
+    None where the log cannot be read: a worker process that crashes at a stop shows nowhere
+    else (its nanny's record of it is not on the terminal)."""
+    try:
+        out = subprocess.run(["dmesg"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    return [line for line in out.stdout.splitlines() if "segfault at" in line]
 
 
 # --------------------------------------------------------------------------- local layouts
@@ -412,7 +426,12 @@ def stress(
         rng.shuffle(plan)
         for sig, i in plan:
             delay = rng.uniform(earliest, max(earliest, seconds))
+            before = kernel_segfaults()
             outcome = layout.attempt(sig, delay, i % 2 == 1, reference)
+            after = kernel_segfaults()
+            if before is not None and after is not None and len(after) > len(before):
+                new = after[len(before) :]
+                outcome.problems.append(f"{len(new)} SIGSEGV in the kernel's log: {new[0][:120]}")
             done.append(outcome)
             report(outcome.line())
             if outcome.problems and outcome.stderr:
@@ -429,12 +448,13 @@ def summary(done: list[Try]) -> list[str]:
                 continue
             exits = Counter(t.exit for t in mine)
             crashes = sum(any("SIGSEGV" in p or "crash" in p for p in t.problems) for t in mine)
+            checked = "" if kernel_segfaults() is not None else " (the kernel's log unread)"
             equal = sum(bool(t.resumed_equal) for t in mine)
             failed = sum(bool(t.problems) for t in mine)
             first = sum(t.finished_first for t in mine)
             lines.append(
                 f"{layout:9} SIG{sig:4} tries {len(mine)}: exits {dict(exits)}, "
-                f"finished before the signal {first}, crashes {crashes}, resumed equal "
+                f"finished before the signal {first}, crashes {crashes}{checked}, resumed equal "
                 f"{equal}/{len(mine)}, failed {failed}"
             )
     return lines
