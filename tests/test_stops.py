@@ -61,6 +61,33 @@ def test_a_plain_keyboard_interrupt_in_a_command_exits_130(monkeypatch, capsys, 
     assert "aborted" not in outcome.err
 
 
+@pytest.mark.parametrize("stopped", [True, False])
+def test_a_cluster_that_fails_to_start_after_a_stop_signal_is_the_stop(
+    monkeypatch, capsys, synthetic_job, stopped
+):
+    """A stop signal to the whole process group reaches worker processes that are still
+    starting, and the cluster's start fails ("Nanny failed to start"): the run ends as stopped,
+    128+N, not with an internal error. Without the signal the same failure stays a failure."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def failing_start(*_args, **_kwargs):
+        if stopped:
+            os.kill(os.getpid(), signal.SIGTERM)  # the run's own handler records it
+        raise RuntimeError("Nanny failed to start.")
+        yield  # pragma: no cover
+
+    monkeypatch.setattr("hpctune.execute._cluster", failing_start)
+    outcome = hpctune(capsys, "run", synthetic_job, "--set", "cluster.processes=false")
+    if stopped:
+        assert outcome.code == 143, outcome.err
+        assert "internal error" not in outcome.err
+        assert "stopped by SIGTERM" in outcome.out + outcome.err
+    else:
+        assert outcome.code == 1
+        assert "internal error: RuntimeError: Nanny failed to start." in outcome.err
+
+
 END = """
 import atexit, sys, threading, time
 from hpctune import startup

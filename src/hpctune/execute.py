@@ -753,20 +753,31 @@ def _run_prepared(
         startup.work_begins()
         if todo.size and not stop.is_set():
             ctx = TaskContext(job=job, info=prepared.info, plan=plan, output=str(store.root))
-            with _cluster(job, client, early) as handle:
-                summary.cluster = handle.description
-                progress.message(
-                    f"{handle.description}"
-                    + (f"; dashboard {handle.dashboard}" if handle.dashboard else "")
-                )
-                granularity = (
-                    choose_granularity(job, int(todo.size), handle.slots)
-                    if handle.processes
-                    else "fit"  # worker threads never read NetCDF
-                )
-                summary.granularity = granularity
-                runner: type[Runner] = SearchGraphRunner if granularity == "fit" else BatchRunner
-                runner(handle, ctx, todo, counts, progress, stop).run()
+            try:
+                with _cluster(job, client, early) as handle:
+                    summary.cluster = handle.description
+                    progress.message(
+                        f"{handle.description}"
+                        + (f"; dashboard {handle.dashboard}" if handle.dashboard else "")
+                    )
+                    granularity = (
+                        choose_granularity(job, int(todo.size), handle.slots)
+                        if handle.processes
+                        else "fit"  # worker threads never read NetCDF
+                    )
+                    summary.granularity = granularity
+                    runner: type[Runner] = (
+                        SearchGraphRunner if granularity == "fit" else BatchRunner
+                    )
+                    runner(handle, ctx, todo, counts, progress, stop).run()
+            except Exception:
+                # A stop signal sent to the whole process group (Ctrl-C at a terminal, a batch
+                # system's kill) reaches the worker processes too: a cluster still starting
+                # then fails ("Nanny failed to start"). That is the stop, not a failure of the
+                # run; what finished is on disk.
+                if not stop.is_set():
+                    raise
+                log.info("the cluster failed after the run was stopped", exc_info=True)
         progress.update(counts, force=True)
         progress.close()
         earlier = count_statuses(finished[int(i)] for i in mine if int(i) in finished)
