@@ -33,9 +33,9 @@ import numpy as np
 
 from ..errors import UsageError
 from ..progress import fit_time_text
-from ..render import package_template_dir
 from ..spec import DataSpec, Job, PartitionSpec, SearchSpec
 from ..store import Store
+from ..submission.render import package_template_dir
 from .figures import (
     draw_fit_seconds,
     draw_map,
