@@ -129,15 +129,8 @@ def submit(
     if dry_run:
         echo(dry_run_text(result), nl=False)
         return
-    for note in result.notes:
-        click.echo(f"hpctune: {note}", err=True)
-    for record in result.jobs:
-        part = record.get("array")
-        what = record["role"]
-        if part:
-            last = part["offset"] + part["size"] - 1
-            what += f" (slices {part['offset']}-{last} of {part['slices']})"
-        click.echo(f"hpctune: submitted {what}: job {record['job_id']}", err=True)
+    for line in result.lines():
+        click.echo(f"hpctune: {line}", err=True)
     echo(result.job_id)
 
 
@@ -158,26 +151,7 @@ def status(job: str, overrides: tuple[str, ...], as_json: bool) -> None:
     if as_json:
         emit_json(report.to_dict())
         return
-    parts = report.partitions
-    total = parts["total"] if parts["total"] is not None else "?"
-    pending = parts["pending"] if parts["pending"] is not None else "?"
-    echo(
-        f"{report.name}: {total} partitions: {parts['ok']} ok, {parts['skipped']} skipped, "
-        f"{parts['failed']} failed, {pending} pending"
-    )
-    if not report.jobs:
-        echo("  no jobs submitted yet (hpctune submit)")
-    for entry in report.jobs:
-        line = f"  {entry['job_id']:<12} {entry['role']:<6} {entry['state']}"
-        if entry.get("exit_code") not in (None, 0):
-            line += f" (exit code {entry['exit_code']})"
-        if entry.get("tasks"):
-            counts: dict[str, int] = {}
-            for state in entry["tasks"].values():
-                counts[state] = counts.get(state, 0) + 1
-            line += " [" + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) + "]"
-        if entry.get("reason"):
-            line += f" ({entry['reason']})"
+    for line in report.lines():
         echo(line)
 
 

@@ -42,6 +42,31 @@ class Status:
             "spec_changed": self.spec_changed,
         }
 
+    def lines(self) -> list[str]:
+        """What ``hpctune status`` prints: the partitions counted, then one line per job."""
+        parts = self.partitions
+        total = parts["total"] if parts["total"] is not None else "?"
+        pending = parts["pending"] if parts["pending"] is not None else "?"
+        lines = [
+            f"{self.name}: {total} partitions: {parts['ok']} ok, {parts['skipped']} skipped, "
+            f"{parts['failed']} failed, {pending} pending"
+        ]
+        if not self.jobs:
+            lines.append("  no jobs submitted yet (hpctune submit)")
+        for entry in self.jobs:
+            line = f"  {entry['job_id']:<12} {entry['role']:<6} {entry['state']}"
+            if entry.get("exit_code") not in (None, 0):
+                line += f" (exit code {entry['exit_code']})"
+            if entry.get("tasks"):
+                counts: dict[str, int] = {}
+                for state in entry["tasks"].values():
+                    counts[state] = counts.get(state, 0) + 1
+                line += " [" + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) + "]"
+            if entry.get("reason"):
+                line += f" ({entry['reason']})"
+            lines.append(line)
+        return lines
+
     @property
     def active(self) -> list[dict[str, Any]]:
         """Recorded jobs still pending or running."""

@@ -56,6 +56,18 @@ class Submission:
         ids = self.job_ids
         return ids[-1] if ids else None
 
+    def lines(self) -> list[str]:
+        """What ``hpctune submit`` says on stderr: the notes, then each job queued."""
+        lines = list(self.notes)
+        for record in self.jobs:
+            part = record.get("array")
+            what = record["role"]
+            if part:
+                last = part["offset"] + part["size"] - 1
+                what += f" (slices {part['offset']}-{last} of {part['slices']})"
+            lines.append(f"submitted {what}: job {record['job_id']}")
+        return lines
+
     def to_dict(self) -> dict[str, Any]:
         """The ``--json`` document of ``hpctune submit``."""
         data: dict[str, Any] = {
