@@ -35,6 +35,7 @@ class CellLayout:
 
     @property
     def n_cells(self) -> int:
+        """The cells drawn (a grouped layout draws every cell of the data)."""
         return int(self.row_of_cell.size)
 
 
