@@ -13,7 +13,8 @@ from helpers_cli import hpctune
 from matplotlib.image import imread
 
 import hpctune as api
-from hpctune.report import cell_layout, render_index
+from hpctune.reporting.layout import cell_layout
+from hpctune.reporting.page import page_context, render_index
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +135,11 @@ def test_page_escapes_what_it_shows(finished):
     results = api.results(job)
     results["status"].values[0] = "failed"
     results["reason"].values[0] = "ValueError: <script>alert(1)</script>"
-    page = render_index(job, results, {"versions": {"x<y": "1"}}, [], [{"job_id": "<b>1</b>"}])
+    context = page_context(
+        job, results, {"versions": {"x<y": "1"}}, [], [{"job_id": "<b>1</b>"}], generated="now"
+    )
+    page = render_index(context)
+    assert render_index(context) == page, "the page is a pure function of its context"
     assert "<script>alert" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "x&lt;y" in page and "&lt;b&gt;1&lt;/b&gt;" in page
 

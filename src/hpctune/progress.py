@@ -30,6 +30,9 @@ MIN_RATE_SECONDS = 1.0
 
 @dataclass
 class Counts:
+    """The live tally of one run, updated as each partition finishes (not a count of the
+    journals: that is the store's), from which the bar shows its rate and ETA."""
+
     total: int
     resumed: int = 0
     ok: int = 0
