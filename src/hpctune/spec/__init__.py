@@ -30,8 +30,8 @@ from pydantic import (
     model_validator,
 )
 
-from .errors import SpecError
-from .units import duration, parse_memory, parse_walltime
+from ..errors import SpecError
+from ..units import duration, parse_memory, parse_walltime
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9._-]+$")
 IMPORT_PATH_PATTERN = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)+$")
