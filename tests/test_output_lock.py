@@ -12,8 +12,8 @@ from helpers import synthetic, synthetic_spec, write_spec
 from helpers_cli import hpctune as hpctune_command
 
 import hpctune
-from hpctune import store as store_module
 from hpctune.errors import OutputError
+from hpctune.output import files as store_module
 from hpctune.spec import load_spec
 from hpctune.store import Store, take_lock
 from hpctune.submission import _locked_records

@@ -13,7 +13,7 @@ import pytest
 import xarray as xr
 from helpers import synthetic, synthetic_spec, write_spec
 
-from hpctune.store import Store
+from hpctune.output.folder import Store
 
 SLOW_SEARCH = {
     "estimator": ["sklearn.preprocessing.StandardScaler", "sklearn.svm.SVR"],

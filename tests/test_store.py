@@ -8,7 +8,9 @@ import os
 import pytest
 
 from hpctune.errors import OutputError
-from hpctune.store import HEADER, Journal, Store, read_journal, write_atomic
+from hpctune.output.files import write_atomic
+from hpctune.output.folder import Store
+from hpctune.output.journal import HEADER, Journal, read_journal
 
 
 def record(index, status="ok"):

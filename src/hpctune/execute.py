@@ -49,6 +49,7 @@ from .cluster import (
 )
 from .data import CellBlock, CellReader, DatasetInfo, inspect, open_dataset, space_coordinates
 from .errors import OutputError, RunStopped
+from .output.status import StatusCounts
 from .partitions import PartitionPlan, make_plan, slice_indices
 from .progress import Counts, Progress
 from .sandbox import SearchProcess
@@ -66,7 +67,7 @@ from .search import (
     work_counts,
 )
 from .spec import Job
-from .store import Journal, Store, count_statuses
+from .store import Journal, Store
 
 log = logging.getLogger("hpctune")
 
@@ -734,9 +735,9 @@ def run_prepared(
                 runner(handle, ctx, todo, counts, progress, stop).run()
         progress.update(counts, force=True)
         progress.close()
-        earlier = count_statuses(finished[int(i)] for i in mine if int(i) in finished)
-        summary.ok = counts.ok + earlier["ok"]
-        summary.skipped = counts.skipped + earlier["skipped"]
+        earlier = StatusCounts.from_records(finished[int(i)] for i in mine if int(i) in finished)
+        summary.ok = counts.ok + earlier.ok
+        summary.skipped = counts.skipped + earlier.skipped
         summary.failed = counts.failed
         summary.resumed = counts.resumed
         summary.pending = counts.remaining

@@ -33,9 +33,10 @@ from typing import Any
 import numpy as np
 
 from .errors import UsageError
+from .output.folder import Store
+from .output.status import STATUSES, StatusCounts
 from .progress import fit_time_text
 from .spec import DataSpec, Job, PartitionSpec, SearchSpec
-from .store import Store
 
 REPORT_DIR = "report"
 
@@ -729,12 +730,12 @@ def render_index(
 
     e = html.escape
     status = np.asarray(results["status"].values).astype(str)
-    counts = Counter(status)
-    total = status.size
+    counts = StatusCounts.from_results(results)
+    total = counts.total
     unit = "partitions" if "partition" in results.dims else "cells"
     count_rows = [
-        (name, f"{counts.get(name, 0)} ({counts.get(name, 0) / total:.1%})" if total else "0")
-        for name in ("ok", "skipped", "failed", "pending")
+        (name, f"{counts.count(name)} ({counts.share(name):.1%})" if total else "0")
+        for name in STATUSES
     ]
     data = manifest.get("data") or {}
     time_info = data.get("time") or {}
@@ -834,8 +835,8 @@ pre {{ background: #f7f7f7; padding: 1em; overflow-x: auto; font-size: 0.85em; }
 <body>
 <h1>{e(job.name)}</h1>
 {changed_html}
-<p>{total} {unit}: {counts.get("ok", 0)} ok, {counts.get("skipped", 0)} skipped,
-{counts.get("failed", 0)} failed, {counts.get("pending", 0)} pending.
+<p>{total} {unit}: {counts.ok} ok, {counts.skipped} skipped,
+{counts.failed} failed, {counts.pending} pending.
 Report generated {e(generated)} by hpctune {e(str(results.attrs.get("hpctune_version", "")))}.</p>
 <div class="meta">
 <section><h2>Run</h2>{_table(about)}</section>

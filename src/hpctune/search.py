@@ -15,17 +15,14 @@ import math
 import time
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from .errors import SpecError
+from .output.record import TEST_METRICS, PartitionResult
 from .spec import CVSpec, SearchSpec
-
-#: Metrics computed on the held-out test period, in results.nc as ``test_<name>``.
-TEST_METRICS = ("r2", "rmse", "mae", "pearson")
-
 
 # --------------------------------------------------------------------------- building
 
@@ -234,73 +231,6 @@ def make_search(search: SearchSpec, estimator: Any, cv: Any, scheduler: Any = "s
 
 
 # --------------------------------------------------------------------------- running
-
-
-@dataclass
-class PartitionResult:
-    """The outcome of one partition's search: what a row of results.nc holds."""
-
-    index: int
-    status: str  # "ok" | "skipped" | "failed"
-    reason: str = ""
-    best_score: float = math.nan
-    best_params: dict[str, Any] = field(default_factory=dict)
-    cv_scores: dict[str, float] = field(default_factory=dict)
-    test_scores: dict[str, float] = field(default_factory=dict)
-    n_train: int = 0
-    n_test: int = 0
-    fit_seconds: float = math.nan
-    node: str = ""
-    model: bytes | None = field(default=None, repr=False)
-
-    def record(self) -> dict[str, Any]:
-        """JSON-able form without the model bytes."""
-        return {
-            "index": self.index,
-            "status": self.status,
-            "reason": self.reason,
-            "best_score": _finite_or_none(self.best_score),
-            "best_params": {k: _plain(v) for k, v in self.best_params.items()},
-            "cv_scores": {k: _finite_or_none(v) for k, v in self.cv_scores.items()},
-            "test_scores": {k: _finite_or_none(v) for k, v in self.test_scores.items()},
-            "n_train": self.n_train,
-            "n_test": self.n_test,
-            "fit_seconds": _finite_or_none(self.fit_seconds),
-            "node": self.node,
-        }
-
-    @classmethod
-    def from_record(cls, record: dict[str, Any]) -> PartitionResult:
-        def num(value: Any) -> float:
-            return math.nan if value is None else float(value)
-
-        return cls(
-            index=int(record["index"]),
-            status=record["status"],
-            reason=record.get("reason", ""),
-            best_score=num(record.get("best_score")),
-            best_params=dict(record.get("best_params", {})),
-            cv_scores={k: num(v) for k, v in record.get("cv_scores", {}).items()},
-            test_scores={k: num(v) for k, v in record.get("test_scores", {}).items()},
-            n_train=int(record.get("n_train", 0)),
-            n_test=int(record.get("n_test", 0)),
-            fit_seconds=num(record.get("fit_seconds")),
-            node=record.get("node", ""),
-        )
-
-
-def _finite_or_none(value: float) -> float | None:
-    value = float(value)
-    return value if math.isfinite(value) else None
-
-
-def _plain(value: Any) -> Any:
-    """A parameter value as JSON-able data (numpy scalars become Python numbers)."""
-    if isinstance(value, np.generic):
-        return value.item()
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    return repr(value)
 
 
 @dataclass

@@ -23,10 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from .errors import OutputError, SchedulerError, UsageError
+from .output.files import take_lock, write_atomic
+from .output.folder import Store
+from .output.status import StatusCounts
 from .render import ArrayPart, render_script
 from .schedulers import Dependency, JobState, get_scheduler
 from .spec import Job
-from .store import Store, take_lock, write_atomic
 
 log = logging.getLogger("hpctune")
 
@@ -374,11 +376,6 @@ def partition_counts(job: Job) -> dict[str, int | None]:
     """ok, skipped, failed and pending partitions from what the runs recorded so far."""
     store = Store(job.output_dir)
     records = store.records()
-    counts: dict[str, int | None] = {"total": None, "ok": 0, "skipped": 0, "failed": 0}
-    for record in records.values():
-        status = record.get("status")
-        if status in counts and status != "total":
-            counts[status] = int(counts[status] or 0) + 1
     manifest = None
     with contextlib.suppress(OutputError):
         manifest = store.manifest()
@@ -386,10 +383,7 @@ def partition_counts(job: Job) -> dict[str, int | None]:
     if total is None:
         with contextlib.suppress(Exception):  # data unreadable here: counts without a total
             total = _partition_count(job)
-    counts["total"] = total
-    done = sum(int(counts[k] or 0) for k in ("ok", "skipped", "failed"))
-    counts["pending"] = None if total is None else max(0, int(total) - done)
-    return counts
+    return StatusCounts.from_records(records.values(), total).to_dict()
 
 
 def status(job: Job) -> Status:
