@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import DataError
-from .spec import DataSpec, Job
+from ..errors import DataError
+from ..spec import DataSpec, Job
 
 #: Open datasets, one per spec and process: workers reuse them across tasks.
 _OPEN: dict[tuple[Any, ...], Any] = {}
