@@ -32,6 +32,9 @@ from typing import Any
 
 import numpy as np
 
+from .data.inspect import space_coordinates
+from .data.partitions import cell_groups, dataset_partitioning
+from .data.source import open_dataset
 from .errors import UsageError
 from .output.folder import Store
 from .output.status import STATUSES, StatusCounts
@@ -195,31 +198,17 @@ def _group_cells(
     job: Job, results: Any
 ) -> tuple[dict[str, tuple[np.ndarray, dict[str, Any]]], np.ndarray]:
     """Coordinates of every cell and the results row of its group (-1: in no group)."""
-    from .data import open_dataset, space_coordinates
-    from .partitions import make_plan
-
     try:
         ds = open_dataset(job.data)
     except Exception:  # the data moved: draw the groups against their index instead
         labels = results[next(iter(results.dims))].values
         return {}, np.arange(len(labels))
     try:
-        space = tuple(job.data.space)
-        n_cells = int(np.prod([ds.sizes[d] for d in space]))
-        plan = make_plan(job.partition.by, n_cells, ds, space)
-        coords = space_coordinates(ds, space)
+        groups = dataset_partitioning(job, ds)
+        coords = space_coordinates(ds, tuple(job.data.space))
     finally:
         ds.close()
-    labels = list(results["partition"].values)
-    position = {_key(v): i for i, v in enumerate(labels)}
-    rows = np.full(n_cells, -1, dtype=np.int64)
-    for label, members in zip(plan.labels, plan.members or (), strict=True):
-        rows[members] = position.get(_key(label), -1)
-    return coords, rows
-
-
-def _key(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else value
+    return coords, cell_groups(groups, list(results["partition"].values))
 
 
 # --------------------------------------------------------------------------- figures
