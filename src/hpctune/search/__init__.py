@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from .errors import SpecError
-from .output.record import TEST_METRICS, PartitionResult
-from .spec import CVSpec, SearchSpec
+from ..errors import SpecError
+from ..output.record import TEST_METRICS, PartitionResult
+from ..spec import CVSpec, SearchSpec
 
 # --------------------------------------------------------------------------- building
 
