@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from ..data.partitions import model_file_name
 from ..errors import OutputError, UsageError, holds_other_spec
 from ..spec import Job
 from .dataset import results_dataset
@@ -184,6 +185,12 @@ class Store:
         return held
 
     # ------------------------------------------------------------------ writing partitions
+
+    def model_path(self, index: int) -> Path:
+        """Where the model of partition ``index`` is (it exists once the partition is ``ok``)."""
+        manifest = self.manifest() or {}
+        size = int(manifest.get("partitions", index + 1))
+        return self.models / model_file_name(index, size)
 
     def write_model(self, name: str, model: bytes) -> None:
         write_atomic(self.models / name, model)

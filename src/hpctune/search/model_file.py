@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ModelError
+from ..output.folder import Store
 from ..spec import Job
+from .estimator import import_estimator
 
 
 def trusted_types(job: Job) -> list[str]:
     """The estimator classes of the spec, as skops names them (``module.Class``)."""
-    from . import import_estimator
-
     names = []
     for path in job.search.estimator:
         cls = import_estimator(path)
@@ -52,12 +52,7 @@ def load_model_file(path: str | Path, trusted: Iterable[str] = ()) -> Any:
 
 def model_path(job: Job, index: int) -> Path:
     """Where the model of partition ``index`` is (it exists once the partition is ``ok``)."""
-    from ..partitions import model_file_name
-    from ..store import Store
-
-    manifest = Store(job.output_dir).manifest() or {}
-    size = int(manifest.get("partitions", index + 1))
-    return job.output_dir / "models" / model_file_name(index, size)
+    return Store(job.output_dir).model_path(index)
 
 
 def load_model(job: Job, index: int, trusted: Iterable[str] = ()) -> Any:

@@ -23,7 +23,8 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from . import PartitionResult, PartitionSearch, SearchTimeout, describe_exception
+from ..output.record import PartitionResult
+from .partition import PartitionSearch, SearchTimeout, describe_exception
 
 LENGTH = struct.Struct("<Q")
 CHILD = "from hpctune.search.sandbox import main; main()"
