@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .checks import check_job, partition_count
 from .errors import OutputError, SchedulerError, UsageError
 from .output.files import take_lock, write_atomic
 from .output.folder import Store
@@ -204,9 +205,7 @@ class Submission:
 
 
 def _partition_count(job: Job) -> int:
-    from .execute import prepare
-
-    return prepare(job).plan.size
+    return check_job(job).partitioning.size
 
 
 def submit(
@@ -382,7 +381,7 @@ def partition_counts(job: Job) -> dict[str, int | None]:
     total = manifest.get("partitions") if manifest else None
     if total is None:
         with contextlib.suppress(Exception):  # data unreadable here: counts without a total
-            total = _partition_count(job)
+            total = partition_count(job)
     return StatusCounts.from_records(records.values(), total).to_dict()
 
 
