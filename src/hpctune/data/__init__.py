@@ -13,7 +13,6 @@ from __future__ import annotations
 from .inspect import DatasetInfo, VariableCheck, check_data, check_variables, space_coordinates
 from .reader import READ_AHEAD_BYTES, CellBlock, CellReader
 from .source import (
-    _OPEN,
     CHUNK_CACHE_MAX,
     CHUNK_CACHE_MIN,
     open_cached,
@@ -22,20 +21,16 @@ from .source import (
     set_netcdf_chunk_cache,
 )
 
-inspect = check_data
-
 __all__ = [
     "CHUNK_CACHE_MAX",
     "CHUNK_CACHE_MIN",
     "READ_AHEAD_BYTES",
-    "_OPEN",
     "CellBlock",
     "CellReader",
     "DatasetInfo",
     "VariableCheck",
     "check_data",
     "check_variables",
-    "inspect",
     "open_cached",
     "open_dataset",
     "resolve_paths",
