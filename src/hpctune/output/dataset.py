@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..spec import Job
-from .record import TEST_METRICS, PartitionResult
+from .record import LEADING_COLUMNS, TEST_METRICS, TRAILING_COLUMNS, PartitionResult
 from .versions import versions
 
 
@@ -40,15 +40,8 @@ def results_dataset(
         return np.array([missing if r is None else getter(r) for r in results], dtype=dtype)
 
     variables: dict[str, Any] = {
-        "status": column(lambda r: r.status, object, "pending"),
-        "reason": column(
-            lambda r: r.reason,
-            object,
-            "not computed yet (the run stopped or this slice did not run)",
-        ),
-        "best_score": column(lambda r: r.best_score, np.float64, np.nan),
-        "n_train": column(lambda r: r.n_train, np.int64, 0),
-        "n_test": column(lambda r: r.n_test, np.int64, 0),
+        col.name: column(lambda r, n=col.name: getattr(r, n), col.dtype, col.missing)
+        for col in LEADING_COLUMNS
     }
     for name, kind in param_kinds(job).items():
         if kind == "float":
@@ -70,8 +63,8 @@ def results_dataset(
             variables[f"test_{metric}"] = column(
                 lambda r, m=metric: r.test_scores.get(m, np.nan), np.float64, np.nan
             )
-    variables["fit_seconds"] = column(lambda r: r.fit_seconds, np.float64, np.nan)
-    variables["node"] = column(lambda r: r.node, object, "")
+    for col in TRAILING_COLUMNS:
+        variables[col.name] = column(lambda r, n=col.name: getattr(r, n), col.dtype, col.missing)
     variables["model_file"] = column(
         lambda r: f"models/{plan.model_name(r.index)}" if r.status == "ok" else "", object, ""
     )
@@ -103,16 +96,11 @@ def results_dataset(
 
 
 def _describe_variables(ds: Any, job: Job) -> None:
+    refit = job.search.refit_metric
     notes = {
-        "status": "ok, skipped, failed, or pending (not computed yet)",
-        "reason": "why a partition was skipped or failed",
-        "best_score": f"mean cross-validated {job.search.refit_metric} of the best candidate",
-        "n_train": "valid rows used by the search (training period)",
-        "n_test": "valid rows of the test period",
-        "fit_seconds": "wall seconds of the search, refit included",
-        "node": "host or scheduler node that computed the partition",
-        "model_file": "best model, relative to the output folder (skops format)",
+        col.name: col.long_name.format(refit=refit) for col in (*LEADING_COLUMNS, *TRAILING_COLUMNS)
     }
+    notes["model_file"] = "best model, relative to the output folder (skops format)"
     for name, text in notes.items():
         ds[name].attrs["long_name"] = text
     for name in ds.data_vars:

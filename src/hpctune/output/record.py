@@ -19,6 +19,39 @@ FINISHED = ("ok", "skipped")
 """Statuses a rerun keeps: the partition is not computed again."""
 
 
+@dataclass(frozen=True)
+class Column:
+    """A results.nc variable holding one :class:`PartitionResult` field of the same name:
+    its dtype, its value for a partition without a record, and its ``long_name``
+    (``{refit}`` stands for the refit scorer)."""
+
+    name: str
+    dtype: Any
+    missing: Any
+    long_name: str
+
+
+LEADING_COLUMNS = (
+    Column("status", object, "pending", "ok, skipped, failed, or pending (not computed yet)"),
+    Column(
+        "reason",
+        object,
+        "not computed yet (the run stopped or this slice did not run)",
+        "why a partition was skipped or failed",
+    ),
+    Column("best_score", np.float64, np.nan, "mean cross-validated {refit} of the best candidate"),
+    Column("n_train", np.int64, 0, "valid rows used by the search (training period)"),
+    Column("n_test", np.int64, 0, "valid rows of the test period"),
+)
+"""results.nc's first variables, before the best parameters and the scores."""
+
+TRAILING_COLUMNS = (
+    Column("fit_seconds", np.float64, np.nan, "wall seconds of the search, refit included"),
+    Column("node", object, "", "host or scheduler node that computed the partition"),
+)
+"""results.nc's variables after the scores (``model_file`` follows them)."""
+
+
 @dataclass
 class PartitionResult:
     """The outcome of one partition's search: what a row of results.nc holds."""
