@@ -1,7 +1,13 @@
-"""Builders shared by the tests: synthetic datasets and specs like the real ones."""
+"""Builders shared by the tests: synthetic datasets and specs like the real ones, and folders
+that refuse writes or run out of space."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +17,60 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 REAL_DATA = ROOT / "data" / "ascat_isba_5cells.nc"
 INPUTS = ["TG1", "TG2", "TG3", "WG1", "WG2", "WG3", "BIOMA1", "BIOMA2"]
+
+
+REQUIRE_MOUNTS = "HPCTUNE_REQUIRE_ROOT"
+"""Set to 1 (``.ci/run`` does, as does ``CI=true``), a test that needs root's mounts fails
+instead of skipping where it cannot have them."""
+
+
+def _truthy(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def skip_or_fail_without_mounts(reason: str) -> None:
+    """Skip the test, or fail it where CI asks for every test to run."""
+    import pytest
+
+    if _truthy(REQUIRE_MOUNTS) or _truthy("CI"):
+        pytest.fail(f"{REQUIRE_MOUNTS}=1 or CI=true, but {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@contextlib.contextmanager
+def mounted_tmpfs(folder: Path, options: str) -> Iterator[Path]:
+    """``folder`` (created) as a tmpfs mounted with ``options`` (``ro,size=1m``,
+    ``size=600k``) for the block; needs root, else skips (fails under CI)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0 or not shutil.which("mount"):
+        skip_or_fail_without_mounts(f"mounting a tmpfs on {folder} needs root and mount(8)")
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        skip_or_fail_without_mounts(f"cannot mount a tmpfs here: {' '.join(done.stderr.split())}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+@contextlib.contextmanager
+def read_only_folder(folder: Path) -> Iterator[Path]:
+    """``folder`` (created, empty) refuses every write for the block: its mode for a user, a
+    read-only tmpfs mounted on it for root (who ignores modes)."""
+    if os.geteuid() == 0:
+        with mounted_tmpfs(folder, "ro,size=1m"):
+            yield folder
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(0o500)
+    try:
+        yield folder
+    finally:
+        folder.chmod(0o700)
 
 
 def synthetic(

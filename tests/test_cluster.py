@@ -3,6 +3,7 @@ credentials on disk, TLS on the local cluster, time-outs, and dask-jobqueue's ar
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import signal
@@ -44,6 +45,8 @@ from hpctune.launch import (
 from hpctune.security import write_credentials
 from hpctune.spec import ClusterSpec, load_spec
 from hpctune.worker import nworkers, worker_args
+
+cluster_module = importlib.import_module("hpctune.cluster")
 
 
 def job_with(tmp_path: Path, **changes):
@@ -454,35 +457,60 @@ def test_worker_settings_stay_out_of_the_process_config(tmp_path, dask_config_re
 # --------------------------------------------------------------------------- failures
 
 
-def test_no_worker_is_a_clear_timeout():
+class Clock:
+    """An injected clock for hpctune.cluster: ``sleep`` moves it on (after ``on_sleep``, if
+    given) instead of waiting."""
+
+    def __init__(self, on_sleep=None):
+        self.now, self.sleeps, self.on_sleep = 0.0, 0, on_sleep
+
+    def monotonic(self):
+        return self.now
+
+    def sleep(self, seconds):
+        if self.on_sleep is not None:
+            self.on_sleep()
+        self.sleeps += 1
+        self.now += seconds
+
+
+def test_no_worker_is_a_clear_timeout(monkeypatch):
     from distributed import Client, LocalCluster
 
+    clock = Clock()
     with (
         LocalCluster(n_workers=0, host="127.0.0.1", dashboard_address="127.0.0.1:0") as cluster,
         Client(cluster) as client,
     ):
-        started = time.monotonic()
+        monkeypatch.setattr(cluster_module, "time", clock)
         with pytest.raises(ClusterError, match=r"0 of 2 workers connected within cluster"):
             wait_for_workers(client, 2, 1.0)
-        assert time.monotonic() - started < 10
+    # it gave up once its 1.0 s had passed on its clock, not before and not one poll later
+    assert clock.sleeps > 1 and 1.0 <= clock.now < 1.0 + clock.now / clock.sleeps
 
 
-def test_a_launcher_that_fails_stops_the_wait_at_once(tmp_path):
+def test_a_launcher_that_fails_stops_the_wait_at_once(tmp_path, monkeypatch):
     from distributed import Client, LocalCluster
 
     script = "import sys; print('srun: error: Unable to create step'); sys.exit(1)"
     processes = WorkerProcesses(
         [LaunchCommand([sys.executable, "-c", script])], tmp_path / "workers.log"
     )
+
+    def launcher_ends():
+        processes.processes[0].wait(timeout=120)
+
+    clock = Clock(on_sleep=launcher_ends)  # the wait's first pause lasts until it has exited
     with (
         LocalCluster(n_workers=0, host="127.0.0.1", dashboard_address="127.0.0.1:0") as cluster,
         Client(cluster) as client,
     ):
         processes.start()
-        started = time.monotonic()
+        monkeypatch.setattr(cluster_module, "time", clock)
         with pytest.raises(ClusterError, match=r"(?s)exit code 1.*Unable to create step"):
             wait_for_workers(client, 4, 60.0, processes=processes, what="srun workers")
-        assert time.monotonic() - started < 30
+        monkeypatch.undo()
+    assert clock.sleeps <= 1, "the wait went on after the launcher had exited"
     processes.stop()
 
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,11 +18,11 @@ import psutil
 import pytest
 import tests_support
 import xarray as xr
-from helpers import synthetic, synthetic_spec, write_spec
+from helpers import mounted_tmpfs, read_only_folder, synthetic, synthetic_spec, write_spec
 
 import hpctune
 from hpctune.errors import OutputError
-from hpctune.store import Store
+from hpctune.store import Store, read_journal
 
 
 @contextlib.contextmanager
@@ -52,18 +52,33 @@ SLEEPY = {
 }
 
 
+def ended(pid: int) -> bool:
+    """The process is gone (or a zombie its parent has not reaped yet)."""
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
 @pytest.mark.parametrize("granularity", ["partition", "fit"])
 def test_a_search_past_its_timeout_fails_and_the_run_goes_on(tmp_path, granularity):
-    """On a cluster of its own: in fit granularity the stuck worker processes are ended."""
+    """On a cluster of its own: the run does not wait for the hung fit (it never wakes, its
+    process is ended: in fit granularity the stuck worker processes, in partition granularity
+    the search's own child process)."""
     ds = synthetic(cells=4, steps=120)
     ds["x1"][2, :] = 999.0  # the marker: this cell's search sleeps
     ds.to_netcdf(tmp_path / "cells.nc")
-    spec = synthetic_spec(tmp_path / "cells.nc", search={**SLEEPY, "timeout": 20})
+    log = tmp_path / "sleepers.log"
+    search = {**SLEEPY, "params": {**SLEEPY["params"], "sleeponmarker__log": [str(log)]}}
+    spec = synthetic_spec(tmp_path / "cells.nc", search={**search, "timeout": 20})
     spec["cluster"] = {"granularity": granularity}
-    started = time.monotonic()
     with private_cluster() as client:
         summary = hpctune.run(write_spec(tmp_path, spec), client=client)
-    assert time.monotonic() - started < 180
+        lines = [line.split() for line in log.read_text().splitlines()]
+        pids = {int(pid) for word, pid in lines if word == "sleep"}
+        assert pids, "the marked cell's fit never started"
+        assert all(word == "sleep" for word, _ in lines), "the run waited for the hung fit"
+        assert all(ended(pid) for pid in pids), f"a hung fit's process {pids} is still running"
     status = list(summary.results.status.values)
     assert status == ["ok", "ok", "failed", "ok"], list(summary.results.reason.values)
     assert "longer than search.timeout=20 s" in summary.results.reason.values[2]
@@ -90,38 +105,81 @@ def test_a_crashing_fit_fails_only_its_partition(tmp_path, timeout, reason):
     assert reason in summary.results.reason.values[1]
 
 
+def journal_pid(path: Path) -> int:
+    """The process id in a journal's name, ``HOST-PID-HEX.log``."""
+    return int(path.name.rsplit("-", 2)[1])
+
+
 def test_a_worker_killed_mid_run_is_replaced_and_every_partition_finishes(tmp_path):
+    """The first fit of the run blocks its worker (tests_support.BlockOnce) until the test,
+    once two partitions have finished elsewhere, kills that worker: it held a partition. The
+    worker is restarted, and the partition is computed again on another worker."""
+    from hpctune.execute import _executing_keys
+
     synthetic(cells=12, steps=3000).to_netcdf(tmp_path / "cells.nc")
+    gate = tmp_path / "gate"
     spec = synthetic_spec(
         tmp_path / "cells.nc",
         search={
-            "estimator": ["sklearn.preprocessing.StandardScaler", "sklearn.svm.SVR"],
-            "params": {"svr__C": [0.5, 2.0]},
+            "estimator": [
+                "tests_support.BlockOnce",
+                "sklearn.preprocessing.StandardScaler",
+                "sklearn.svm.SVR",
+            ],
+            "params": {"blockonce__gate": [str(gate)], "svr__C": [0.5, 2.0]},
             "cv": {"kind": "kfold", "splits": 3},
             "min_samples": 20,
         },
     )
+    spec["cluster"] = {"granularity": "partition"}
     path = write_spec(tmp_path, spec)
+    store = Store(tmp_path / "out" / "synthetic")
+    killed: dict[str, Any] = {}
+    problems: list[str] = []
+
     with private_cluster() as client:
-        killed = []
+        before = client.run(os.getpid)
 
-        def kill_a_worker_once_work_started():
-            store = Store(tmp_path / "out" / "synthetic")
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline and len(store.finished()) < 2:
-                time.sleep(0.1)
-            pids = client.run(os.getpid)
-            victim = next(iter(pids.values()))
-            os.kill(victim, 9)
-            killed.append(victim)
+        def kill_the_worker_that_holds_work():
+            try:
+                deadline = time.monotonic() + 300
+                while not (gate.exists() and len(store.finished()) >= 2):
+                    if time.monotonic() > deadline:
+                        problems.append("no fit blocked, or no 2 partitions finished, in 300 s")
+                        return
+                    time.sleep(0.1)
+                pid = int(gate.read_text())
+                (address,) = [a for a, p in before.items() if p == pid]
+                killed.update(pid=pid, held=client.run(_executing_keys, workers=[address])[address])
+                os.kill(pid, signal.SIGKILL)
+            except Exception as exc:  # reported by the test below
+                problems.append(repr(exc))
+            finally:
+                (tmp_path / "gate.open").touch()  # a run that goes wrong ends all the same
 
-        killer = threading.Thread(target=kill_a_worker_once_work_started)
+        killer = threading.Thread(target=kill_the_worker_that_holds_work)
         killer.start()
         summary = hpctune.run(path, client=client)
         killer.join()
-    assert killed, "the worker was not killed"
+        client.wait_for_workers(2, timeout=120)
+        after = client.run(os.getpid)
+    assert not problems, problems
     assert list(summary.results.status.values) == ["ok"] * 12
     assert summary.exit_code == 0
+    # the worker killed was computing a batch of partitions
+    batches = [str(key) for key in killed["held"] if str(key).startswith("hpctune-batch-")]
+    assert len(batches) == 1, killed["held"]
+    first = int(batches[0].split("-")[2])
+    # restarted: two workers again, the killed one not among them
+    assert len(after) == 2 and killed["pid"] not in after.values(), (before, after)
+    # computed again: the partition it held is recorded by another worker, not by it
+    recorded_by = {
+        journal_pid(journal)
+        for journal in store.parts.glob("*.log")
+        for record in read_journal(journal)[0]
+        if record["index"] == first and record["status"] == "ok"
+    }
+    assert recorded_by and killed["pid"] not in recorded_by, (first, recorded_by, killed)
 
 
 def lose_the_result(client: Any, future: Any) -> None:
@@ -141,16 +199,20 @@ def test_a_stopped_run_does_not_wait_for_a_lost_batch_computed_again(tmp_path):
     from hpctune.errors import RunStopped
     from hpctune.execute import batch_outcome
 
+    runs, release = tmp_path / "runs", tmp_path / "release"
     with private_cluster() as client:
-        future = client.submit(tests_support.fast_then_slow, str(tmp_path / "runs"), pure=False)
+        # computed again, the batch ends only once the test creates `release`
+        future = client.submit(tests_support.fast_then_slow, str(runs), str(release), pure=False)
         lose_the_result(client, future)
         stop = threading.Event()
         stop.set()
-        started = time.monotonic()
-        with pytest.raises(RunStopped):
-            batch_outcome(future, stop)
-        assert time.monotonic() - started < 30, "waited for the batch computed again"
-        assert future.cancelled()
+        try:
+            with pytest.raises(RunStopped):
+                batch_outcome(future, stop)
+            assert runs.read_text().count("end") == 1, "waited for the batch computed again"
+            assert future.cancelled()
+        finally:
+            release.touch()
 
 
 def test_a_batch_computed_again_after_its_worker_died_is_waited_for_while_the_run_goes_on():
@@ -165,20 +227,9 @@ def test_a_batch_computed_again_after_its_worker_died_is_waited_for_while_the_ru
 
 @pytest.fixture
 def tiny_disk(tmp_path):
-    """A 600 KiB filesystem (root can mount a tmpfs), else a clear skip."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    if os.geteuid() != 0 or not shutil.which("mount"):
-        pytest.skip("mounting a small tmpfs needs root")
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=600k", "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)], check=False)
+    """A 600 KiB filesystem: a tmpfs root mounts (without root: a skip, a failure under CI)."""
+    with mounted_tmpfs(tmp_path / "disk", "size=600k") as mount:
+        yield mount
 
 
 def test_a_full_disk_is_a_clear_error_and_finished_partitions_stay(
@@ -252,24 +303,9 @@ def test_a_second_run_of_the_same_output_is_refused_while_the_first_goes_on(tmp_
 
 
 def test_a_read_only_output_folder_is_a_clear_error(tmp_path, dask_client):
-    """Root ignores file modes, so the folder is a read-only mount."""
-    if os.geteuid() != 0:
-        (tmp_path / "ro").mkdir()
-        (tmp_path / "ro").chmod(0o500)
-    else:
-        (tmp_path / "ro").mkdir()
-        done = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(tmp_path / "ro")],
-            capture_output=True,
-            text=True,
-        )
-        if done.returncode != 0:
-            pytest.skip(f"cannot mount a read-only tmpfs here: {done.stderr.strip()}")
-    try:
-        synthetic(cells=2).to_netcdf(tmp_path / "cells.nc")
-        spec = synthetic_spec(tmp_path / "cells.nc", output=str(tmp_path / "ro" / "out"))
+    """For root, who ignores file modes, the folder is a read-only mount."""
+    synthetic(cells=2).to_netcdf(tmp_path / "cells.nc")
+    with read_only_folder(tmp_path / "ro") as folder:
+        spec = synthetic_spec(tmp_path / "cells.nc", output=str(folder / "out"))
         with pytest.raises(OutputError, match=r"permission denied|read-only"):
             hpctune.run(write_spec(tmp_path, spec), client=dask_client)
-    finally:
-        if os.geteuid() == 0:
-            subprocess.run(["umount", "-l", str(tmp_path / "ro")], check=False)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
 import io
-import time
 
 import numpy as np
 import pytest
@@ -12,8 +12,10 @@ from helpers import synthetic, synthetic_spec, write_spec
 
 import hpctune as api
 from hpctune.execute import RunSummary
-from hpctune.progress import Counts, Progress, format_rate, summary_table
+from hpctune.progress import MIN_RATE_SECONDS, Counts, Progress, format_rate, summary_table
 from hpctune.units import clock
+
+progress_module = importlib.import_module("hpctune.progress")
 
 
 class Terminal(io.StringIO):
@@ -27,18 +29,39 @@ def counts(**changes):
     return Counts(**values)
 
 
-def test_batch_log_lines_are_plain_and_steady(monkeypatch):
+class Clock:
+    """An injected clock for hpctune.progress: it moves only when the test moves it."""
+
+    def __init__(self):
+        self.start = self.now = 5000.0
+
+    def monotonic(self):
+        return self.now
+
+
+@pytest.fixture
+def injected(monkeypatch):
+    injected = Clock()
+    monkeypatch.setattr(progress_module, "time", injected)
+    return injected
+
+
+def test_batch_log_lines_are_plain_and_steady(monkeypatch, injected):
     monkeypatch.delenv("HPCTUNE_PROGRESS_INTERVAL", raising=False)
     log = io.StringIO()
     progress = Progress(stream=log)
     assert not progress.tty and progress.interval == 30.0
     state = counts()
     progress.update(state)
+    injected.now += 29.9
     progress.update(state)  # within the interval: nothing
+    injected.now += 0.1
+    progress.update(state)
     progress.update(state, force=True)
     lines = log.getvalue().splitlines()
-    assert len(lines) == 2
+    assert len(lines) == 3
     assert lines[0].startswith("progress [00:00]: 7/10 partitions (70%): ok 2, skipped 1, ")
+    assert lines[1].startswith("progress [00:30]: ") and lines[2].startswith("progress [00:30]: ")
     assert "failed 1, resumed 3;" in lines[0] and "ETA" in lines[0]
     assert "\r" not in log.getvalue() and "\x1b" not in log.getvalue()
     progress.summary(_summary())
@@ -74,16 +97,18 @@ def test_terminal_bar_redraws_in_place(monkeypatch):
     assert "\x1b[31m" not in plain.getvalue()
 
 
-def test_rate_and_eta_count_from_the_first_update():
+def test_rate_and_eta_count_from_the_first_update(injected):
     progress = Progress(stream=io.StringIO(), interval=0)
-    state = Counts(total=100, started=time.monotonic() - 1000)  # e.g. a slow cluster start
+    state = Counts(total=100, started=injected.now - 1000)  # e.g. a slow cluster start
     progress.update(state)
     state.ok = 10
     assert progress.rate(state) == 0.0, "no rate in the first second: it would be noise"
-    time.sleep(1.25)
-    assert progress.rate(state) == pytest.approx(8, rel=0.3)
-    assert progress.eta_seconds(state) == pytest.approx(90 / progress.rate(state), rel=0.01)
-    assert state.rate() < 0.02, "the start-of-run clock would say 100 times slower"
+    injected.now += MIN_RATE_SECONDS * 0.99
+    assert progress.rate(state) == 0.0
+    injected.now = injected.start + 1.25
+    assert progress.rate(state) == pytest.approx(10 / 1.25)
+    assert progress.eta_seconds(state) == pytest.approx(90 / (10 / 1.25))
+    assert state.rate() == pytest.approx(10 / 1001.25), "the start-of-run clock: 100 x slower"
     assert Progress(enabled=False).eta_seconds(Counts(total=0)) == 0.0
 
 

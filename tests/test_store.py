@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
+from helpers import read_only_folder
 
 from hpctune.errors import OutputError
 from hpctune.output.files import write_atomic
@@ -78,16 +78,10 @@ def test_second_run_on_the_same_output_is_refused(tmp_path):
             lock.release()
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
 def test_read_only_output_is_a_clear_error(tmp_path):
     store = Store(tmp_path)
-    store.parts.mkdir()
-    store.parts.chmod(0o500)
-    try:
-        with pytest.raises(OutputError, match="permission denied"):
-            Journal(store.parts).append(record(0))
-    finally:
-        store.parts.chmod(0o700)
+    with read_only_folder(store.parts), pytest.raises(OutputError, match="permission denied"):
+        Journal(store.parts).append(record(0))
 
 
 def test_journal_records_are_plain_json(tmp_path):

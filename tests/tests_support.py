@@ -14,11 +14,67 @@ from sklearn.linear_model import Ridge
 
 
 class SleepOnMarker(TransformerMixin, BaseEstimator):
-    """Passes data through; sleeps for an hour when the first input is 999 (a hung fit)."""
+    """Passes data through; sleeps for an hour when the first input is 999 (a hung fit). With a
+    file ``log``, appends ``sleep PID`` before it sleeps and ``woke PID`` if it ever wakes."""
+
+    def __init__(self, log=""):
+        self.log = log
 
     def fit(self, x, y=None):
         if np.any(np.asarray(x)[:, 0] == 999.0):
+            _log_fit(self.log, f"sleep {os.getpid()}")
             time.sleep(3600)
+            _log_fit(self.log, f"woke {os.getpid()}")
+        return self
+
+    def transform(self, x):
+        return x
+
+
+class WaitOnMarker(TransformerMixin, BaseEstimator):
+    """Passes data through; when the first input is 555 (the marker), waits until the file
+    ``release`` exists (at most ten minutes): a partition that holds its run until the test lets
+    it go, so that a stop (a walltime, a signal) comes while it waits, however fast the rest."""
+
+    def __init__(self, release=""):
+        self.release = release
+
+    def fit(self, x, y=None):
+        if self.release and np.any(np.asarray(x)[:, 0] == 555.0):
+            for _ in range(6000):
+                if os.path.exists(self.release):
+                    break
+                time.sleep(0.1)
+        return self
+
+    def transform(self, x):
+        return x
+
+
+class BlockOnce(TransformerMixin, BaseEstimator):
+    """Passes data through. The first fit given the file ``gate`` (the one that creates it)
+    writes its process id there and blocks until the file ``gate + ".open"`` exists (at most
+    ten minutes): a worker that holds work, for a test to kill. Every later fit passes."""
+
+    def __init__(self, gate=""):
+        self.gate = gate
+
+    def fit(self, x, y=None):
+        if not self.gate:
+            return self
+        draft = f"{self.gate}.{os.getpid()}.{time.monotonic_ns()}"
+        with open(draft, "w") as file:
+            file.write(f"{os.getpid()}\n")
+        try:
+            os.link(draft, self.gate)  # creates the gate with its content, or fails: it exists
+        except FileExistsError:
+            return self
+        finally:
+            os.unlink(draft)
+        for _ in range(6000):
+            if os.path.exists(self.gate + ".open"):
+                break
+            time.sleep(0.1)
         return self
 
     def transform(self, x):
@@ -111,14 +167,15 @@ class CountingRidge(Ridge):
 FIT_SECONDS = "HPCTUNE_TEST_FIT_SECONDS"
 
 
-class SlowRidge(Ridge):
+class SlowRidge(CountingRidge):
     """Ridge whose fit takes ``$HPCTUNE_TEST_FIT_SECONDS`` (0.1 s by default) longer: searches
     long enough for every worker to get some, or to act during a run (kill a worker, press
-    Ctrl-C, watch the queue)."""
+    Ctrl-C, watch the queue). With a file ``log``, appends a line there as each fit starts."""
 
     def fit(self, x, y, sample_weight=None):
+        _log_fit(self.log, self._line(x))
         time.sleep(float(os.environ.get(FIT_SECONDS, "0.1")))
-        return super().fit(x, y, sample_weight)
+        return Ridge.fit(self, x, y, sample_weight)
 
 
 class CollectorProbe(CountingRidge):
@@ -131,14 +188,21 @@ class CollectorProbe(CountingRidge):
         return f"enabled={gc.isenabled()} frozen={gc.get_freeze_count()}"
 
 
-def fast_then_slow(path: str) -> int:
+def fast_then_slow(path: str, release: str = "") -> int:
     """A task that returns at once the first time and takes a minute each time after: a
     finished task whose result was lost with its worker, then computed again. Appends a line
-    to ``path`` at each start; returns the number of the run."""
+    ``start`` to ``path`` at each start and ``end`` as it returns; returns the number of the
+    run. Given a file ``release``, a run after the first ends as soon as that file exists (and
+    at the latest after the minute)."""
     with open(path, "a") as log:
         log.write("start\n")
     with open(path) as log:
-        run = sum(1 for _ in log)
+        run = sum(1 for line in log if line == "start\n")
     if run > 1:
-        time.sleep(60)
+        for _ in range(600):
+            if release and os.path.exists(release):
+                break
+            time.sleep(0.1)
+    with open(path, "a") as log:
+        log.write("end\n")
     return run

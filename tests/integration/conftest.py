@@ -5,6 +5,10 @@ the same run) is skipped, with the reason, when the cluster is not reachable (sb
 ``scontrol ping`` not UP, or node1/node2 not usable). With the environment
 variable ``HPCTUNE_REQUIRE_SLURM=1`` (meant for CI) such tests fail instead.
 
+Tests marked ``slurm_slow`` (a minute or more: real walltime signals, worker jobs that leave
+and are replaced) run only with ``HPCTUNE_SLURM_SLOW=1``; without it they are skipped, or,
+under ``CI=true``, failed: CI runs every test.
+
 Start the cluster with ``bash tests/slurm/up.sh``.
 
 Fixtures:
@@ -32,12 +36,17 @@ if str(_HERE) not in sys.path:  # make `import slurmtools` work in any import mo
 import slurmtools  # noqa: E402
 
 REQUIRE_ENV = "HPCTUNE_REQUIRE_SLURM"
+SLOW_ENV = "HPCTUNE_SLURM_SLOW"
 
 _status: tuple[bool, str] | None = None
 
 
+def _truthy(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
 def _require() -> bool:
-    return os.environ.get(REQUIRE_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+    return _truthy(REQUIRE_ENV)
 
 
 def slurm_status_cached() -> tuple[bool, str]:
@@ -53,6 +62,11 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         "slurm: needs the local SLURM test cluster (bash tests/slurm/up.sh); "
         f"skipped when it is down, failed instead when {REQUIRE_ENV}=1",
+    )
+    config.addinivalue_line(
+        "markers",
+        f"slurm_slow: a SLURM test of a minute or more; runs with {SLOW_ENV}=1, skipped "
+        "without it, failed instead under CI=true",
     )
 
 
@@ -85,6 +99,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("slurm_slow") is not None and not _truthy(SLOW_ENV):
+        reason = f"takes a minute or more; set {SLOW_ENV}=1 to run it"
+        if _truthy("CI"):
+            pytest.fail(f"CI=true but {SLOW_ENV} is not set: this test {reason}", pytrace=False)
+        pytest.skip(reason)
     if item.get_closest_marker("slurm") is None:
         return
     ok, reason = slurm_status_cached()

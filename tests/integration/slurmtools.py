@@ -377,8 +377,9 @@ def wait_for_state(
         time.sleep(poll)
 
 
-def requeue_now(job_id: str, timeout: float = 30.0) -> None:
-    """``scontrol requeue ID`` and let the job start again at once.
+def requeue_now(job_id: str, timeout: float = 30.0) -> str | None:
+    """``scontrol requeue ID`` and let the job start again at once; return the start time
+    SLURM had put off the job to (``2026-12-04T16:40:24``), or None if it was not put off.
 
     SLURM gives a requeued job a BeginTime about two minutes ahead. Setting
     StartTime=now clears it, but only once the job is back to PENDING: while it
@@ -393,17 +394,19 @@ def requeue_now(job_id: str, timeout: float = 30.0) -> None:
     run(["scontrol", "requeue", str(job_id)])
     requeued = time.time()
     deadline = time.monotonic() + timeout
+    put_off = None
     while True:
         recs = job_info(job_id)
         rec = recs[0] if len(recs) == 1 else {}
         state, reason = rec.get("JobState"), rec.get("Reason")
         if state == "PENDING" and reason == "BeginTime":
+            put_off = put_off or rec.get("StartTime")
             time.sleep(max(0.0, int(requeued) + 1.1 - time.time()))
             run(["scontrol", "update", f"jobid={job_id}", "StartTime=now"], check=False)
         elif state in {"RUNNING", "CONFIGURING"} or (state == "PENDING" and reason != "BeginTime"):
-            return
+            return put_off
         elif state in TERMINAL_STATES and rec.get("Restarts", "0") != "0":
-            return  # it started again, and a short run has already ended
+            return put_off  # it started again, and a short run has already ended
         if time.monotonic() >= deadline:
             raise TimeoutError(
                 f"requeued job {job_id} did not become eligible within {timeout}s "

@@ -9,7 +9,6 @@ nodes share this host's filesystem).
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import time
@@ -177,12 +176,14 @@ def test_requeue_restarts_at_once(slurm_jobs, tmp_path):
         "--open-mode=append",
     )
     _wait_for_file(tmp_path / "runs.txt", contains="run 0")
-    start = time.monotonic()
-    slurmtools.requeue_now(job_id, timeout=30)
+    put_off = slurmtools.requeue_now(job_id, timeout=30)
+    assert put_off, "SLURM did not put the requeued job off (Reason=BeginTime)"
     assert slurm_jobs.wait(job_id, timeout=120) == {job_id: "COMPLETED"}
-    assert time.monotonic() - start < 90  # not after the ~120 s BeginTime delay
     assert (tmp_path / "runs.txt").read_text().split("\n")[:2] == ["run 0", "run 1"]
-    assert slurmtools.job_info(job_id)[0]["Restarts"] == "1"
+    info = slurmtools.job_info(job_id)[0]
+    assert info["Restarts"] == "1"
+    # SLURM's own clock: the second run started before the time the requeue had put it off to
+    assert info["StartTime"] < put_off, (info["StartTime"], put_off)
 
 
 def test_signal_to_batch_shell(slurm_jobs, tmp_path):
@@ -201,10 +202,7 @@ def test_signal_to_batch_shell(slurm_jobs, tmp_path):
     assert (tmp_path / "log.txt").read_text().splitlines() == ["ready", "got USR1"]
 
 
-@pytest.mark.skipif(
-    os.environ.get("HPCTUNE_SLURM_SLOW") != "1",
-    reason="takes about a minute; set HPCTUNE_SLURM_SLOW=1 to run it",
-)
+@pytest.mark.slurm_slow
 def test_signal_option_before_time_limit(slurm_jobs, tmp_path):
     """--signal=B:USR1@50 with a 1 minute limit: USR1 reaches the batch shell early."""
     job_id = slurm_jobs.submit(
@@ -217,6 +215,7 @@ def test_signal_option_before_time_limit(slurm_jobs, tmp_path):
         "-o",
         "out.txt",
     )
+    # COMPLETED (the trap's exit 0), not TIMEOUT: USR1 came before the time limit
     assert slurm_jobs.wait(job_id, timeout=120) == {job_id: "COMPLETED"}
-    words = (tmp_path / "log.txt").read_text().split()
-    assert words[0] == "USR1" and int(words[1]) <= 45
+    (line,) = (tmp_path / "log.txt").read_text().splitlines()
+    assert line.split()[0] == "USR1"

@@ -42,13 +42,16 @@ REQUEUE_SETTLE = 2.0
 # --------------------------------------------------------------------------- helpers
 
 
-def hpctune(*args: Any, cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+def hpctune(
+    *args: Any, cwd: Path, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(
         [sys.executable, "-m", "hpctune", *[str(a) for a in args]],
         cwd=cwd,
         capture_output=True,
         text=True,
         timeout=120,
+        env=env,
     )
     if check and proc.returncode != 0:
         raise AssertionError(f"hpctune {args} exited {proc.returncode}: {proc.stderr}")
@@ -96,6 +99,37 @@ def slow_spec(data: Path, **scheduler: Any) -> dict[str, Any]:
     return spec
 
 
+MARKED = 3
+"""The partition of :func:`held_data` whose fits wait for the test (tests_support.WaitOnMarker)."""
+
+
+def held_data(path: Path, cells: int = 8) -> Path:
+    """Small synthetic cells; cell MARKED carries WaitOnMarker's marker."""
+    ds = synthetic(cells=cells, steps=200)
+    ds["x1"][MARKED, :] = 555.0
+    ds.to_netcdf(path)
+    return path
+
+
+def held_spec(data: Path, release: Path, **scheduler: Any) -> dict[str, Any]:
+    """A quick Ridge search whose partition MARKED waits until the file ``release`` exists: the
+    job's run reaches that partition in seconds and then holds, so a walltime or a signal ends
+    it there, however fast or slow the machine."""
+    spec = quick_spec(data, **scheduler)
+    spec["name"] = "held"
+    spec["search"].update(
+        estimator=[
+            "tests_support.WaitOnMarker",
+            "sklearn.preprocessing.StandardScaler",
+            "sklearn.linear_model.Ridge",
+        ],
+        params={"waitonmarker__release": [str(release)], "ridge__alpha": [0.1, 1.0]},
+    )
+    path = os.pathsep.join(filter(None, [str(ROOT / "tests"), os.environ.get("PYTHONPATH")]))
+    spec["scheduler"]["env"] = {"PYTHONPATH": path}  # the jobs import tests_support
+    return spec
+
+
 def write(folder: Path, spec: dict[str, Any]) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "job.yaml"
@@ -118,7 +152,9 @@ def slow_data(tmp_path: Path) -> Path:
 
 
 def submit(job: Path, *args: Any, tracker: Any) -> dict[str, Any]:
-    result = json.loads(hpctune("submit", job, "--json", *args, cwd=job.parent).stdout)
+    """``hpctune submit --json``; the spec's scheduler.env (PYTHONPATH) applies here too."""
+    env = {**os.environ, **yaml.safe_load(job.read_text())["scheduler"].get("env", {})}
+    result = json.loads(hpctune("submit", job, "--json", *args, cwd=job.parent, env=env).stdout)
     for job_id in result["job_ids"]:
         tracker.track(job_id)
     return result
@@ -357,57 +393,61 @@ def test_scontrol_requeue_mid_run_resumes(slurm_jobs: Any, tmp_path: Path, slow_
 def test_a_job_past_its_walltime_resumes_when_submitted_again(
     slurm_jobs: Any, tmp_path: Path
 ) -> None:
-    """No warning signal (grace 0): SLURM kills the job at its walltime (TIMEOUT). What it
-    finished is kept; submitting the same job again, with more time as a user would (the
-    walltime does not define the results), computes only the rest."""
-    data = tmp_path / "long.nc"
-    synthetic(cells=40, steps=6000).to_netcdf(data)  # about two minutes of fits on one core
-    job = write(tmp_path / "timeout", slow_spec(data, walltime="00:01:00", grace=0))
+    """No warning signal (grace 0): SLURM kills the job at its walltime (TIMEOUT), here while
+    partition MARKED waits. What it finished is kept; submitting the same job again, with more
+    time as a user would (the walltime does not define the results), computes only the rest."""
+    release = tmp_path / "release"
+    data = held_data(tmp_path / "held.nc")
+    job = write(tmp_path / "timeout", held_spec(data, release, walltime="00:01:00", grace=0))
     first = submit(job, tracker=slurm_jobs)["job_id"]
     assert slurm_jobs.wait(first, timeout=JOB_TIMEOUT) == {first: "TIMEOUT"}
-    done_before = sum(journal_indices(job).values())
-    assert 0 < done_before < 40, "the walltime should end the job halfway"
+    done = journal_indices(job)
+    assert done, "no partition finished within the walltime"
+    assert MARKED not in done, "the waiting partition finished"
+    done_before = sum(done.values())
     assert not (load_spec(job).output_dir / "results.nc").exists()
 
-    # the same walltime left the rest a few seconds short when fits ran 50% slow (a busy host)
+    release.touch()
     longer = ("--set", "scheduler.walltime=00:05:00")
     second = submit(job, *longer, tracker=slurm_jobs)["job_id"]
     assert slurm_jobs.wait(second, timeout=JOB_TIMEOUT) == {second: "COMPLETED"}
-    summary = [line for line in logs(job).splitlines() if "resumed) of 40 partitions" in line]
+    summary = [line for line in logs(job).splitlines() if "resumed) of 8 partitions" in line]
     assert f"({done_before} resumed)" in summary[-1]
-    assert list(results(job)["status"].values) == ["ok"] * 40
+    assert list(results(job)["status"].values) == ["ok"] * 8
     assert all(count == 1 for count in journal_indices(job).values())
 
 
-@pytest.mark.skipif(
-    os.environ.get("HPCTUNE_SLURM_SLOW") != "1",
-    reason="takes one to three minutes; set HPCTUNE_SLURM_SLOW=1 to run it",
-)
+@pytest.mark.slurm_slow
 def test_real_walltime_signal_requeues(slurm_jobs: Any, tmp_path: Path) -> None:
-    """A 90 s walltime with grace 60: SLURM itself sends USR1 60 s before each run's end (at
-    its next check of time limits), the job requeues itself until the work is done. The work,
-    about two minutes of fits on an idle machine, outlasts the first run's signal."""
-    data = tmp_path / "slower.nc"
-    synthetic(cells=160, steps=3000).to_netcdf(data)
-    job = write(tmp_path / "walltime", slow_spec(data, walltime="00:01:30", grace=60))
+    """A 2 min walltime with grace 60: SLURM itself sends USR1 60 s before the end (at its next
+    check of time limits) while partition MARKED waits; the run stops and the job requeues
+    itself. Let go, its second run resumes and finishes: one requeue, whatever the speed."""
+    release = tmp_path / "release"
+    data = held_data(tmp_path / "held.nc")
+    job = write(tmp_path / "walltime", held_spec(data, release, walltime="00:02:00", grace=60))
     job_id = submit(job, tracker=slurm_jobs)["job_id"]
-    started = time.monotonic()
-    requeued_at = None
-    while time.monotonic() - started < 3 * JOB_TIMEOUT:
+
+    # the first run is stopped by SLURM's USR1 and requeues its job (not TIMEOUT: that would
+    # never come back to the queue)
+    def requeued_or_ended() -> dict[str, str] | None:
         info = slurmtools.job_info(job_id)[0]
-        if info["JobState"] == "PENDING" and info["Reason"] == "BeginTime":
-            requeued_at = requeued_at or time.monotonic()
-            if time.monotonic() - requeued_at >= REQUEUE_SETTLE:  # see start_now_after_requeue
-                slurmtools.run(["scontrol", "update", f"jobid={job_id}", "StartTime=now"])
-                requeued_at = None
-        elif info["JobState"] in slurmtools.TERMINAL_STATES:
-            break
-        time.sleep(0.5)
-    print(f"walltime-driven requeues: {info['Restarts']}, {time.monotonic() - started:.0f} s")
-    assert info["JobState"] == "COMPLETED", info
-    assert int(info["Restarts"]) >= 1
-    assert "stopped by SIGUSR1" in logs(job)
-    assert list(results(job)["status"].values) == ["ok"] * 160
+        done = info.get("Restarts", "0") != "0" or info["JobState"] in slurmtools.TERMINAL_STATES
+        return info if done else None
+
+    first_run = wait_for(requeued_or_ended, JOB_TIMEOUT, f"job {job_id} requeued or ended")
+    assert first_run["Restarts"] == "1", first_run
+    release.touch()
+    start_now_after_requeue(job_id)
+    assert slurm_jobs.wait(job_id, timeout=JOB_TIMEOUT) == {job_id: "COMPLETED"}
+
+    info = slurmtools.job_info(job_id)[0]
+    assert info["Restarts"] == "1"
+    log_text = logs(job)
+    assert "stopped by SIGUSR1" in log_text
+    assert f"requeueing job {job_id}" in log_text
+    summaries = [line for line in log_text.splitlines() if "resumed) of 8 partitions" in line]
+    assert "(0 resumed)" not in summaries[-1]  # the run after the requeue did not start over
+    assert list(results(job)["status"].values) == ["ok"] * 8
     assert all(count == 1 for count in journal_indices(job).values())
 
 

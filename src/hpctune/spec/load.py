@@ -80,7 +80,7 @@ def _read_yaml(path: Path) -> Any:
         raise SpecError("spec", f"cannot read {path}: {exc}") from None
     try:
         return yaml.load(text, Loader=SpecLoader)
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, ValueError) as exc:  # ValueError: a date such as 2016-13-45
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
@@ -95,7 +95,7 @@ def apply_override(raw: dict[str, Any], override: str) -> None:
         raise SpecError("--set", f"expects dotted.key=value; got {override!r}")
     try:
         value = yaml.load(text, Loader=SpecLoader) if text.strip() else ""
-    except yaml.YAMLError:
+    except (yaml.YAMLError, ValueError):  # ValueError: a date such as 2016-13-45
         raise SpecError(key, f"the value {text!r} given with --set is not valid YAML") from None
     node = raw
     parts = key.split(".")
