@@ -1,4 +1,8 @@
-"""Shared fixtures: the real five-cell data, small synthetic datasets, one Dask cluster."""
+"""Shared fixtures: the real five-cell data, small synthetic datasets, one Dask cluster.
+
+Also the test tiers: ``pytest`` runs the fast tier; tests marked ``full`` (whole runs of many
+seconds, faults, the SLURM cluster) are deselected unless ``--full`` or ``HPCTUNE_FULL=1``.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,47 @@ from typing import Any
 
 import pytest
 from helpers import REAL_DATA, synthetic, synthetic_spec, write_spec
+
+FULL_HINT = "pytest --full (or HPCTUNE_FULL=1)"
+_FULL_DESELECTED = pytest.StashKey[int]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--full",
+        action="store_true",
+        default=False,
+        help="also run the full tier, the tests marked full (as CI does); HPCTUNE_FULL=1 too",
+    )
+
+
+def full_tier(config: pytest.Config) -> bool:
+    return bool(config.getoption("--full")) or os.environ.get("HPCTUNE_FULL") == "1"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Without --full, the tests marked full are deselected (pytest counts them as such)."""
+    if full_tier(config):
+        return
+    slow = [item for item in items if item.get_closest_marker("full") is not None]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if item.get_closest_marker("full") is None]
+    config.stash[_FULL_DESELECTED] = len(slow)
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    if full_tier(config):
+        return "tier: full (every test)"
+    return f"tier: fast (the tests marked full are deselected; all of them: {FULL_HINT})"
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    count = config.stash.get(_FULL_DESELECTED, 0)
+    if count:
+        terminalreporter.write_line(
+            f"fast tier: {count} test(s) of the full tier deselected; run them with {FULL_HINT}"
+        )
 
 
 @pytest.fixture

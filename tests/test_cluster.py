@@ -234,6 +234,7 @@ def test_worker_entry_point_reads_nworkers():
     assert nworkers(["tls://x:1", "--nworkers", "auto"]) == 1  # dask worker's own reading
 
 
+@pytest.mark.full
 def test_a_nodes_workers_are_forked_from_one_preloaded_server(tmp_path):
     """``hpctune.worker --nworkers 2`` (PBS hosts, jobqueue jobs of several processes): the two
     workers come from one server that imported dask-ml once."""
@@ -386,6 +387,7 @@ def probe_local_workers(job_path: Path, **environ: str) -> list[dict]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.full
 def test_local_workers_are_forked_ready_with_distributeds_environment(tmp_path):
     """Each worker is forked from one server that imported dask-ml and the spec's estimator
     module once; the environment is what distributed sets for workers (one BLAS thread, a
@@ -553,7 +555,7 @@ def test_allocation_mode_outside_an_allocation_says_so(tmp_path, monkeypatch):
     for variable in ("SLURM_JOB_ID", "PBS_JOBID"):
         monkeypatch.delenv(variable, raising=False)
     job = job_with(tmp_path, cluster__mode="allocation")
-    with pytest.raises(ClusterError, match="not a SLURM or PBS job"), start_cluster(job):
+    with pytest.raises(ClusterError, match="not a batch job"), start_cluster(job):
         pass
 
 
@@ -610,6 +612,7 @@ def jobqueue_run_that_never_gets_workers(tmp_path, *args, start_timeout=60):
     )
 
 
+@pytest.mark.full
 def test_ctrl_c_stops_a_jobqueue_run_before_any_job(tmp_path):
     """SIGINT while the scheduler waits for worker jobs: the run stops (exit 130), not exit 0."""
     process = jobqueue_run_that_never_gets_workers(tmp_path)
@@ -630,6 +633,7 @@ def test_ctrl_c_stops_a_jobqueue_run_before_any_job(tmp_path):
     assert not list((tmp_path / "out" / "synthetic").glob(".dask-tls-*"))
 
 
+@pytest.mark.full
 def test_worker_jobs_that_never_start_end_the_run_with_a_clear_message(tmp_path):
     process = jobqueue_run_that_never_gets_workers(tmp_path, start_timeout=3)
     try:

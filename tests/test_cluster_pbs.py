@@ -13,8 +13,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import xarray as xr
 from helpers import synthetic, synthetic_spec, write_spec
+
+#: A whole run on stand-in PBS hosts, each starting real worker processes: the full tier.
+pytestmark = pytest.mark.full
 
 TESTS = Path(__file__).parent
 

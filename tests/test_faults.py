@@ -24,6 +24,9 @@ import hpctune
 from hpctune.errors import OutputError
 from hpctune.store import Store, read_journal
 
+#: Faults injected into whole runs of their own (killed workers, hung fits): the full tier.
+pytestmark = pytest.mark.full
+
 
 @contextlib.contextmanager
 def private_cluster() -> Iterator[Any]:

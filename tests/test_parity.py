@@ -26,8 +26,17 @@ REGIMES = {
     "fits on worker threads": ("fit", "threads"),
 }
 
+#: The regime in the fast tier: the demo's own layout; the others are in the full tier.
+FAST_REGIME = "fits on worker threads"
 
-@pytest.fixture(scope="module", params=list(REGIMES))
+
+@pytest.fixture(
+    scope="module",
+    params=[
+        pytest.param(name, marks=() if name == FAST_REGIME else pytest.mark.full)
+        for name in REGIMES
+    ],
+)
 def demo_run(request, tmp_path_factory):
     """The demo spec on the real data, on a subsample of time to keep the test quick."""
     from helpers import REAL_DATA

@@ -22,9 +22,9 @@ from hpctune.render import (
     slurm_time,
     template_dirs,
 )
+from hpctune.schedulers.registry import KINDS
 from hpctune.spec import load_spec
 
-KINDS = ["slurm", "pbs", "torque"]
 BASH = shutil.which("bash") or "/bin/bash"
 
 
@@ -241,7 +241,7 @@ def test_values_are_quoted_and_never_executed(tmp_path: Path) -> None:
         ('scheduler.extra=["--comment=it\'s"]', "scheduler.extra"),
         ('scheduler.extra=["--gres=gpu:1\\n#SBATCH --wrap=x"]', "scheduler.extra"),
         ("scheduler.grace=90000", "scheduler.grace"),
-        ("scheduler.kind=lsf", "scheduler.kind"),
+        ("scheduler.kind=no-such-system", "scheduler.kind"),
         ("scheduler.log_dir=logs with space", "scheduler.log_dir"),
         ("search.seed=1\n#SBATCH --wrap=touch {marker}", "--set"),  # YAML reads 1 (and a comment)
     ],

@@ -19,6 +19,7 @@ import yaml
 from helpers import ROOT
 
 from hpctune.render import ArrayPart, render_script
+from hpctune.schedulers.registry import KINDS, SCHEDULERS
 from hpctune.spec import load_spec
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
@@ -46,15 +47,21 @@ GOLDEN_SPEC = {
     "output": "../results/{name}",
 }
 
-#: file name -> (scheduler kind, step, array part)
+#: The array part of each kind's golden array script (default: tasks from slice 10 of 25).
+ARRAY_PARTS = {"pbs": ArrayPart(offset=0, size=4, slices=4), "torque": ArrayPart(0, 4, 4)}
+
+#: file name -> (scheduler kind, step, array part): a plain and an array script of every
+#: scheduler, and SLURM's merge job.
 VARIANTS = {
-    "slurm.sh": ("slurm", "run", None),
-    "slurm-array.sh": ("slurm", "run", ArrayPart(offset=10, size=10, slices=25)),
+    **{
+        name: variant
+        for kind in KINDS
+        for name, variant in (
+            (f"{kind}.sh", (kind, "run", None)),
+            (f"{kind}-array.sh", (kind, "run", ARRAY_PARTS.get(kind, ArrayPart(10, 10, 25)))),
+        )
+    },
     "slurm-merge.sh": ("slurm", "merge", None),
-    "pbs.sh": ("pbs", "run", None),
-    "pbs-array.sh": ("pbs", "run", ArrayPart(offset=0, size=4, slices=4)),
-    "torque.sh": ("torque", "run", None),
-    "torque-array.sh": ("torque", "run", ArrayPart(offset=0, size=4, slices=4)),
 }
 
 
@@ -71,10 +78,7 @@ def check(path: Path, text: str) -> None:
 
 def render_golden(project: Path, kind: str, step: str, array: ArrayPart | None) -> str:
     spec = {**GOLDEN_SPEC, "scheduler": {**GOLDEN_SPEC["scheduler"], "kind": kind}}
-    if kind == "slurm":
-        spec["scheduler"]["extra"] = ["--constraint=haswell", "--qos=long"]
-    else:
-        spec["scheduler"]["extra"] = ["-m abe"]
+    spec["scheduler"]["extra"] = list(SCHEDULERS[kind].example_directives)
     (project / "jobs").mkdir(exist_ok=True)
     path = project / "jobs" / "golden.yaml"
     path.write_text(yaml.safe_dump(spec, sort_keys=False))

@@ -15,6 +15,8 @@ from helpers import synthetic, synthetic_spec, write_spec
 
 from hpctune.output.folder import Store
 
+#: Whole runs killed and run again, in processes of their own: the full tier.
+pytestmark = pytest.mark.full
 SLOW_SEARCH = {
     "estimator": ["sklearn.preprocessing.StandardScaler", "sklearn.svm.SVR"],
     "params": {"svr__C": [0.3, 3.0], "svr__gamma": ["scale"]},

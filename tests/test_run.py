@@ -199,7 +199,9 @@ def test_validate_reports_counts_without_writing(synthetic_job, capsys):
     "change, error",
     [
         ({"data__target": "no_such_variable"}, "no_such_variable"),  # before the workers start
-        ({"search__params": {"ridge__alpa": [1.0]}}, "ridge__alpa"),  # while they start
+        pytest.param(  # while they start
+            {"search__params": {"ridge__alpa": [1.0]}}, "ridge__alpa", marks=pytest.mark.full
+        ),
     ],
 )
 def test_local_workers_started_early_stop_when_the_checks_fail(tmp_path, change, error):

@@ -21,6 +21,7 @@ from hpctune.render import ArrayPart
 from hpctune.schedulers import Dependency, PBSPro, Slurm, Torque, get_scheduler, run_command
 from hpctune.schedulers.common import JobState, summarise
 from hpctune.schedulers.pbs import PHASE, parse_qstat_f, parse_qstat_json
+from hpctune.schedulers.registry import KINDS
 from hpctune.spec import load_spec
 from hpctune.submission import array_parts
 
@@ -126,8 +127,9 @@ def test_array_parts_split_at_the_limit() -> None:
 
 
 def test_unknown_scheduler() -> None:
-    with pytest.raises(UsageError, match="available: slurm, pbs, torque"):
-        get_scheduler("lsf")
+    with pytest.raises(UsageError, match=f"available: {', '.join(KINDS)}$"):
+        get_scheduler("no-such-batch-system")
+    assert KINDS[:3] == ("slurm", "pbs", "torque")
 
 
 # --------------------------------------------------------------------------- the runner

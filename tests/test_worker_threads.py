@@ -183,7 +183,7 @@ def _children_while_running(command: list[str]) -> tuple[subprocess.CompletedPro
     return subprocess.CompletedProcess(command, process.returncode, out, err), seen
 
 
-@pytest.mark.parametrize("processes", ["auto", "true"])
+@pytest.mark.parametrize("processes", ["auto", pytest.param("true", marks=pytest.mark.full)])
 def test_a_run_on_worker_threads_starts_no_process(tmp_path, processes):
     """The same run with ``processes: true`` shows that the sampling sees worker processes."""
     path = write_spec(tmp_path, _svr_spec(tmp_path, cells=1))
@@ -338,6 +338,7 @@ def test_closed_worker_threads_cancel_waiting_tasks_and_take_no_more():
         pool.submit(lambda: "late").result(timeout=10)
 
 
+@pytest.mark.full
 def test_a_run_on_worker_threads_stops_at_a_signal_and_resumes(tmp_path):
     """SIGTERM in the middle of the searches: the run exits 143 without doing the fits left
     and records no partition as failed; run again, it does the fits of the partitions left

@@ -22,6 +22,7 @@ from . import api, startup, streams
 from .errors import HpctuneError, HpctuneWarning
 from .output.status import StatusCounts
 from .progress import Progress
+from .schedulers.registry import KINDS
 
 EPILOG_EXIT_CODES = (
     "Exit codes: 0 success, 1 failure, 2 bad spec or usage, 3 some partitions failed, "
@@ -207,7 +208,7 @@ template_dir_option = click.option(
 @job_options
 @click.option(
     "--scheduler",
-    type=click.Choice(["slurm", "pbs", "torque"]),
+    type=click.Choice(KINDS),
     help="Render for this scheduler instead of scheduler.kind.",
 )
 @click.option(
@@ -284,7 +285,7 @@ def submit(
     template_dirs: tuple[str, ...],
     as_json: bool,
 ) -> None:
-    """Submit the job to its scheduler (sbatch or qsub); print the job id.
+    """Submit the job to its batch system (scheduler.kind); print the job id.
 
     The ids are recorded in <output>/jobs.json for `status` and `cancel`. With --array the
     printed id is the merge job's, which ends once results.nc is written.
@@ -329,8 +330,8 @@ def submit(
 def status(job: str, overrides: tuple[str, ...], as_json: bool) -> None:
     """Show the submitted jobs' states and how many partitions are done.
 
-    States come from sacct where accounting answers, else squeue and scontrol (SLURM), or
-    qstat (PBS, Torque). Partitions: ok, skipped, failed, pending.
+    States come from the batch system's own commands (on SLURM: sacct where accounting
+    answers, else squeue and scontrol). Partitions: ok, skipped, failed, pending.
 
     \b
     Example:
@@ -368,7 +369,7 @@ def status(job: str, overrides: tuple[str, ...], as_json: bool) -> None:
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
 @json_option
 def cancel(job: str, overrides: tuple[str, ...], yes: bool, as_json: bool) -> None:
-    """Cancel the submitted jobs that are still pending or running (scancel or qdel).
+    """Cancel the submitted jobs that are still pending or running (scancel, qdel ...).
 
     Finished partitions stay on disk: submit again to resume.
 

@@ -6,10 +6,10 @@
   one-task allocation: on the CPUs the job was given); or, for a few partitions with an
   estimator whose fits release the GIL, workers that are threads of this process, on dask's
   local scheduler (``cluster.processes``, :func:`in_process_workers`, :class:`WorkerThreads`).
-- ``allocation``: the nodes of the current SLURM or PBS job. The scheduler runs in this process
+- ``allocation``: the nodes of the current batch job. The scheduler runs in this process
   (the batch script, or the ``salloc`` shell); workers start on every allocated node through
-  ``srun``, ``pbsdsh`` or ``mpiexec`` (:mod:`hpctune.launch`), one per CPU unless the spec says
-  otherwise.
+  the batch system's launcher (``srun``, ``pbsdsh`` ..., :mod:`hpctune.schedulers`), one per CPU
+  unless the spec says otherwise.
 - ``jobqueue``: worker jobs that dask-jobqueue submits with the spec's scheduler resources
   (:mod:`hpctune.jobqueue`).
 - ``auto``: ``allocation`` inside a job of more than one node or task, else ``local``; on a
@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import AllocationError, ClusterError, RunStopped
+from .schedulers import registry
 from .spec import Job
 
 log = logging.getLogger("hpctune")
@@ -107,7 +108,7 @@ class ClusterHandle:
 
 def node_name() -> str:
     """The scheduler's name for this node, else the host name."""
-    for variable in ("HPCTUNE_NODE_NAME", "SLURMD_NODENAME", "PBS_NODENAME"):
+    for variable in ("HPCTUNE_NODE_NAME", *registry.node_variables()):
         value = os.environ.get(variable)
         if value:
             return value
@@ -121,7 +122,7 @@ def available_cores() -> int:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
         cores = os.cpu_count() or 1
-    for variable in ("SLURM_CPUS_ON_NODE", "NCPUS", "PBS_NUM_PPN"):
+    for variable in registry.cpu_variables():
         value = os.environ.get(variable, "")
         if value.isdigit() and int(value) > 0:
             return min(cores, int(value))
@@ -130,7 +131,7 @@ def available_cores() -> int:
 
 def scratch_dir() -> str | None:
     """Node-local scratch for worker spill files, when the scheduler provides one."""
-    for variable in ("SLURM_TMPDIR", "TMPDIR"):
+    for variable in registry.scratch_variables():
         value = os.environ.get(variable)
         if value and os.path.isdir(value):
             return value
@@ -139,12 +140,10 @@ def scratch_dir() -> str | None:
 
 def resolve_mode(job: Job, environ: Mapping[str, str] | None = None) -> str:
     """The mode to run in: ``cluster.mode``, with ``auto`` decided from the environment."""
-    from .allocation import detect
-
     mode = job.cluster.mode
     if mode != "auto":
         return mode
-    allocation = detect(environ)
+    allocation = registry.detect_allocation(environ)
     return "allocation" if allocation is not None and allocation.multi else "local"
 
 
@@ -175,7 +174,7 @@ with ``cluster.mode: local`` set on purpose (which is not capped)."""
 
 def login_node(environ: Mapping[str, str] | None = None) -> str | None:
     """Why this process looks like it runs on a login node (a batch system's submit command
-    on PATH, but no batch job: no ``SLURM_JOB_ID`` or ``PBS_JOBID``), or None.
+    on PATH, but no batch job: no ``SLURM_JOB_ID``, ``PBS_JOBID`` ...), or None.
 
     ``HPCTUNE_LOGIN_NODE=0`` says it is not one (a workstation with the SLURM commands),
     ``HPCTUNE_LOGIN_NODE=1`` that it is.
@@ -184,9 +183,9 @@ def login_node(environ: Mapping[str, str] | None = None) -> str | None:
     said = env.get("HPCTUNE_LOGIN_NODE", "").strip()
     if said in ("0", "1"):
         return "HPCTUNE_LOGIN_NODE=1" if said == "1" else None
-    if env.get("SLURM_JOB_ID") or env.get("PBS_JOBID"):
+    if any(env.get(variable) for variable in registry.job_variables()):
         return None
-    for command in ("sbatch", "qsub"):
+    for command in registry.submit_programs():
         if shutil.which(command, path=env.get("PATH")):
             return f"{command} on PATH, outside any batch job"
     return None
@@ -490,24 +489,23 @@ def _worker_threads(job: Job) -> Iterator[ClusterHandle]:
 def _allocation_cluster(job: Job) -> Iterator[ClusterHandle]:
     from distributed import Client, LocalCluster
 
-    from .allocation import detect, plan_layout
-    from .launch import WorkerProcesses, WorkerSpec, launcher_for, worker_environment
+    from .allocation import plan_layout
+    from .launch import WorkerProcesses
+    from .schedulers.launch import WorkerSpec, worker_environment
     from .security import write_credentials
 
-    allocation = detect()
+    allocation = registry.detect_allocation()
     if allocation is None:
         raise ClusterError(
-            "cluster.mode allocation: this is not a SLURM or PBS job (SLURM_JOB_ID and PBS_JOBID "
-            "are not set); run inside sbatch, salloc or qsub, or choose mode local or jobqueue"
+            "cluster.mode allocation: this is not a batch job (none of "
+            f"{', '.join(registry.job_variables())} is set); run inside a batch or interactive "
+            f"job ({', '.join(registry.submit_programs())}), or choose mode local or jobqueue"
         )
-    if allocation.step_tasks > 1:
-        raise ClusterError(
-            f"hpctune run is running as {allocation.step_tasks} tasks of srun; start it once "
-            "(without srun) in the batch script or the salloc shell: it starts the workers itself"
-        )
+    scheduler = registry.scheduler_for(allocation, job.scheduler.kind)
+    scheduler.check_allocation(allocation)
     try:
         layout = plan_layout(allocation, job.cluster)
-        launcher = launcher_for(allocation, job.scheduler.kind)
+        launcher = scheduler.launcher(allocation)
     except AllocationError as exc:
         raise ClusterError(str(exc)) from None
     host = scheduler_host(job.cluster.interface, allocation.hosts)

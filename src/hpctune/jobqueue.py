@@ -1,6 +1,7 @@
 """``cluster.mode: jobqueue``: Dask workers in batch jobs that dask-jobqueue submits.
 
-The scheduler runs in this process; each worker job (``SLURMCluster`` / ``PBSCluster``) asks for
+The scheduler runs in this process; each worker job (the batch system's class of dask-jobqueue,
+:attr:`hpctune.schedulers.base.Scheduler.jobqueue`: ``SLURMCluster``, ``PBSCluster`` ...) asks for
 one node's worth of the spec's scheduler resources and runs ``cluster.workers`` worker processes
 of ``cluster.threads`` threads. ``cluster.jobs`` jobs are kept running (or between
 ``cluster.adaptive`` bounds); a worker leaves before its job's walltime (``--lifetime``, with a
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import shlex
 import signal
 import threading
@@ -32,9 +32,10 @@ from .cluster import (
     watch_stop_signals,
 )
 from .errors import ClusterError
-from .launch import THREAD_LIMITS
+from .schedulers.launch import THREAD_LIMITS
+from .schedulers.registry import get_scheduler
 from .spec import Job
-from .units import hms, parse_walltime
+from .units import parse_walltime
 
 log = logging.getLogger("hpctune")
 
@@ -93,6 +94,10 @@ class JobqueuePlan:
     minimum_jobs: int
     maximum_jobs: int
     notes: list[str] = field(default_factory=list)
+    section: str = "slurm"
+    """The batch system's word in messages (its jobqueue.yaml section)."""
+    queue_command: str = "squeue"
+    """The command that shows the worker jobs waiting."""
 
     @property
     def expected_workers(self) -> int:
@@ -110,7 +115,10 @@ def plan(job: Job, security: Any, *, config: Any = None) -> JobqueuePlan:
         import_dask_jobqueue()  # its defaults join the config (and jobqueue.yaml) on import
         config = dask.config
     sched, spec = job.scheduler, job.cluster
-    section = "slurm" if sched.kind == "slurm" else "pbs"
+    flavour = get_scheduler(sched.kind).jobqueue
+    if flavour is None:
+        raise ClusterError(f"cluster.mode jobqueue: dask-jobqueue has no class for {sched.kind}")
+    section = flavour.section
 
     def conf(key: str, default: Any = None) -> Any:
         return config.get(f"jobqueue.{section}.{key}", default)
@@ -158,12 +166,12 @@ def plan(job: Job, security: Any, *, config: Any = None) -> JobqueuePlan:
     if spec.interface:
         kwargs["interface"] = spec.interface
     if "walltime" in given:
-        kwargs["walltime"] = hms(sched.walltime)
+        kwargs["walltime"] = flavour.walltime(sched.walltime)
     walltime = sched.walltime if "walltime" in given else parse_walltime_text(conf("walltime"))
     if sched.queue:
         kwargs["queue"] = sched.queue
     if sched.account:
-        kwargs["account"] = sched.account
+        kwargs[flavour.account_argument] = sched.account
     if conf("name") in (None, SHIPPED_JOB_NAME):
         kwargs["job_name"] = f"{job.name}-worker"
     if sched.extra:
@@ -187,13 +195,10 @@ def plan(job: Job, security: Any, *, config: Any = None) -> JobqueuePlan:
         notes.append(f"workers leave after {life} s ± {stagger} s and are replaced")
     kwargs["worker_extra_args"] = extra_args
     if conf("local-directory") is None:
-        scratch = "${SLURM_TMPDIR:-${TMPDIR:-/tmp}}" if section == "slurm" else "${TMPDIR:-/tmp}"
-        kwargs["local_directory"] = f'"{scratch}"'
+        kwargs["local_directory"] = f'"{flavour.scratch}"'
     if conf("log-directory") is None:
         kwargs["log_directory"] = str(job.log_dir / "workers")
-    if sched.kind == "torque" and conf("resource-spec") is None:
-        mem_mb = math.ceil(int(memory) / 2**20) if isinstance(memory, int) else None
-        kwargs["resource_spec"] = f"nodes=1:ppn={cores}" + (f",mem={mem_mb}mb" if mem_mb else "")
+    kwargs.update(flavour.extra(cores, memory, conf))
     if sched.nodes > 1:
         notes.append(
             f"scheduler.nodes={sched.nodes} is ignored: each worker job is one node; "
@@ -205,7 +210,7 @@ def plan(job: Job, security: Any, *, config: Any = None) -> JobqueuePlan:
     else:
         low = high = spec.jobs
     return JobqueuePlan(
-        cluster_class="SLURMCluster" if section == "slurm" else "PBSCluster",
+        cluster_class=flavour.cluster_class,
         kwargs=kwargs,
         processes=processes,
         threads=threads,
@@ -213,6 +218,8 @@ def plan(job: Job, security: Any, *, config: Any = None) -> JobqueuePlan:
         minimum_jobs=low,
         maximum_jobs=high,
         notes=notes,
+        section=section,
+        queue_command=flavour.queue_command,
     )
 
 
@@ -256,7 +263,8 @@ def jobqueue_cluster(job: Job) -> Iterator[ClusterHandle]:
                 job.cluster.start_timeout,
                 what="workers of the worker jobs",
                 hint=(
-                    "; the worker jobs may still be waiting in the queue (see squeue/qstat): "
+                    "; the worker jobs may still be waiting in the queue "
+                    f"(see {plan_.queue_command}): "
                     "raise cluster.start_timeout, or check their logs in "
                     f"{job.log_dir / 'workers'}"
                 ),
@@ -264,7 +272,7 @@ def jobqueue_cluster(job: Job) -> Iterator[ClusterHandle]:
             )
         if plan_.minimum_jobs != first:
             cluster.adapt(minimum_jobs=plan_.minimum_jobs, maximum_jobs=plan_.maximum_jobs)
-        kind = "slurm" if plan_.cluster_class == "SLURMCluster" else "pbs"
+        kind = plan_.section
         scale = (
             f"{plan_.jobs} {kind} jobs"
             if plan_.minimum_jobs == plan_.maximum_jobs

@@ -30,22 +30,19 @@ from typing import Any, Literal
 import jinja2
 
 from .errors import SpecError, TemplateError, UsageError
+from .schedulers.pbs import pbs_memory, pbs_time
+from .schedulers.registry import KINDS, filters, get_scheduler
+from .schedulers.slurm import MAX_REQUEUES, slurm_memory, slurm_time
 from .spec import Job
-from .units import duration, hms, whole_size
 
-Kind = Literal["slurm", "pbs", "torque"]
-KINDS: tuple[str, ...] = ("slurm", "pbs", "torque")
 Step = Literal["run", "merge"]
 
 TEMPLATE_ENV = "HPCTUNE_TEMPLATE_DIR"
 PACKAGE_PREFIX = "hpctune"
 
-MAX_REQUEUES = 10
-"""How often a SLURM job requeues itself after the walltime warning before it gives up."""
-
 DIRECTIVE_PATH = re.compile(r"^[A-Za-z0-9._/+,@=:~-]+$")
-"""Characters a path may hold where it goes into a ``#SBATCH``/``#PBS`` directive, which is not
-read by a shell: no spaces, quotes, ``$``, ``%`` or ``#``."""
+"""Characters a path may hold where it goes into a scheduler directive (``#SBATCH`` ...), which
+is not read by a shell: no spaces, quotes, ``$``, ``%`` or ``#``."""
 
 
 # --------------------------------------------------------------------------- lookup
@@ -101,13 +98,7 @@ def environment(folders: Iterable[Path]) -> jinja2.Environment:
         keep_trailing_newline=True,
         autoescape=False,
     )
-    env.filters.update(
-        quote=quote,
-        slurm_time=slurm_time,
-        pbs_time=pbs_time,
-        slurm_memory=slurm_memory,
-        pbs_memory=pbs_memory,
-    )
+    env.filters.update(quote=quote, **filters())
     return env
 
 
@@ -117,28 +108,6 @@ def environment(folders: Iterable[Path]) -> jinja2.Environment:
 def quote(value: Any) -> str:
     """One shell word: ``shlex.quote`` of the value's text."""
     return shlex.quote(str(value))
-
-
-def slurm_time(seconds: int) -> str:
-    """``D-HH:MM:SS`` (or ``HH:MM:SS`` below a day), as ``--time`` reads it."""
-    return duration(seconds)
-
-
-def pbs_time(seconds: int) -> str:
-    """``HH:MM:SS`` with as many hours as needed, as PBS ``walltime`` reads it."""
-    return hms(seconds)
-
-
-def slurm_memory(size: int) -> str:
-    """``--mem`` value: whole T, G or M (mebibytes, rounded up)."""
-    number, unit = whole_size(int(size), [("T", 2**40), ("G", 2**30), ("M", 2**20)])
-    return f"{number}{unit}"
-
-
-def pbs_memory(size: int) -> str:
-    """PBS ``mem`` value: whole tb, gb or mb (PBS counts these in powers of two)."""
-    number, unit = whole_size(int(size), [("tb", 2**40), ("gb", 2**30), ("mb", 2**20)])
-    return f"{number}{unit}"
 
 
 # --------------------------------------------------------------------------- context
@@ -166,7 +135,8 @@ class ArrayPart:
 
 
 def template_name(kind: str) -> str:
-    return f"{kind}.sh.j2"
+    """The template of scheduler ``kind`` (its ``template``: ``<kind>.sh.j2``)."""
+    return get_scheduler(kind).template
 
 
 def _directive_path(path: str, key: str) -> str:
@@ -201,9 +171,9 @@ def script_context(
     """The variables a template sees (documented in the README).
 
     Paths are absolute, except with ``relative_to``: then they are relative to that folder, and
-    the script changes to the folder it was submitted from (``$SLURM_SUBMIT_DIR`` /
-    ``$PBS_O_WORKDIR``), so that a script is the same on every machine. ``workdir`` (absolute
-    mode only) is the folder the script changes to; default the current folder.
+    the script changes to the folder it was submitted from (the template's ``submit_dir``, e.g.
+    ``$SLURM_SUBMIT_DIR``), so that a script is the same on every machine. ``workdir``
+    (absolute mode only) is the folder the script changes to; default the current folder.
     """
     kind = kind or job.scheduler.kind
     if kind not in KINDS:
@@ -252,7 +222,7 @@ def script_context(
         "env": dict(sched.env),
         "log_dir": log_dir,
         "array": array,
-        "max_requeues": MAX_REQUEUES,
+        **get_scheduler(kind).template_variables,
     }
 
 
@@ -311,3 +281,20 @@ def render_script(
         workdir=workdir,
     )
     return render_template(template_name(context["scheduler"]), context, template_dir)
+
+
+__all__ = [
+    "KINDS",
+    "MAX_REQUEUES",
+    "ArrayPart",
+    "TemplateError",
+    "pbs_memory",
+    "pbs_time",
+    "render_script",
+    "render_template",
+    "script_context",
+    "slurm_memory",
+    "slurm_time",
+    "template_dirs",
+    "template_name",
+]

@@ -28,7 +28,9 @@ from .output.files import take_lock, write_atomic
 from .output.folder import Store
 from .output.status import StatusCounts
 from .render import ArrayPart, render_script
-from .schedulers import Dependency, JobState, get_scheduler
+from .schedulers.commands import command_text
+from .schedulers.jobs import Dependency, JobState
+from .schedulers.registry import DEFAULT_KIND, get_scheduler
 from .spec import Job
 
 log = logging.getLogger("hpctune")
@@ -334,7 +336,7 @@ def dry_run_text(result: Submission) -> str:
     for record, script in zip(result.jobs, result.scripts, strict=True):
         chunks.append(f"# ---- {record['role']} job script: {record['script']}\n{script}")
         chunks.append(
-            f"# submit: cd {shlex.quote(record['cwd'])} && {shlex.join(record['command'])}\n"
+            f"# submit: cd {shlex.quote(record['cwd'])} && {command_text(record['command'])}\n"
         )
     for note in result.notes:
         chunks.append(f"# note: {note}\n")
@@ -391,7 +393,7 @@ def status(job: Job) -> Status:
     by_kind: dict[str, list[tuple[str, str | None]]] = {}
     for record in records:
         if record.get("job_id") is not None:
-            by_kind.setdefault(record.get("scheduler", "slurm"), []).append(
+            by_kind.setdefault(record.get("scheduler", DEFAULT_KIND), []).append(
                 (str(record["job_id"]), record.get("cluster"))
             )
     for kind, jobs in by_kind.items():
@@ -407,7 +409,7 @@ def status(job: Job) -> Status:
             states[(kind, job_id)] = state
     jobs = []
     for record in records:
-        kind = record.get("scheduler", "slurm")
+        kind = record.get("scheduler", DEFAULT_KIND)
         state = states.get((kind, str(record.get("job_id"))))
         entry = {k: record.get(k) for k in ("job_id", "role", "submission", "array", "submitted")}
         entry["scheduler"] = kind

@@ -1,11 +1,11 @@
 """A Dask worker on an allocated node: ``python -m hpctune.worker ADDRESS [dask worker options]``.
 
-The launchers (``srun``, ``pbsdsh``, ``mpiexec``) run the same command on every node; what only
+The launchers (``srun``, ``pbsdsh``, ``mpiexec`` ...) run the same command on every node; what only
 the node itself knows is filled in here, before ``dask worker`` starts:
 
-- spill files go to the node's local scratch (``$SLURM_TMPDIR``, else ``$TMPDIR``), not to the
+- spill files go to the node's local scratch (``$SLURM_TMPDIR`` ..., else ``$TMPDIR``), not to the
   shared filesystem the driver runs from;
-- the worker is named after its node (and its SLURM task), which is what logs and the dashboard
+- the worker is named after its node (and its launcher task), which is what logs and the dashboard
   show;
 - the nanny starts its worker process with glibc's own memory thresholds
   (:data:`hpctune.cluster.WORKER_CONFIG`);
@@ -24,6 +24,7 @@ import sys
 from collections.abc import Sequence
 
 from .cluster import WORKER_CONFIG, node_name, scratch_dir
+from .schedulers.registry import task_variables
 
 
 def _has_option(args: Sequence[str], name: str) -> bool:
@@ -38,7 +39,7 @@ def worker_args(args: Sequence[str]) -> list[str]:
         if scratch:
             out += ["--local-directory", scratch]
     if not _has_option(out, "--name"):
-        task = os.environ.get("SLURM_PROCID")
+        task = next((os.environ[v] for v in task_variables() if os.environ.get(v)), None)
         out += ["--name", node_name() + (f"-{task}" if task else "")]
     return out
 

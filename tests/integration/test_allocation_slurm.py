@@ -31,7 +31,7 @@ from cluster_support import (
 
 from hpctune.store import Store
 
-pytestmark = pytest.mark.slurm
+pytestmark = [pytest.mark.slurm, pytest.mark.full]
 
 ALLOCATION = ["-N", "2", "--ntasks-per-node=2", "--mem-per-cpu=1G"]
 

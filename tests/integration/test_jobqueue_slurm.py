@@ -22,7 +22,7 @@ from cluster_support import (
 
 from hpctune.store import Store
 
-pytestmark = pytest.mark.slurm
+pytestmark = [pytest.mark.slurm, pytest.mark.full]
 
 WORKER_JOBS = {
     "cluster__mode": "jobqueue",

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import slurmtools
 
-pytestmark = pytest.mark.slurm
+pytestmark = [pytest.mark.slurm, pytest.mark.full]
 
 
 def _wait_for_file(path: Path, timeout: float = 60.0, contains: str = "") -> str:

@@ -29,7 +29,7 @@ from hpctune.render import ArrayPart, render_script
 from hpctune.spec import load_spec
 from hpctune.store import read_journal
 
-pytestmark = pytest.mark.slurm
+pytestmark = [pytest.mark.slurm, pytest.mark.full]
 
 ROOT = Path(__file__).resolve().parents[2]
 JOB_TIMEOUT = 240.0

@@ -1,24 +1,16 @@
-"""The batch systems hpctune submits to, found by ``scheduler.kind``."""
+"""Each batch system in one module (``slurm.py``, ``pbs.py``), behind the interface of
+``base.py``; ``registry.py`` finds them by ``scheduler.kind``.
+
+The names below are importable from here until their importers use the modules."""
 
 from __future__ import annotations
 
-from ..errors import UsageError
-from .common import Dependency, JobState, Scheduler, run_command
+from .base import Scheduler
+from .commands import run_command
+from .jobs import Dependency, JobState
 from .pbs import PBSPro, Torque
+from .registry import SCHEDULERS, get_scheduler
 from .slurm import Slurm
-
-SCHEDULERS: dict[str, type[Scheduler]] = {"slurm": Slurm, "pbs": PBSPro, "torque": Torque}
-
-
-def get_scheduler(kind: str) -> Scheduler:
-    """The scheduler of ``kind`` (slurm, pbs, torque)."""
-    try:
-        return SCHEDULERS[kind]()
-    except KeyError:
-        raise UsageError(
-            f"unknown scheduler {kind!r}; available: {', '.join(SCHEDULERS)}"
-        ) from None
-
 
 __all__ = [
     "SCHEDULERS",

@@ -1,4 +1,14 @@
-"""PBS Professional (and OpenPBS) and Torque: ``qsub``, ``qstat``, ``qdel``.
+"""PBS Professional (and OpenPBS) and Torque: everything hpctune knows about them.
+
+- Job scripts: ``#PBS`` directives (``pbs.sh.j2`` with select chunks, ``torque.sh.j2`` with
+  ``nodes=N:ppn=C``).
+- ``qsub``, ``qstat``, ``qdel``, and the server's array limit from ``qstat -B -f``.
+- Inside a job (``qsub``, ``qsub -I``): ``PBS_JOBID`` and ``PBS_NODEFILE``, one line per slot
+  (one per MPI process on PBS Pro, one per core on Torque), plus ``NCPUS`` (PBS Pro) or
+  ``PBS_NUM_PPN`` (Torque) for the cores of a node. Workers start with one ``pbsdsh`` per host
+  (PBS Pro: ``pbsdsh -n INDEX --``; Torque: ``pbsdsh -h HOST``), or ``mpiexec`` where it is
+  missing.
+- dask-jobqueue's ``PBSCluster`` (with Torque's ``resource_spec``).
 
 ``qstat -f`` prints one block per job::
 
@@ -16,11 +26,19 @@ a tab. PBS Professional also prints JSON (``qstat -f -F json``) and keeps finish
 from __future__ import annotations
 
 import json
+import math
 import re
-from collections.abc import Sequence
+import shutil
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
-from .common import Dependency, JobState, Scheduler, bad_output, run_command, summarise
+from ..errors import AllocationError
+from ..units import hms, whole_size
+from .base import Allocation, JobqueueFlavour, Scheduler
+from .commands import bad_output, run_command
+from .jobs import Dependency, JobState, summarise
+from .launch import LaunchCommand, Launcher, Layout, MpiexecLauncher, WorkerSpec
 
 #: Job states of PBS Professional and Torque (one letter each).
 PHASE = {
@@ -100,12 +118,152 @@ def _array_parent(job_id: str) -> str | None:
     return f"{match.group(1)}[]" if match else None
 
 
+def pbs_time(seconds: int) -> str:
+    """``HH:MM:SS`` with as many hours as needed, as PBS ``walltime`` reads it."""
+    return hms(seconds)
+
+
+def pbs_memory(size: int) -> str:
+    """PBS ``mem`` value: whole tb, gb or mb (PBS counts these in powers of two)."""
+    number, unit = whole_size(int(size), [("tb", 2**40), ("gb", 2**30), ("mb", 2**20)])
+    return f"{number}{unit}"
+
+
+def detect_pbs(env: Mapping[str, str]) -> Allocation | None:
+    """The PBS or Torque job of ``env`` (``PBS_JOBID`` and ``PBS_NODEFILE`` set), else None."""
+    if not (env.get("PBS_JOBID") and env.get("PBS_NODEFILE")):
+        return None
+    path = Path(env["PBS_NODEFILE"])
+    try:
+        lines = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    except OSError as exc:
+        raise AllocationError(f"cannot read PBS_NODEFILE {path}: {exc}") from None
+    if not lines:
+        raise AllocationError(f"PBS_NODEFILE {path} lists no hosts")
+    slots: dict[str, int] = {}
+    first: dict[str, int] = {}
+    for index, line in enumerate(lines):
+        slots[line] = slots.get(line, 0) + 1
+        first.setdefault(line, index)
+    cores = int(env.get("NCPUS") or env.get("PBS_NUM_PPN") or 0)
+    hosts = tuple(slots)
+    return Allocation(
+        kind="pbs",
+        job_id=env["PBS_JOBID"],
+        hosts=hosts,
+        cpus=tuple(max(slots[h], cores) for h in hosts),
+        tasks=len(lines),
+        first_slots=tuple(first[h] for h in hosts),
+    )
+
+
+class PbsdshLauncher(Launcher):
+    """One ``pbsdsh`` per host, each starting that host's workers with ``--nworkers``."""
+
+    name = "pbsdsh"
+
+    def __init__(
+        self,
+        flavour: str = "pbs",
+        first_slots: Sequence[int] = (),
+        executable: str = "pbsdsh",
+    ):
+        if flavour not in {"pbs", "torque"}:
+            raise ValueError(f"flavour must be 'pbs' or 'torque'; got {flavour!r}")
+        self.flavour = flavour
+        self.first_slots = tuple(first_slots)
+        """For each host, the index of its first line in ``$PBS_NODEFILE`` (PBS Pro's ``-n``)."""
+        self.executable = executable
+
+    def commands(
+        self, layout: Layout, worker: WorkerSpec, env: Mapping[str, str]
+    ) -> list[LaunchCommand]:
+        """``pbsdsh -n SLOT --`` (PBS Pro) or ``pbsdsh -h HOST`` (Torque) per host."""
+        out = []
+        for index, host in enumerate(layout.hosts):
+            command = self.host_command(layout, worker, env, index)
+            if self.flavour == "torque":
+                target = ["-h", host]
+            else:
+                slot = self.first_slots[index] if index < len(self.first_slots) else index
+                target = ["-n", str(slot), "--"]
+            out.append(LaunchCommand([self.executable, *target, *command]))
+        return out
+
+
+def _torque_resources(cores: int, memory: Any, conf: Callable[[str], Any]) -> dict[str, Any]:
+    """Torque's ``-l nodes=1:ppn=C,mem=Mmb`` for a worker job, unless jobqueue.yaml sets it."""
+    if conf("resource-spec") is not None:
+        return {}
+    mem_mb = math.ceil(int(memory) / 2**20) if isinstance(memory, int) else None
+    return {"resource_spec": f"nodes=1:ppn={cores}" + (f",mem={mem_mb}mb" if mem_mb else "")}
+
+
+#: Directives that hpctune writes itself from a spec key (or a submit option); a
+#: ``-l RESOURCE`` request is keyed by its resource.
+PBSPRO_DIRECTIVES: dict[str, str] = {
+    "-N": "name",
+    "-q": "scheduler.queue",
+    "-A": "scheduler.account",
+    "-J": "submit --array",
+    "-l select": "scheduler.nodes, cores_per_node and memory",
+    "-l walltime": "scheduler.walltime",
+}
+TORQUE_DIRECTIVES: dict[str, str] = {
+    "-N": "name",
+    "-q": "scheduler.queue",
+    "-A": "scheduler.account",
+    "-t": "submit --array",
+    "-l nodes": "scheduler.nodes and cores_per_node",
+    "-l mem": "scheduler.memory",
+    "-l walltime": "scheduler.walltime",
+}
+FILTERS = {"pbs_time": pbs_time, "pbs_memory": pbs_memory}
+
+
 class PBSPro(Scheduler):
     """PBS Professional / OpenPBS."""
 
     kind = "pbs"
+    label = "PBS"
     submit_program = "qsub"
     array_dependency = "afterany"
+    job_variables = ("PBS_JOBID",)
+    reserved_directives = PBSPRO_DIRECTIVES
+    detect_order = 10
+    filters = FILTERS
+    example_directives = ("-m abe",)
+    node_variables = ("PBS_NODENAME",)
+    cpu_variables = ("NCPUS", "PBS_NUM_PPN")
+    jobqueue = JobqueueFlavour(
+        cluster_class="PBSCluster", section="pbs", scratch="${TMPDIR:-/tmp}", queue_command="qstat"
+    )
+
+    def directive_key(self, directive: str) -> str:
+        """The option, or ``-l RESOURCE`` for a resource request."""
+        option = super().directive_key(directive)
+        if option == "-l":
+            resource = re.split(r"[= ]", directive.strip()[2:].strip(), maxsplit=1)[0]
+            return f"-l {resource}" if resource else option
+        return option
+
+    @classmethod
+    def detect(cls, environ: Mapping[str, str]) -> Allocation | None:
+        """The PBS job this process runs in: its hosts and slots from ``$PBS_NODEFILE``."""
+        return detect_pbs(environ)
+
+    def launcher(self, allocation: Allocation) -> Launcher:
+        """pbsdsh (``-n`` on PBS Pro, ``-h`` on Torque), else mpiexec."""
+        if shutil.which("pbsdsh"):
+            flavour = "torque" if self.kind == "torque" else "pbs"
+            return PbsdshLauncher(flavour, allocation.first_slots)
+        if shutil.which("mpiexec"):
+            return MpiexecLauncher()
+        raise AllocationError(
+            "cluster.mode allocation: neither pbsdsh nor mpiexec is on PATH in this PBS job, "
+            "so workers cannot start on the other nodes (load the MPI module, or use mode "
+            "jobqueue)"
+        )
 
     def submit_command(
         self, script: str, *, after: Sequence[Dependency] = (), cluster: str | None = None
@@ -114,10 +272,16 @@ class PBSPro(Scheduler):
         if after:
             parts = []
             for dep in after:
-                kind = dep.type
-                if kind == "afterany" and any("[]" in i for i in dep.job_ids):
-                    kind = self.array_dependency
-                parts.append(f"{kind}:{':'.join(dep.job_ids)}")
+                arrays = [i for i in dep.job_ids if "[]" in i]
+                if dep.type != "afterany" or not arrays or self.array_dependency == dep.type:
+                    parts.append(f"{dep.type}:{':'.join(dep.job_ids)}")
+                    continue
+                # Torque waits for an array with its own type, for a plain job with afterany:
+                # a split array's one-task part is a plain job.
+                plain = [i for i in dep.job_ids if "[]" not in i]
+                parts.append(f"{self.array_dependency}:{':'.join(arrays)}")
+                if plain:
+                    parts.append(f"afterany:{':'.join(plain)}")
             command += ["-W", f"depend={','.join(parts)}"]
         return [*command, script]
 
@@ -145,6 +309,7 @@ class PBSPro(Scheduler):
         return parse_qstat_f(proc.stdout), "qstat"
 
     def states(self, jobs: Sequence[tuple[str, str | None]]) -> dict[str, JobState]:
+        """qstat of every job (array subjobs included): the state of each, or of its tasks."""
         ids = [job_id for job_id, _cluster in jobs]
         if not ids:
             return {}
@@ -181,11 +346,13 @@ class PBSPro(Scheduler):
     # ------------------------------------------------------------------ cancel, limits
 
     def cancel(self, jobs: Sequence[tuple[str, str | None]]) -> list[str]:
+        """``qdel`` of every job."""
         command = ["qdel", *(job_id for job_id, _cluster in jobs)]
         run_command(command)
         return [" ".join(command)]
 
     def max_array_size(self) -> int | None:
+        """The server's ``max_array_size`` (PBS Pro) or ``max_job_array_size`` (Torque)."""
         proc = run_command(["qstat", "-B", "-f"], check=False)
         match = SERVER_ATTRIBUTE.search(proc.stdout) if proc.returncode == 0 else None
         return int(match.group(2)) if match else None
@@ -195,7 +362,16 @@ class Torque(PBSPro):
     """Torque (and qsub wrappers of other schedulers that speak its language)."""
 
     kind = "torque"
+    label = "Torque"
     array_dependency = "afteranyarray"
+    reserved_directives = TORQUE_DIRECTIVES
+    jobqueue = JobqueueFlavour(
+        cluster_class="PBSCluster",
+        section="pbs",
+        scratch="${TMPDIR:-/tmp}",
+        queue_command="qstat",
+        extra=_torque_resources,
+    )
 
     def query(self, job_ids: Sequence[str]) -> tuple[dict[str, dict[str, Any]], str]:
         """Torque has no JSON and no ``-x``: ``qstat -f`` per job (arrays with ``-t``)."""

@@ -1,51 +1,71 @@
-"""SLURM: ``sbatch --parsable``, states from sacct (where accounting answers) or squeue and
-scontrol, ``scancel``, and ``MaxArraySize`` from ``scontrol show config``."""
+"""SLURM: everything hpctune knows about it.
+
+- Job scripts: ``#SBATCH`` directives (``slurm.sh.j2``), a job that requeues itself after the
+  walltime warning (``--signal=B:USR1@grace``, at most :data:`MAX_REQUEUES` times).
+- ``sbatch --parsable``, states from sacct (where accounting answers) or squeue and scontrol,
+  ``scancel``, and ``MaxArraySize`` from ``scontrol show config``.
+- Inside a job (``sbatch``, ``salloc``): ``SLURM_JOB_ID``, ``SLURM_JOB_NODELIST`` (e.g.
+  ``node[1-2]``), ``SLURM_JOB_CPUS_PER_NODE`` (e.g. ``32(x2),16``), ``SLURM_NTASKS``,
+  ``SLURM_MEM_PER_NODE`` or ``SLURM_MEM_PER_CPU`` (MB), and inside ``srun`` ``SLURM_STEP_ID`` /
+  ``SLURM_STEP_NUM_TASKS``. Workers start as one ``srun`` step, one worker process per task.
+- dask-jobqueue's ``SLURMCluster``.
+"""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+import shutil
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .common import (
-    Dependency,
-    JobState,
-    Scheduler,
-    bad_output,
-    run_command,
-    summarise,
+from ..errors import AllocationError, ClusterError
+from ..units import duration, whole_size
+from .base import Allocation, JobqueueFlavour, Scheduler
+from .commands import bad_output, run_command
+from .jobs import Dependency, JobState, summarise
+from .launch import LaunchCommand, Launcher, Layout, WorkerSpec
+from .slurm_hostlist import expand_counts, expand_hostlist
+
+MAX_REQUEUES = 10
+"""How often a SLURM job requeues itself after the walltime warning before it gives up."""
+
+#: Directives that hpctune writes itself from a spec key (or a submit option).
+RESERVED_DIRECTIVES: dict[str, str] = {
+    **dict.fromkeys(("-J", "--job-name"), "name"),
+    **dict.fromkeys(("-N", "--nodes"), "scheduler.nodes"),
+    **dict.fromkeys(("-c", "--cpus-per-task", "--ntasks-per-node"), "scheduler.cores_per_node"),
+    **dict.fromkeys(("--mem",), "scheduler.memory"),
+    **dict.fromkeys(("-t", "--time"), "scheduler.walltime"),
+    **dict.fromkeys(("-p", "--partition"), "scheduler.queue"),
+    **dict.fromkeys(("-A", "--account"), "scheduler.account"),
+    **dict.fromkeys(("-o", "--output", "-e", "--error"), "scheduler.log_dir"),
+    **dict.fromkeys(("--signal",), "scheduler.grace"),
+    **dict.fromkeys(("-a", "--array"), "submit --array"),
+    **dict.fromkeys(("-d", "--dependency"), "submit --after"),
+}
+
+#: Variables SLURM reads as srun options: the driver's job or step sets them, the worker step
+#: must not inherit them (``--ntasks-per-node=1`` of the batch job would contradict ours).
+SRUN_INPUT_VARIABLES = (
+    "SLURM_NTASKS",
+    "SLURM_NPROCS",
+    "SLURM_NTASKS_PER_NODE",
+    "SLURM_CPUS_PER_TASK",
+    "SLURM_DISTRIBUTION",
+    "SLURM_NNODES",
+    "SRUN_CPUS_PER_TASK",
 )
 
 PENDING = {
-    "PENDING",
-    "REQUEUED",
-    "REQUEUE_FED",
-    "REQUEUE_HOLD",
-    "RESV_DEL_HOLD",
-    "SUSPENDED",
-}
+    "PENDING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", "RESV_DEL_HOLD", "SUSPENDED",
+}  # fmt: skip
 RUNNING = {
-    "RUNNING",
-    "CONFIGURING",
-    "COMPLETING",
-    "RESIZING",
-    "SIGNALING",
-    "STAGE_OUT",
-    "STOPPED",
-}
+    "RUNNING", "CONFIGURING", "COMPLETING", "RESIZING", "SIGNALING", "STAGE_OUT", "STOPPED",
+}  # fmt: skip
 DONE = {
-    "BOOT_FAIL",
-    "CANCELLED",
-    "COMPLETED",
-    "DEADLINE",
-    "FAILED",
-    "NODE_FAIL",
-    "OUT_OF_MEMORY",
-    "PREEMPTED",
-    "REVOKED",
-    "SPECIAL_EXIT",
-    "TIMEOUT",
-}
+    "BOOT_FAIL", "CANCELLED", "COMPLETED", "DEADLINE", "FAILED", "NODE_FAIL", "OUT_OF_MEMORY",
+    "PREEMPTED", "REVOKED", "SPECIAL_EXIT", "TIMEOUT",
+}  # fmt: skip
 PHASE = {
     **dict.fromkeys(PENDING, "pending"),
     **dict.fromkeys(RUNNING, "running"),
@@ -90,13 +110,145 @@ def _base_id(job_id: str) -> str:
     return job_id.split("_", 1)[0].split(".", 1)[0]
 
 
+def slurm_time(seconds: int) -> str:
+    """``D-HH:MM:SS`` (or ``HH:MM:SS`` below a day), as ``--time`` reads it."""
+    return duration(seconds)
+
+
+def slurm_memory(size: int) -> str:
+    """``--mem`` value: whole T, G or M (mebibytes, rounded up)."""
+    number, unit = whole_size(int(size), [("T", 2**40), ("G", 2**30), ("M", 2**20)])
+    return f"{number}{unit}"
+
+
+class SrunLauncher(Launcher):
+    """One ``srun`` job step over the allocation, one worker process per task."""
+
+    name = "srun"
+
+    def __init__(self, *, inside_step: bool = False, executable: str = "srun"):
+        self.inside_step = inside_step
+        self.executable = executable
+
+    def commands(
+        self, layout: Layout, worker: WorkerSpec, env: Mapping[str, str]
+    ) -> list[LaunchCommand]:
+        """One ``srun`` of every worker, without the batch job's srun input variables."""
+        memory = [m for m in layout.memory_limit if m is not None]
+        argv = [
+            self.executable,
+            "--job-name=hpctune-workers",
+            "--kill-on-bad-exit=0",
+            f"--nodes={len(layout.hosts)}",
+            f"--ntasks={layout.total_workers}",
+            f"--cpus-per-task={layout.threads}",
+            "--export=ALL",
+        ]
+        if layout.uniform:
+            argv.append(f"--ntasks-per-node={layout.workers[0]}")
+        if self.inside_step:
+            argv.append("--overlap")
+        command = worker.command(layout.threads, min(memory) if memory else None)
+        return [LaunchCommand(argv + command, dict(env), unset=SRUN_INPUT_VARIABLES)]
+
+
+def detect_slurm(env: Mapping[str, str]) -> Allocation | None:
+    """The SLURM job of ``env`` (``SLURM_JOB_ID`` set), else None."""
+    if not env.get("SLURM_JOB_ID"):
+        return None
+    nodelist = env.get("SLURM_JOB_NODELIST") or env.get("SLURM_NODELIST") or ""
+    hosts = tuple(expand_hostlist(nodelist)) if nodelist else ()
+    if not hosts:
+        hosts = (env.get("SLURMD_NODENAME") or "localhost",)
+    cpus_text = env.get("SLURM_JOB_CPUS_PER_NODE") or ""
+    cpus = tuple(expand_counts(cpus_text)) if cpus_text else ()
+    if len(cpus) != len(hosts):
+        per_node = int(env.get("SLURM_CPUS_ON_NODE") or 1)
+        cpus = (per_node,) * len(hosts)
+    mib = 2**20
+    if env.get("SLURM_MEM_PER_NODE"):
+        memory = (int(env["SLURM_MEM_PER_NODE"]) * mib,) * len(hosts)
+    elif env.get("SLURM_MEM_PER_CPU"):
+        memory = tuple(int(env["SLURM_MEM_PER_CPU"]) * mib * c for c in cpus)
+    else:
+        memory = ()
+    tasks = int(env.get("SLURM_NTASKS") or env.get("SLURM_NPROCS") or len(hosts))
+    step_tasks = 0
+    if env.get("SLURM_STEP_ID") not in (None, "", "batch", "extern", "interactive"):
+        step_tasks = int(env.get("SLURM_STEP_NUM_TASKS") or env.get("SLURM_NTASKS") or 1)
+    return Allocation(
+        kind="slurm",
+        job_id=env["SLURM_JOB_ID"],
+        hosts=hosts,
+        cpus=cpus,
+        tasks=tasks,
+        memory=memory,
+        step_tasks=step_tasks,
+    )
+
+
+FILTERS = {"slurm_time": slurm_time, "slurm_memory": slurm_memory}
+TEMPLATE_VARIABLES = {"max_requeues": MAX_REQUEUES}
+
+
 class Slurm(Scheduler):
+    """SLURM (``sbatch``, ``salloc``, ``srun``), and sites' ``--clusters`` federations."""
+
     kind = "slurm"
+    label = "SLURM"
     submit_program = "sbatch"
+    job_variables = ("SLURM_JOB_ID",)
+    reserved_directives = RESERVED_DIRECTIVES
+    detect_order = 0
+    filters = FILTERS
+    template_variables = TEMPLATE_VARIABLES
+    example_directives = ("--constraint=haswell", "--qos=long")
+    node_variables = ("SLURMD_NODENAME",)
+    cpu_variables = ("SLURM_CPUS_ON_NODE",)
+    scratch_variables = ("SLURM_TMPDIR",)
+    task_variables = ("SLURM_PROCID",)
+    memory_hint = "--mem-per-cpu=2G"
+    jobqueue = JobqueueFlavour(
+        cluster_class="SLURMCluster",
+        section="slurm",
+        scratch="${SLURM_TMPDIR:-${TMPDIR:-/tmp}}",
+        queue_command="squeue",
+    )
+
+    @classmethod
+    def detect(cls, environ: Mapping[str, str]) -> Allocation | None:
+        """The SLURM job this process runs in (``SLURM_JOB_ID``), with its nodes and CPUs."""
+        return detect_slurm(environ)
+
+    def check_allocation(self, allocation: Allocation) -> None:
+        """Refuse a driver started as several tasks of ``srun``: each would start workers."""
+        if allocation.step_tasks > 1:
+            raise ClusterError(
+                f"hpctune run is running as {allocation.step_tasks} tasks of srun; start it once "
+                "(without srun) in the batch script or the salloc shell: it starts the workers "
+                "itself"
+            )
+
+    def check_layout(
+        self, allocation: Allocation, host: str, cpus: int, workers: int, threads: int
+    ) -> None:
+        """srun binds each task to its CPUs: more workers x threads than CPUs cannot start."""
+        if workers * threads > cpus:
+            raise AllocationError(
+                f"cluster.workers x cluster.threads = {workers} x {threads} CPUs per node, but "
+                f"the allocation has {cpus} CPU(s) on {host}; lower them or ask for more CPUs"
+            )
+
+    def launcher(self, allocation: Allocation) -> Launcher:
+        """srun, as one step (``--overlap`` inside a step: salloc's own or an srun shell)."""
+        if shutil.which("srun") is None:
+            raise AllocationError("cluster.mode allocation: srun is not on PATH in this SLURM job")
+        return SrunLauncher(inside_step=allocation.step_tasks > 0)
 
     def submit_command(
         self, script: str, *, after: Sequence[Dependency] = (), cluster: str | None = None
     ) -> list[str]:
+        """``sbatch --parsable [--clusters=C] [--dependency=TYPE:ID,...] SCRIPT``."""
         command = ["sbatch", "--parsable", *_clusters(cluster)]
         if after:
             value = ",".join(f"{d.type}:{':'.join(d.job_ids)}" for d in after)
@@ -114,6 +266,7 @@ class Slurm(Scheduler):
     # ------------------------------------------------------------------ states
 
     def states(self, jobs: Sequence[tuple[str, str | None]]) -> dict[str, JobState]:
+        """sacct where accounting answers; else squeue, and scontrol for the rest."""
         found: dict[str, JobState] = {}
         by_cluster: dict[str | None, list[str]] = {}
         for job_id, cluster in jobs:
@@ -210,6 +363,7 @@ class Slurm(Scheduler):
     # ------------------------------------------------------------------ cancel, limits
 
     def cancel(self, jobs: Sequence[tuple[str, str | None]]) -> list[str]:
+        """``scancel`` per cluster."""
         by_cluster: dict[str | None, list[str]] = {}
         for job_id, cluster in jobs:
             by_cluster.setdefault(cluster, []).append(job_id)

@@ -26,6 +26,7 @@ from .partition import (
     describe_exception,
     holdout_scores,
     make_search,
+    rank_nan_last,
     select_rows,
 )
 
@@ -51,6 +52,7 @@ __all__ = [
     "n_candidates",
     "n_folds",
     "param_space",
+    "rank_nan_last",
     "select_rows",
     "work_counts",
 ]

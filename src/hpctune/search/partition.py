@@ -23,9 +23,31 @@ from .cv import make_cv, n_folds
 from .estimator import build_estimator, fast_checks, n_candidates, param_space
 
 
+def rank_nan_last(values: Any, method: str = "min") -> np.ndarray:
+    """scipy's ``rankdata`` of negated mean scores, ranking NaN (a failed candidate) last.
+
+    dask-ml ranks candidates with ``rankdata``, which gives every rank NaN as soon as one mean
+    score is NaN: with ``error_score: nan`` a single failing candidate left no rank 1 and the
+    search raised IndexError. scikit-learn ranks NaN last, and all ranks 1 when every score is
+    NaN (the refit then shows the candidate's own error); this does the same.
+    """
+    from scipy.stats import rankdata
+
+    values = np.asarray(values, dtype=np.float64)
+    missing = np.isnan(values)
+    if missing.all():
+        return np.ones(values.shape, dtype=np.int32)
+    if missing.any():
+        values = np.where(missing, np.nanmax(values) + 1, values)
+    return rankdata(values, method=method)
+
+
 def make_search(search: SearchSpec, estimator: Any, cv: Any, scheduler: Any = "sync") -> Any:
     """The dask-ml search object for one partition."""
     import dask_ml.model_selection as dms
+    import dask_ml.model_selection.methods as dask_ml_methods
+
+    dask_ml_methods.rankdata = rank_nan_last  # its only use: ranking mean test scores
 
     multi = len(search.scoring) > 1
     common: dict[str, Any] = {

@@ -16,8 +16,6 @@ from .load import OVERRIDE_KEY_PATTERN, SpecLoader, apply_override, from_mapping
 from .scheduler import (
     DIRECTIVE_PATTERN,
     ENV_NAME_PATTERN,
-    MAX_SIGNAL_SECONDS,
-    RESERVED_DIRECTIVES,
     SchedulerSpec,
 )
 from .schema import (
@@ -40,10 +38,8 @@ __all__ = [
     "DISTRIBUTIONS",
     "ENV_NAME_PATTERN",
     "IMPORT_PATH_PATTERN",
-    "MAX_SIGNAL_SECONDS",
     "NAME_PATTERN",
     "OVERRIDE_KEY_PATTERN",
-    "RESERVED_DIRECTIVES",
     "AdaptiveSpec",
     "CVSpec",
     "ClusterSpec",

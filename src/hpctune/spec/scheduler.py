@@ -1,7 +1,7 @@
 """The ``scheduler`` section: the batch system, its resources and the directives a site adds.
 
-The tables of what each batch system reserves (``RESERVED_DIRECTIVES``) and the longest grace
-it accepts (``MAX_SIGNAL_SECONDS``) are read by :class:`SchedulerSpec`'s checks.
+What each batch system reserves and the longest grace it accepts come from its module, through
+:mod:`hpctune.schedulers.registry`.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_serializer, field_validator
 
+from ..schedulers.base import Scheduler
+from ..schedulers.registry import DEFAULT_KIND, KINDS, get_scheduler
 from ..units import duration, parse_memory, parse_walltime
 from .fields import SpecModel, as_list, check_line, check_name
 
@@ -20,50 +22,16 @@ ENV_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 DIRECTIVE_PATTERN = re.compile(r"^-{1,2}[A-Za-z][A-Za-z0-9_-]*([= ][^\n\r\x00]*)?$")
 
 
-MAX_SIGNAL_SECONDS = 65535
-"""The longest warning SLURM's ``--signal=...@seconds`` accepts."""
-
-#: Directives that hpctune writes itself from a spec key (or a submit option): an ``extra``
-#: entry may not repeat them. Keys are options, or ``-l resource`` for PBS resources.
-RESERVED_DIRECTIVES: dict[str, dict[str, str]] = {
-    "slurm": {
-        **dict.fromkeys(("-J", "--job-name"), "name"),
-        **dict.fromkeys(("-N", "--nodes"), "scheduler.nodes"),
-        **dict.fromkeys(("-c", "--cpus-per-task", "--ntasks-per-node"), "scheduler.cores_per_node"),
-        **dict.fromkeys(("--mem",), "scheduler.memory"),
-        **dict.fromkeys(("-t", "--time"), "scheduler.walltime"),
-        **dict.fromkeys(("-p", "--partition"), "scheduler.queue"),
-        **dict.fromkeys(("-A", "--account"), "scheduler.account"),
-        **dict.fromkeys(("-o", "--output", "-e", "--error"), "scheduler.log_dir"),
-        **dict.fromkeys(("--signal",), "scheduler.grace"),
-        **dict.fromkeys(("-a", "--array"), "submit --array"),
-        **dict.fromkeys(("-d", "--dependency"), "submit --after"),
-    },
-    "pbs": {
-        "-N": "name",
-        "-q": "scheduler.queue",
-        "-A": "scheduler.account",
-        "-J": "submit --array",
-        "-l select": "scheduler.nodes, cores_per_node and memory",
-        "-l walltime": "scheduler.walltime",
-    },
-    "torque": {
-        "-N": "name",
-        "-q": "scheduler.queue",
-        "-A": "scheduler.account",
-        "-t": "submit --array",
-        "-l nodes": "scheduler.nodes and cores_per_node",
-        "-l mem": "scheduler.memory",
-        "-l walltime": "scheduler.walltime",
-    },
-}
+def _scheduler(info: ValidationInfo) -> Scheduler | None:
+    """The scheduler of the ``kind`` validated before (None where it was refused)."""
+    kind = info.data.get("kind")
+    return get_scheduler(kind) if kind in KINDS else None
 
 
 class SchedulerSpec(SpecModel):
-    """``scheduler``: the batch system and the resources of the job scripts ``render`` and
-    ``submit`` write; none of it changes results."""
+    """The batch job: its kind (:data:`~hpctune.schedulers.registry.KINDS`) and resources."""
 
-    kind: Literal["slurm", "pbs", "torque"] = "slurm"
+    kind: Literal[KINDS] = DEFAULT_KIND  # type: ignore[valid-type]
     nodes: int = Field(default=1, ge=1)
     cores_per_node: int = Field(default=1, ge=1)
     memory: int | None = None
@@ -121,19 +89,16 @@ class SchedulerSpec(SpecModel):
     @field_validator("extra")
     @classmethod
     def _extra_not_reserved(cls, value: list[str], info: ValidationInfo) -> list[str]:
-        reserved = RESERVED_DIRECTIVES.get(info.data.get("kind", "slurm"), {})
+        scheduler = _scheduler(info)
         for directive in value:
             try:
                 shlex.split(directive)
             except ValueError:
                 raise ValueError(
-                    f"{directive!r} has an unmatched quote, which sbatch and qsub refuse"
+                    f"{directive!r} has an unmatched quote, which "
+                    f"{scheduler.submit_program if scheduler else 'a batch system'} refuses"
                 ) from None
-            option = re.split(r"[= ]", directive, maxsplit=1)[0]
-            resource = ""
-            if option == "-l":
-                resource = re.split(r"[= ]", directive[2:].strip(), maxsplit=1)[0]
-            key = reserved.get(f"-l {resource}" if resource else option)
+            key = scheduler.reserved_key(directive) if scheduler else None
             if key:
                 raise ValueError(
                     f"{directive!r} is written by hpctune from {key}; set that instead"
@@ -144,8 +109,10 @@ class SchedulerSpec(SpecModel):
     @classmethod
     def _grace(cls, value: int, info: ValidationInfo) -> int:
         walltime = info.data.get("walltime")
-        if value > MAX_SIGNAL_SECONDS:
-            raise ValueError(f"must be at most {MAX_SIGNAL_SECONDS} seconds; got {value}")
+        scheduler = _scheduler(info)
+        bound = scheduler.max_grace if scheduler else None
+        if bound is not None and value > bound:
+            raise ValueError(f"must be at most {bound} seconds; got {value}")
         if value and walltime is not None and value >= walltime:
             raise ValueError(
                 f"must be shorter than the walltime ({walltime} s), to leave time to work; "
