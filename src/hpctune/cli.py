@@ -11,6 +11,7 @@ import functools
 import json
 import logging
 import os
+import signal
 import sys
 import warnings
 from collections.abc import Callable, Iterator
@@ -523,24 +524,46 @@ def warning_lines() -> Iterator[None]:
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: one line and an exit code for every error, never a traceback."""
-    if argv is None:  # the console script: the process ends with the command
+    own_process = argv is None  # the console script: the process ends with the command
+    if own_process:
         startup.command_line_process()
         streams.claim_stdout()  # what estimators print goes to stderr, never into stdout
+    code = _command(argv)
+    streams.flush()
+    if own_process:
+        startup.end(code)
+    sys.exit(code)
+
+
+def _command(argv: list[str] | None) -> int:
+    """Run the command line ``argv``; its exit code."""
     try:
-        with warning_lines():
-            code = cli.main(args=argv, prog_name="hpctune", standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("hpctune: aborted", err=True)
-        code = 1
+        try:
+            with warning_lines():
+                code = cli.main(args=argv, prog_name="hpctune", standalone_mode=False)
+        except click.exceptions.Abort as exc:
+            if isinstance(exc.__cause__ or exc.__context__, KeyboardInterrupt):
+                raise (exc.__cause__ or exc.__context__) from None  # Click's wrap of Ctrl-C
+            click.echo("hpctune: aborted", err=True)
+            return 1
+    except SystemExit as exc:  # a command's own exit code
+        if exc.code is None or isinstance(exc.code, int):
+            return exc.code or 0
+        click.echo(exc.code, err=True)
+        return 1
     except click.ClickException as exc:
         exc.show()
-        code = exc.exit_code
+        return exc.exit_code
     except HpctuneError as exc:
         click.echo(f"hpctune: error: {exc}", err=True)
-        code = exc.exit_code
-    except KeyboardInterrupt:
-        click.echo("hpctune: interrupted", err=True)
-        code = 130
+        return exc.exit_code
+    except KeyboardInterrupt as exc:
+        signum = getattr(exc, "signum", signal.SIGINT)
+        if signum == signal.SIGINT:
+            click.echo("hpctune: interrupted", err=True)
+        else:
+            click.echo(f"hpctune: stopped by {signal.Signals(signum).name}", err=True)
+        return 128 + int(signum)
     except Exception as exc:  # a bug: say so in one line, the traceback on request
         if os.environ.get("HPCTUNE_DEBUG"):
             raise
@@ -549,6 +572,5 @@ def main(argv: list[str] | None = None) -> None:
             "(set HPCTUNE_DEBUG=1 for the traceback)",
             err=True,
         )
-        code = 1
-    streams.flush()
-    sys.exit(code or 0)
+        return 1
+    return code or 0

@@ -58,6 +58,15 @@ use glibc's defaults, as the serial scikit-learn run they are compared with does
 """
 
 
+def distributed_log_level() -> int:
+    """The level of Dask's own log records shown on stderr, in this process and in the local
+    workers: errors with ``-v`` (hpctune's log at INFO), else none. The run reports what
+    matters itself (a failed partition and why, a worker that died); Dask's records at a stop
+    or at the end of a run are of its shutdown (a worker's heartbeat to a scheduler already
+    closed: ``CommClosedError ... Stream is closed``), not for the user's terminal."""
+    return logging.ERROR if log.isEnabledFor(logging.INFO) else logging.CRITICAL
+
+
 GIL_RELEASING_STEPS = frozenset(
     f"sklearn.{path}"
     for path in (
@@ -354,7 +363,7 @@ def _local_cluster(job: Job) -> Iterator[ClusterHandle]:
             security=security,
             dashboard_address=DASHBOARD_ADDRESS,  # its HTTP server, dashboard or not, local
             local_directory=scratch_dir(),
-            silence_logs=logging.ERROR,
+            silence_logs=distributed_log_level(),
         )
     try:
         client = Client(cluster, security=security)
@@ -512,6 +521,7 @@ def _allocation_cluster(job: Job) -> Iterator[ClusterHandle]:
     credentials = write_credentials(job.output_dir)
     processes: WorkerProcesses | None = None
     cluster = client = None
+    stopping = threading.Event()  # set by a stop signal from the workers' start on
     try:
         security = credentials.security()
         cluster = LocalCluster(
@@ -521,7 +531,7 @@ def _allocation_cluster(job: Job) -> Iterator[ClusterHandle]:
             protocol="tls://",
             security=security,
             dashboard_address=DASHBOARD_ADDRESS,
-            silence_logs=logging.ERROR,
+            silence_logs=distributed_log_level(),
         )
         address = cluster.scheduler_address
         credentials.write_scheduler_file(address, job_id=allocation.job_id)
@@ -545,26 +555,29 @@ def _allocation_cluster(job: Job) -> Iterator[ClusterHandle]:
                 what=f"{launcher.name} workers",
                 stopping=stopping,
             )
-        yield remote_handle(
-            client,
-            job,
-            address=address,
-            mode="allocation",
-            workers=connected,
-            threads=layout.threads,
-            what=(
-                f"allocation ({allocation.kind} job {allocation.job_id}): {connected} workers x "
-                f"{layout.threads} thread(s)"
-            ),
-        )
+            yield remote_handle(
+                client,
+                job,
+                address=address,
+                mode="allocation",
+                workers=connected,
+                threads=layout.threads,
+                what=(
+                    f"allocation ({allocation.kind} job {allocation.job_id}): {connected} "
+                    f"workers x {layout.threads} thread(s)"
+                ),
+            )
     finally:
         if client is not None:
             client.close()
         if cluster is not None:
             cluster.close()
         if processes is not None:
-            # the scheduler has told the workers to close; their nannies follow within seconds
-            processes.stop(timeout=20.0)
+            # The scheduler has told the workers to close; their nannies follow within seconds.
+            # Stopped by a signal, the launchers are ended sooner: workers still starting were
+            # told nothing, and a cancelled job's processes are killed after the scheduler's
+            # KillWait (30 s by default), the run's own exit with them.
+            processes.stop(timeout=3.0 if stopping.is_set() else 20.0)
         credentials.remove()
 
 

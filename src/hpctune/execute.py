@@ -479,6 +479,7 @@ class SearchGraphRunner(Runner):
         self.retry_at_end: list[int] = []
         self._skops = threading.Lock()
         self._skops_started = False
+        self._ended = False  # under _io: no read nor record starts any more
 
     def concurrency(self) -> int:
         search = self.ctx.job.search
@@ -514,13 +515,21 @@ class SearchGraphRunner(Runner):
                 self.progress.update(self.counts)
         finally:
             pool.shutdown(wait=not self.stop.is_set(), cancel_futures=True)
-            self.journal.close()
+            # Stopped, the searches still waiting for a fit are not waited for (the process
+            # may end under them, hpctune.startup.end): once a read or record in progress
+            # ends, none starts again, so that no thread is inside NetCDF or writing a
+            # partition when the process ends.
+            with self._io:
+                self._ended = True
+                self.journal.close()
 
     def _one(self, index: int, last_try: bool = False) -> str | None:
         if self.stop.is_set():
             return None
         members = self.ctx.plan.cells(index)
         with self._io:
+            if self._ended:
+                return None
             block = self.reader.read(members)
         x, y, t = partition_rows(block, 0, members, self.ctx.info.times)
         timeout = self.ctx.job.search.timeout
@@ -541,6 +550,8 @@ class SearchGraphRunner(Runner):
         if self.stop.is_set() and result.status == "failed":
             return None  # cut short by the stop, not a failure of the partition
         with self._io:
+            if self._ended:
+                return None
             record_result(self.store, self.journal, self.ctx.plan, result)
         return result.status
 
@@ -638,7 +649,33 @@ def run_prepared(
     progress: Progress | None = None,
     early: EarlyCluster | None = None,
 ) -> RunSummary:
-    """Run (or resume) the searches of ``prepared``; the whole run writes results.nc at the end."""
+    """Run (or resume) the searches of ``prepared``; the whole run writes results.nc at the end.
+
+    A stop signal from here to the return stops the run in order (:func:`_stop_on_signals`):
+    arriving before the searches begin, no cluster starts; during them, no partition starts;
+    while the cluster closes or results.nc is written, those end first. ``early``'s cluster is
+    closed before the return."""
+    stop = threading.Event()
+    caught: list[str] = []
+    with _stop_on_signals(stop, caught):
+        try:
+            summary = _run_prepared(prepared, restart, part, client, progress, early, stop)
+        finally:
+            if early is not None:
+                early.close()
+    summary.stopped_by = caught[0] if caught else None
+    return summary
+
+
+def _run_prepared(
+    prepared: Prepared,
+    restart: bool,
+    part: tuple[int, int] | None,
+    client: Any,
+    progress: Progress | None,
+    early: EarlyCluster | None,
+    stop: threading.Event,
+) -> RunSummary:
     job, plan = prepared.job, prepared.plan
     progress = progress or Progress(enabled=False)
     started = time.monotonic()
@@ -657,12 +694,10 @@ def run_prepared(
             progress.message(
                 f"resuming: {counts.resumed} of {counts.total} partitions already done"
             )
-        stop = threading.Event()
-        caught: list[str] = []
         startup.work_begins()
-        if todo.size:
+        if todo.size and not stop.is_set():
             ctx = TaskContext(job=job, info=prepared.info, plan=plan, output=str(store.root))
-            with _stop_on_signals(stop, caught), _cluster(job, client, early) as handle:
+            with _cluster(job, client, early) as handle:
                 summary.cluster = handle.description
                 progress.message(
                     f"{handle.description}"
@@ -684,8 +719,7 @@ def run_prepared(
         summary.failed = counts.failed
         summary.resumed = counts.resumed
         summary.pending = counts.remaining
-        summary.stopped_by = caught[0] if caught else None
-        if part is None and not caught:
+        if part is None and not stop.is_set():
             summary.results = store.write_results(job, plan, prepared.coords)
         summary.seconds = time.monotonic() - started
         return summary
@@ -749,6 +783,14 @@ class EarlyCluster:
         pool.shutdown(wait=False)
 
     def _start(self, in_process: bool) -> ClusterHandle:
+        if not in_process:
+            # SIGINT is the driver's own (its main thread's handler stops the run): blocked in
+            # this thread, it is blocked in the cluster's threads and the worker processes
+            # they spawn, which a Ctrl-C at the terminal would otherwise end with a
+            # KeyboardInterrupt traceback each (forked ones have the forkserver's mask)
+            from . import forkserver
+
+            forkserver.block_interrupts()
         handle = self._stack.enter_context(start_cluster(self._job, in_process=in_process))
         if not handle.processes:
             return handle  # nothing to import: the workers share this process's modules

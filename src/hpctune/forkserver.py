@@ -15,6 +15,13 @@ variables like ``OMP_NUM_THREADS`` act when a library loads, which is in the ser
 modules that start no threads on import are preloaded (forking copies one thread only): the
 user's own estimator modules are imported by each worker, as before.
 
+The server starts with SIGINT blocked, which it and every worker forked from it keep: Ctrl-C
+at a terminal signals the whole foreground process group, and only the process that started
+the workers (``hpctune run``, or ``dask worker`` on an allocated node) is to act on it, closing
+its workers in order. Without it a worker ends on its own with a ``KeyboardInterrupt``
+traceback on the terminal, and a server still importing its modules ends, failing the next
+worker start (:func:`interrupts_blocked`).
+
 ``HPCTUNE_FORKSERVER=0`` in the environment turns this off (workers are spawned, distributed's
 default). Where Python has no ``forkserver`` (Windows), workers are spawned too.
 """
@@ -25,6 +32,7 @@ import contextlib
 import logging
 import multiprocessing
 import os
+import signal
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
@@ -109,12 +117,34 @@ def start(modules: Iterable[str]) -> bool:
         preload += [m for m in modules if m not in preload]
         context.set_forkserver_preload(preload)
         try:
-            with _environment(server_environment()):
+            with _environment(server_environment()), interrupts_blocked():
                 forkserver.ensure_running()
         except OSError as exc:  # no more processes, a read-only /tmp for its socket
             log.warning("workers are spawned: the forkserver did not start (%s)", exc)
             return False
     return True
+
+
+def block_interrupts() -> Any:
+    """Block SIGINT in the calling thread, and so in the processes and threads it starts from
+    now on (a process inherits its parent thread's signal mask, across ``exec`` too; Python
+    leaves it as it finds it); the mask before. A SIGINT that arrives meanwhile is not lost:
+    another thread takes it, or this one once it is unblocked."""
+    from multiprocessing import resource_tracker
+
+    # started first: starting it unblocks SIGINT and SIGTERM in the calling thread
+    resource_tracker.ensure_running()
+    return signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+
+
+@contextlib.contextmanager
+def interrupts_blocked() -> Iterator[None]:
+    """SIGINT blocked in the calling thread meanwhile (:func:`block_interrupts`)."""
+    previous = block_interrupts()
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 @contextlib.contextmanager

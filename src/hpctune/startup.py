@@ -1,4 +1,6 @@
-"""The command line's start-up and exit: Python's cyclic garbage collector keeps out of both.
+"""The command line's start-up and exit: Python's cyclic garbage collector keeps out of both,
+a stop signal ends a command with 128+N whatever it is doing, and the exit never tears down a
+native library under a thread still running in it.
 
 Importing scientific Python (xarray, scikit-learn, dask-ml) creates millions of objects that live
 as long as the process, and each time the heap grows by a quarter the collector walks all of
@@ -11,24 +13,63 @@ cyclic garbage of start-up (those five collections found 190 objects in all) sta
 At exit the heap is frozen as well, so that the interpreter's shutdown does not walk it once
 more looking for cycles (0.6 s after a run); the process's memory goes with it. Both only in
 the command line's own process (:func:`command_line_process`), never in a caller's.
+
+SIGINT, SIGTERM and SIGUSR1 (a batch system's warning before the walltime) raise
+:class:`Interrupted` in the command line's process until a run installs its own handlers (which
+stop the run in order, :func:`hpctune.execute.run_prepared`) and after it restores them: the
+command ends with exit code 128+N and one line, whatever it was doing, never with a traceback
+nor killed by the signal. (Before the command begins, while Python starts and imports hpctune,
+a signal acts as on any Python program; once the exit code is decided, :func:`end` ignores
+them.) A disposition inherited as ignored is replaced too (a shell starts
+background commands with SIGINT ignored, and the job scripts pass INT on to ``hpctune run``
+running in the background), as the run's own handlers always did.
+
+How the process ends: :func:`end`.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import gc
+import logging
+import os
+import signal
+import sys
+import threading
+from typing import Any, NoReturn
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
 
 _own_process = False
 _paused = False
 
 
+class Interrupted(KeyboardInterrupt):
+    """A stop signal arrived in the command line's process outside a run's own handling: the
+    command ends with exit code 128 + :attr:`signum` (a ``KeyboardInterrupt``, so that code
+    that cleans up after Ctrl-C cleans up after SIGTERM as well)."""
+
+    def __init__(self, signum: int = signal.SIGINT) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = int(signum)
+
+
+def _interrupt(signum: int, _frame: Any) -> None:
+    raise Interrupted(signum)
+
+
 def command_line_process() -> None:
-    """The process is the command line's own (not a caller's, through the API or tests): freeze
-    the heap when it exits, and let :func:`pause_collector` act."""
+    """The process is the command line's own (not a caller's, through the API or tests): stop
+    signals raise :class:`Interrupted`, the heap is frozen when it exits, and
+    :func:`pause_collector` acts."""
     global _own_process
     if not _own_process:
         _own_process = True
         atexit.register(gc.freeze)
+        if threading.current_thread() is threading.main_thread():
+            for sig in STOP_SIGNALS:
+                signal.signal(sig, _interrupt)
 
 
 def pause_collector() -> None:
@@ -47,3 +88,38 @@ def work_begins() -> None:
         _paused = False
         gc.freeze()
         gc.enable()
+
+
+def end(code: int) -> NoReturn:
+    """End the command line's own process with exit code ``code``.
+
+    When this is the process's last thread, the interpreter exits as usual. When other threads
+    are left, it ends with :func:`os._exit` once the atexit handlers have run (logging's flush
+    among them) and stdout and stderr are flushed. Such a thread is a worker thread of a run
+    stopped by a signal, still inside a fit (libsvm, BLAS), or a search still waiting for one:
+    a run does not wait for the fits running when it stops, and a thread cannot be stopped from
+    outside. The interpreter's exit would end in the C library's ``exit()``, whose ``_dl_fini``
+    runs every shared library's finalisers; OpenBLAS, libsvm and HDF5 torn down under a thread
+    still running in them crash the process (SIGSEGV, exit 139, after the run's clean
+    summary). Waiting for those threads instead would hold a Ctrl-C for as long as the
+    slowest fit, and would still crash where a scheduler's kill grace is shorter. ``os._exit``
+    ends every thread at once and runs no finaliser, so the process ends with ``code``; what
+    the interpreter's teardown would have done is not needed here: everything hpctune writes is
+    closed by then (partition files are renamed into place whole, the journal is closed and no
+    thread appends to it once the run stopped, results.nc is closed, the locks released; no
+    thread reads NetCDF after the run's end, :class:`hpctune.execute.SearchGraphRunner`), and
+    the process's memory and file descriptors go with it.
+    """
+    if threading.current_thread() is threading.main_thread():
+        for sig in STOP_SIGNALS:  # the command has ended: its exit code stands
+            signal.signal(sig, signal.SIG_IGN)
+    if not any(t is not threading.current_thread() for t in threading.enumerate()):
+        sys.exit(code)
+    run_exit_handlers = getattr(atexit, "_run_exitfuncs", None)
+    if run_exit_handlers is not None:
+        run_exit_handlers()  # every handler, then none left
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(AttributeError, OSError, ValueError):  # closed, or none
+            stream.flush()
+    os._exit(code)

@@ -1,0 +1,103 @@
+"""How the command line's process ends: at a stop signal anywhere in a command, exit 128+N and
+one line; with threads left, the atexit handlers and then ``os._exit``, no join and no library
+finaliser. Then stops at random moments, in each local layout: exit 128+N, no crash, nothing on
+stderr but hpctune's own lines, no process left, and the next run resumes to the results of a
+run never stopped (``tests/stress_stops.py``, which runs more tries; the SLURM allocation
+layout is in ``tests/integration/test_stops_slurm.py``)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from helpers_cli import hpctune
+from stress_stops import stress, summary
+
+from hpctune import startup
+
+SEED = int(os.environ.get("HPCTUNE_STOPS_SEED", "18"))
+"""The moments, targets and order of the tries; ``HPCTUNE_STOPS_SEED`` draws others."""
+
+TRIES = 2
+"""Per layout and signal, a SIGINT and a SIGTERM each."""
+
+
+@pytest.mark.parametrize(
+    ("signum", "code", "line"),
+    [
+        (signal.SIGINT, 130, "hpctune: interrupted"),
+        (signal.SIGTERM, 143, "hpctune: stopped by SIGTERM"),
+        (signal.SIGUSR1, 138, "hpctune: stopped by SIGUSR1"),
+    ],
+)
+def test_a_stop_signal_outside_a_runs_own_handling_ends_the_command_with_128_plus_n(
+    monkeypatch, capsys, synthetic_job, signum, code, line
+):
+    """Raised while the data are checked (the command line's handlers raise Interrupted until
+    the run installs its own): one line and 128+N, never Click's 'aborted' and exit 1."""
+
+    def interrupted(*_args, **_kwargs):
+        raise startup.Interrupted(signum)
+
+    monkeypatch.setattr("hpctune.execute.prepare", interrupted)
+    outcome = hpctune(capsys, "run", synthetic_job)
+    assert outcome.code == code
+    assert [x for x in outcome.err.splitlines() if x.strip()] == [line]
+    assert outcome.out == ""
+
+
+def test_a_plain_keyboard_interrupt_in_a_command_exits_130(monkeypatch, capsys, synthetic_job):
+    def interrupted(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("hpctune.execute.prepare", interrupted)
+    outcome = hpctune(capsys, "run", synthetic_job)
+    assert outcome.code == 130
+    assert "hpctune: interrupted" in outcome.err
+    assert "aborted" not in outcome.err
+
+
+END = """
+import atexit, sys, threading, time
+from hpctune import startup
+atexit.register(lambda: print("atexit ran", flush=True))
+sys.stdout.write("unflushed")  # no newline: still in the buffer
+if sys.argv[1] == "thread":  # a thread that outlives the command, as a fit at a stop does
+    threading.Thread(target=time.sleep, args=(600,), daemon=False).start()
+startup.end(143)
+"""
+
+
+@pytest.mark.parametrize("other_thread", [True, False])
+def test_the_process_ends_with_its_code_after_the_atexit_handlers(other_thread):
+    """With a thread left the process does not wait for it (a non-daemon thread in a 600 s
+    sleep would hold the interpreter's exit) and still runs the atexit handlers and flushes
+    stdout; alone, it exits as usual."""
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(END), "thread" if other_thread else "alone"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 143, done.stderr
+    assert done.stdout == "unflushedatexit ran\n"
+    assert done.stderr == ""
+
+
+@pytest.mark.full
+@pytest.mark.parametrize("layout", ["threads", "processes", "forked"])
+def test_stops_at_random_moments_exit_128_plus_n_and_resume(layout, tmp_path):
+    lines: list[str] = []
+    done = stress([layout], TRIES, ["INT", "TERM"], SEED, 1.0, tmp_path, report=lines.append)
+    print(f"seed {SEED}: python tests/stress_stops.py --layout {layout} --seed {SEED}")
+    print("\n".join(lines + summary(done)))
+    assert len(done) == 2 * TRIES
+    failed = [t.line() for t in done if t.problems]
+    assert not failed, f"seed {SEED}:\n" + "\n".join(failed)
+    # each try was a stop (a moment after the run's end would prove nothing) or said so
+    assert {t.exit for t in done} <= {130, 143, 0}
+    assert all(t.resumed_equal for t in done)
