@@ -263,7 +263,7 @@ def test_the_process_tree_of_a_test_run_is_gone():
     leftovers = [
         p
         for p in psutil.process_iter(["cmdline"])
-        if "hpctune.sandbox" in " ".join(p.info["cmdline"] or []) and p.ppid() == 1
+        if "hpctune.search.sandbox" in " ".join(p.info["cmdline"] or []) and p.ppid() == 1
     ]
     assert leftovers == []
 

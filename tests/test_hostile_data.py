@@ -9,6 +9,9 @@ from helpers import synthetic, synthetic_spec, write_spec
 from helpers_cli import hpctune
 
 import hpctune as api
+from hpctune.data.inspect import check_variables
+from hpctune.errors import DataError
+from hpctune.spec.load import load_spec
 
 
 @pytest.fixture(scope="module")
@@ -107,3 +110,17 @@ def test_duplicated_time_stamps_are_a_dataset_fault(tmp_path, capsys):
     assert result.code == 2
     assert "data.time: 1 duplicated time stamps (first: 2010-01-25T12:00" in result.err
     assert not (tmp_path / "out").exists()
+
+
+def test_training_and_new_data_pass_the_same_variable_check(tmp_path):
+    """Bool inputs are numbers to the search: the data a model was trained on can be predicted
+    on (the new data's check once refused bool), and complex ones fail both alike."""
+    ds = synthetic(cells=2, steps=20)
+    ds["x1"] = ds["x1"] > 0
+    job = load_spec(synthetic_spec(tmp_path / "cells.nc"), base_dir=tmp_path)
+    inputs = [("data.inputs", name) for name in job.data.inputs]
+    assert check_variables(ds, job.data, inputs, where="the new data").dtypes["x1"] == "bool"
+    ds["x1"] = ds["x1"].astype(complex)
+    for where in ("the data", "the new data"):
+        with pytest.raises(DataError, match="it must be numeric"):
+            check_variables(ds, job.data, inputs, where=where)

@@ -11,7 +11,7 @@ import pytest
 
 import hpctune
 from hpctune.errors import ModelError
-from hpctune.models import load_model, load_model_file, model_path
+from hpctune.search.model_file import load_model, load_model_file, model_path
 
 
 @pytest.fixture(scope="module")

@@ -12,10 +12,11 @@ from helpers import synthetic, synthetic_spec, write_spec
 from helpers_cli import hpctune as hpctune_command
 
 import hpctune
-from hpctune import store as store_module
 from hpctune.errors import OutputError
+from hpctune.output import files as files_module
+from hpctune.output.files import take_lock
+from hpctune.output.folder import Store
 from hpctune.spec import load_spec
-from hpctune.store import Store, take_lock
 from hpctune.submission import _locked_records
 
 
@@ -43,7 +44,7 @@ def test_the_last_holder_removes_the_lock_file(tmp_path):
 
 
 def _fcntl_interleaved(operation: int, before) -> types.SimpleNamespace:
-    """``fcntl`` for :mod:`hpctune.store`, which runs ``before`` just before the first
+    """``fcntl`` for :mod:`hpctune.output.files`, which runs ``before`` just before the first
     ``flock`` that asks for ``operation``: what other processes did between this one's
     ``open`` and its ``flock``."""
     seen = []
@@ -72,8 +73,8 @@ def test_a_lock_on_a_file_removed_meanwhile_is_not_held(tmp_path, monkeypatch):
         third.append(take_lock(path))
 
     fake = _fcntl_interleaved(fcntl.LOCK_EX | fcntl.LOCK_NB, a_ends_and_c_begins)
-    monkeypatch.setattr(store_module, "fcntl", fake)
-    monkeypatch.setattr(store_module.time, "sleep", lambda _seconds: None)
+    monkeypatch.setattr(files_module, "fcntl", fake)
+    monkeypatch.setattr(files_module.time, "sleep", lambda _seconds: None)
     second = take_lock(path)  # B
     assert third[0] is not None and second is None  # C holds it; B does not proceed
     third[0].release()
@@ -95,7 +96,7 @@ def test_a_shared_lock_is_not_refused_while_its_last_holder_removes_the_file(tmp
             removing.release()
         sleeps.append(seconds)
 
-    monkeypatch.setattr(store_module.time, "sleep", sleep)
+    monkeypatch.setattr(files_module.time, "sleep", sleep)
     held = take_lock(path, exclusive=False)
     assert held is not None and len(sleeps) == 1
     assert path.exists()  # the new file, which the lock is on

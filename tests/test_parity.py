@@ -12,7 +12,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVR
 
 import hpctune
-from hpctune.search import select_rows
+from hpctune.search.partition import select_rows
 
 GRID = {"svr__C": [0.1, 1, 10], "svr__gamma": ["scale", 0.1]}
 
@@ -139,7 +139,7 @@ def test_holdout_scores_are_scikit_learns(y_true, y_pred):
 
     from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 
-    from hpctune.search import holdout_scores
+    from hpctune.search.partition import holdout_scores
 
     got = holdout_scores(y_true, y_pred)
     with warnings.catch_warnings():
@@ -155,7 +155,7 @@ def test_holdout_scores_are_scikit_learns(y_true, y_pred):
 
 
 def test_holdout_scores_refuse_predictions_that_are_not_finite():
-    from hpctune.search import holdout_scores
+    from hpctune.search.partition import holdout_scores
 
     with pytest.raises(ValueError, match="not all finite"):
         holdout_scores(np.arange(4.0), np.array([1.0, np.nan, 2.0, 3.0]))

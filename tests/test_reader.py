@@ -7,7 +7,8 @@ import pytest
 from helpers import synthetic, synthetic_spec, write_spec
 
 import hpctune
-from hpctune.data import CellReader, inspect
+from hpctune.data.inspect import check_data
+from hpctune.data.reader import CellReader
 
 
 def _reader(tmp_path, ds, **data) -> tuple[CellReader, list[tuple[int, int]]]:
@@ -15,7 +16,7 @@ def _reader(tmp_path, ds, **data) -> tuple[CellReader, list[tuple[int, int]]]:
     spec = synthetic_spec(tmp_path / "cells.nc")
     spec["data"].update(data)
     job = hpctune.load_spec(write_spec(tmp_path, spec))
-    reader = CellReader(job.data, inspect(job))
+    reader = CellReader(job.data, check_data(job))
     reads: list[tuple[int, int]] = []
     exact = reader._read
 

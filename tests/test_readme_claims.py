@@ -24,9 +24,9 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 import hpctune as api
-from hpctune import search as search_module
 from hpctune.render import render_script, template_dirs
 from hpctune.search import PartitionSearch, candidates, select_rows
+from hpctune.search import partition as search_module
 from hpctune.spec import load_spec
 
 ALPHAS = [0.01, 1.0, 100.0]

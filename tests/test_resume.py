@@ -13,7 +13,7 @@ import pytest
 import xarray as xr
 from helpers import synthetic, synthetic_spec, write_spec
 
-from hpctune.store import Store
+from hpctune.output.folder import Store
 
 #: Whole runs killed and run again, in processes of their own: the full tier.
 pytestmark = pytest.mark.full

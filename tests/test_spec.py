@@ -9,7 +9,7 @@ import yaml
 from helpers import ROOT, synthetic_spec
 
 from hpctune.errors import SpecError
-from hpctune.spec import load_spec
+from hpctune.spec.load import load_spec
 from hpctune.units import parse_memory, parse_walltime
 
 

@@ -10,7 +10,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from hpctune.errors import SpecError
-from hpctune.spec import Job, load_spec
+from hpctune.spec.load import load_spec
+from hpctune.spec.schema import Job
 
 BASE = synthetic_spec(Path("cells.nc"))
 BASE["scheduler"] = {"kind": "slurm", "nodes": 2, "walltime": "01:00:00", "queue": "debug"}

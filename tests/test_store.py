@@ -8,7 +8,10 @@ import pytest
 from helpers import read_only_folder
 
 from hpctune.errors import OutputError
-from hpctune.store import HEADER, Journal, Store, read_journal, write_atomic
+from hpctune.output.files import write_atomic
+from hpctune.output.folder import Store
+from hpctune.output.journal import HEADER, Journal, read_journal
+from hpctune.output.status import StatusCounts
 
 
 def record(index, status="ok"):
@@ -88,3 +91,19 @@ def test_journal_records_are_plain_json(tmp_path):
     journal.close()
     payload = journal.path.read_bytes()[HEADER.size :]
     assert json.loads(payload)["index"] == 7
+
+
+def test_status_counts_from_records_and_from_results():
+    """The one tally: records count what they say (pending is what the total leaves, never
+    below 0; an unknown status is not counted), results.nc counts every row."""
+    import xarray as xr
+
+    records = [{"status": s} for s in ("ok", "ok", "skipped", "failed", "weird")]
+    counts = StatusCounts.from_records(records, total=6)
+    assert counts.to_dict() == {"total": 6, "ok": 2, "skipped": 1, "failed": 1, "pending": 2}
+    assert counts.done == 4 and counts.share("ok") == pytest.approx(1 / 3)
+    assert StatusCounts.from_records(records, total=3).pending == 0
+    unknown = StatusCounts.from_records(records)
+    assert unknown.total is None and unknown.pending is None and unknown.share("ok") is None
+    results = xr.Dataset({"status": ("space", ["ok", "pending", "failed", "ok"])})
+    assert StatusCounts.from_results(results).text() == "2 ok, 0 skipped, 1 failed, 1 pending"

@@ -26,15 +26,15 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import dask
 import numpy as np
 
 from . import startup
+from .checks import Checked, check_job
 from .cluster import (
     ClusterHandle,
     choose_granularity,
@@ -47,26 +47,22 @@ from .cluster import (
     start_cluster,
     threads_allowed,
 )
-from .data import CellBlock, CellReader, DatasetInfo, inspect, open_dataset, space_coordinates
+from .data import CellBlock, CellReader, DatasetInfo
 from .errors import OutputError, RunStopped
-from .partitions import PartitionPlan, make_plan, slice_indices
+from .output.status import StatusCounts
+from .partitions import PartitionPlan, slice_indices
 from .progress import Counts, Progress
 from .sandbox import SearchProcess
 from .search import (
     PartitionResult,
     PartitionSearch,
     SearchTimeout,
-    build_estimator,
-    check_candidates,
-    check_params,
-    check_scoring,
     describe_exception,
     n_candidates,
     n_folds,
-    work_counts,
 )
 from .spec import Job
-from .store import Journal, Store, count_statuses
+from .store import Journal, Store
 
 log = logging.getLogger("hpctune")
 
@@ -84,60 +80,8 @@ POLL_SECONDS = 0.5
 # --------------------------------------------------------------------------- preparation
 
 
-@dataclass
-class Prepared:
-    """A validated job with its data's metadata and partition plan; nothing written yet."""
-
-    job: Job
-    info: DatasetInfo
-    plan: PartitionPlan
-    coords: dict[str, tuple[np.ndarray, dict]]
-
-    def describe(self) -> dict[str, Any]:
-        job = self.job
-        times = self.info.times
-        if job.data.test is not None and self.info.is_datetime:
-            start = np.datetime64(job.data.test.start, "ns")
-            train_times, n_test_steps = times[times < start], int((times >= start).sum())
-        else:
-            train_times, n_test_steps = times, 0
-        folds = n_folds(job.search.cv, train_times if self.info.is_datetime else None)
-        return {
-            "name": job.name,
-            "output": job.output,
-            "data": self.info.summary(),
-            "partitions": {
-                "by": job.partition.by,
-                "count": self.plan.size,
-                "train_steps": int(train_times.size),
-                "test_steps": n_test_steps,
-            },
-            "search": work_counts(job.search, self.plan.size, folds),
-        }
-
-
-def prepare(job: Job, data_checked: Callable[[PartitionPlan], None] | None = None) -> Prepared:
-    """Check the spec against the data and the estimator, reading metadata only.
-
-    ``data_checked`` is called with the partition plan when the data have passed, before the
-    estimator's checks (which import scikit-learn: 1.5 s): a local run starts its workers then.
-    """
-    ds = open_dataset(job.data)
-    # Metadata reads stay in this process: never on a default distributed client of the caller.
-    with dask.config.set(scheduler="sync"):
-        try:
-            info = inspect(job, ds)
-            plan = make_plan(job.partition.by, info.n_cells, ds, info.space_dims)
-            coords = {} if plan.grouped else space_coordinates(ds, info.space_dims)
-        finally:
-            ds.close()
-    if data_checked is not None:
-        data_checked(plan)
-    estimator = build_estimator(job.search)
-    check_params(job.search, estimator)
-    check_candidates(job.search, estimator)
-    check_scoring(job.search)
-    return Prepared(job=job, info=info, plan=plan, coords=coords)
+Prepared = Checked
+prepare = check_job
 
 
 # --------------------------------------------------------------------------- worker side
@@ -780,9 +724,9 @@ def _run_prepared(
                 log.info("the cluster failed after the run was stopped", exc_info=True)
         progress.update(counts, force=True)
         progress.close()
-        earlier = count_statuses(finished[int(i)] for i in mine if int(i) in finished)
-        summary.ok = counts.ok + earlier["ok"]
-        summary.skipped = counts.skipped + earlier["skipped"]
+        earlier = StatusCounts.from_records(finished[int(i)] for i in mine if int(i) in finished)
+        summary.ok = counts.ok + earlier.ok
+        summary.skipped = counts.skipped + earlier.skipped
         summary.failed = counts.failed
         summary.resumed = counts.resumed
         summary.pending = counts.remaining

@@ -42,7 +42,7 @@ from .cluster import (
 )
 from .errors import UsageError
 from .execute import Prepared, partition_rows, prepare
-from .search import n_candidates, n_folds
+from .search import n_candidates
 from .spec import Job, SchedulerSpec
 from .units import clock, hms, size_text
 
@@ -458,7 +458,7 @@ def plan(
         ]
         measured = handle.client.gather(futures)
         description = handle.description
-    folds = _folds(prepared)
+    folds = prepared.train_folds()
     per_partition = None if folds is None else n_candidates(job.search) * folds + 1
     available = resources(job)
     # as run_prepared decides: worker threads never read NetCDF, so each fit is a task
@@ -475,11 +475,3 @@ def plan(
         granularity="fit" if threads else choose_granularity(job, size, available.slots),
         workers="threads" if threads else "processes",
     )
-
-
-def _folds(prepared: Prepared) -> int | None:
-    times = prepared.info.times
-    test = prepared.job.data.test
-    if test is not None and prepared.info.is_datetime:
-        times = times[times < np.datetime64(test.start, "ns")]
-    return n_folds(prepared.job.search.cv, times if prepared.info.is_datetime else None)

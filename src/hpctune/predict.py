@@ -30,9 +30,11 @@ from typing import Any
 import numpy as np
 
 from .cluster import ClusterHandle, existing_cluster, start_cluster
-from .data import open_dataset, resolve_paths
+from .data.inspect import check_variables
+from .data.partitions import cell_groups, dataset_partitioning, training_partitioning
+from .data.source import open_cached, open_dataset, resolve_paths
 from .errors import DataError, OutputError, UsageError
-from .partitions import make_plan, model_file_name
+from .partitions import model_file_name
 from .spec import DataSpec, Job
 from .store import Store
 
@@ -40,8 +42,7 @@ log = logging.getLogger("hpctune")
 
 VARIABLE = "prediction"
 
-#: Open datasets and loaded models, per worker process.
-_OPEN: dict[tuple[Any, ...], Any] = {}
+#: Loaded models, per worker process.
 _MODELS: OrderedDict[str, Any] = OrderedDict()
 MODEL_CACHE = 64
 """Models kept loaded per worker (a group's model serves every block of its cells)."""
@@ -93,39 +94,6 @@ class PredictContext:
         return (stop - start, *self.space_shape[1:], self.n_time)
 
 
-def _check_new_data(job: Job, ds: Any) -> tuple[str, ...]:
-    """The new data must hold every input with the spec's space and time dims."""
-    data = job.data
-    for dim in (*data.space, data.time):
-        if dim not in ds.dims:
-            key = "data.time" if dim == data.time else "data.space"
-            raise DataError(key, f"no dimension {dim!r} in the new data; dims: {_list(ds.dims)}")
-    expected = {*data.space, data.time}
-    dims: tuple[str, ...] | None = None
-    for name in data.inputs:
-        if name not in ds.data_vars:
-            raise DataError(
-                "data.inputs",
-                f"no variable {name!r} in the new data; variables: {_list(ds.data_vars)}",
-            )
-        var = ds[name]
-        if set(var.dims) != expected:
-            raise DataError(
-                "data.inputs",
-                f"variable {name!r} of the new data has dims ({', '.join(map(str, var.dims))}); "
-                f"expected ({', '.join(sorted(expected))})",
-            )
-        if not np.issubdtype(var.dtype, np.number) or np.issubdtype(var.dtype, np.complexfloating):
-            raise DataError("data.inputs", f"variable {name!r} has dtype {var.dtype}; not numeric")
-        dims = dims or tuple(str(d) for d in var.dims)
-    assert dims is not None
-    return dims
-
-
-def _list(names: Any) -> str:
-    return ", ".join(sorted(map(str, names))) or "(none)"
-
-
 def _partition_models(job: Job, store: Store) -> tuple[int, tuple[str, ...]]:
     """Partition count of the results and the model file of each ``ok`` partition."""
     manifest = store.manifest()
@@ -145,7 +113,6 @@ def _partition_models(job: Job, store: Store) -> tuple[int, tuple[str, ...]]:
 
 def _cell_partitions(job: Job, ds_new: Any, n_cells: int, size: int) -> np.ndarray | None:
     """Partition of each cell of the new data (None: partition i is cell i)."""
-    space = tuple(job.data.space)
     if job.partition.by == "cell":
         if n_cells != size:
             raise DataError(
@@ -154,39 +121,22 @@ def _cell_partitions(job: Job, ds_new: Any, n_cells: int, size: int) -> np.ndarr
                 "needs the same grid",
             )
         return None
-    ds_train = open_dataset(job.data)
-    try:
-        train_cells = int(np.prod([ds_train.sizes[d] for d in space]))
-        plan = make_plan(job.partition.by, train_cells, ds_train, space)
-    finally:
-        ds_train.close()
-    if plan.size != size:
+    trained = training_partitioning(job)
+    if trained.size != size:
         raise UsageError(
-            f"the training data now has {plan.size} groups of {job.partition.by}, "
+            f"the training data now has {trained.size} groups of {job.partition.by}, "
             f"the results {size}; they no longer match"
         )
-    assert plan.labels is not None and plan.members is not None
-    mapping = np.full(n_cells, -1, dtype=np.int64)
+    assert trained.labels is not None and trained.members is not None
     if job.partition.by in ds_new.variables:
-        position = {_key(label): i for i, label in enumerate(plan.labels)}
-        new_plan = make_plan(job.partition.by, n_cells, ds_new, space)
-        assert new_plan.labels is not None and new_plan.members is not None
-        for label, members in zip(new_plan.labels, new_plan.members, strict=True):
-            mapping[members] = position.get(_key(label), -1)
-        return mapping
-    if n_cells != train_cells:
+        return cell_groups(dataset_partitioning(job, ds_new), trained.labels, n_cells)
+    if n_cells != trained.n_cells:
         raise DataError(
             "partition.by",
             f"the new data has no variable {job.partition.by!r} and {n_cells} cells, the "
-            f"training data {train_cells}: give the new data the group variable",
+            f"training data {trained.n_cells}: give the new data the group variable",
         )
-    for index, members in enumerate(plan.members):
-        mapping[members] = index
-    return mapping
-
-
-def _key(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else value
+    return cell_groups(trained, trained.labels, n_cells)
 
 
 def prepare_prediction(
@@ -206,7 +156,8 @@ def prepare_prediction(
     size, files = _partition_models(job, store)
     ds = open_dataset(data, resolved)
     try:
-        dims = _check_new_data(job, ds)
+        inputs = [("data.inputs", name) for name in job.data.inputs]
+        dims = check_variables(ds, job.data, inputs, where="the new data").dims
         space = tuple(job.data.space)
         shape = tuple(int(ds.sizes[d]) for d in space)
         n_cells = int(np.prod(shape))
@@ -256,11 +207,7 @@ def prepare_prediction(
 
 
 def _dataset(ctx: PredictContext) -> Any:
-    key = (ctx.paths, ctx.data.engine, ctx.data.chunk, ctx.space_dims)
-    ds = _OPEN.get(key)
-    if ds is None:
-        ds = _OPEN[key] = open_dataset(ctx.data, list(ctx.paths))
-    return ds
+    return open_cached(ctx.data, ctx.paths)
 
 
 def _model(ctx: PredictContext, partition: int) -> Any:

@@ -8,6 +8,7 @@ import sys
 import click
 
 from .. import api, startup
+from ..output.status import StatusCounts
 from ..progress import Progress
 from .options import EPILOG_EXIT_CODES, Command, echo, emit_json, job_options, json_option
 
@@ -96,13 +97,12 @@ def merge(job: str, overrides: tuple[str, ...], as_json: bool) -> None:
       hpctune merge jobs/example.yaml
     """
     ds = api.merge(job, overrides)
-    statuses = ds["status"].values
-    counts = {s: int((statuses == s).sum()) for s in ("ok", "skipped", "failed", "pending")}
+    counts = StatusCounts.from_results(ds)
     if as_json:
-        emit_json({"output": str(api.load_spec(job, overrides).output), **counts})
+        emit_json({"output": str(api.load_spec(job, overrides).output), **counts.by_status()})
     else:
-        echo(", ".join(f"{v} {k}" for k, v in counts.items()))
-    sys.exit(3 if counts["failed"] or counts["pending"] else 0)
+        echo(counts.text())
+    sys.exit(3 if counts.failed or counts.pending else 0)
 
 
 template_dir_option = click.option(

@@ -10,8 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from ..data import open_dataset, space_coordinates
-from ..partitions import make_plan
+from ..data.inspect import space_coordinates
+from ..data.partitions import cell_groups, dataset_partitioning
+from ..data.source import open_dataset
 from ..spec import Job
 
 LAT_NAMES = ("lat", "latitude", "nav_lat", "lats")
@@ -134,19 +135,8 @@ def _group_cells(
         labels = results[next(iter(results.dims))].values
         return {}, np.arange(len(labels))
     try:
-        space = tuple(job.data.space)
-        n_cells = int(np.prod([ds.sizes[d] for d in space]))
-        plan = make_plan(job.partition.by, n_cells, ds, space)
-        coords = space_coordinates(ds, space)
+        groups = dataset_partitioning(job, ds)
+        coords = space_coordinates(ds, tuple(job.data.space))
     finally:
         ds.close()
-    labels = list(results["partition"].values)
-    position = {_key(v): i for i, v in enumerate(labels)}
-    rows = np.full(n_cells, -1, dtype=np.int64)
-    for label, members in zip(plan.labels, plan.members or (), strict=True):
-        rows[members] = position.get(_key(label), -1)
-    return coords, rows
-
-
-def _key(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else value
+    return coords, cell_groups(groups, list(results["partition"].values))

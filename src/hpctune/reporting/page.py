@@ -32,9 +32,10 @@ import jinja2
 import numpy as np
 
 from ..errors import UsageError
+from ..output.folder import Store
+from ..output.status import STATUSES, StatusCounts
 from ..progress import fit_time_text
 from ..spec import DataSpec, Job, PartitionSpec, SearchSpec
-from ..store import Store
 from ..submission.render import package_template_dir
 from .figures import (
     draw_fit_seconds,
@@ -275,8 +276,8 @@ def page_context(
     import yaml
 
     status = np.asarray(results["status"].values).astype(str)
-    counts = Counter(status)
-    total = status.size
+    counts = StatusCounts.from_results(results)
+    total = counts.total
     data = manifest.get("data") or {}
     time_info = data.get("time") or {}
     about = [
@@ -308,16 +309,15 @@ def page_context(
         for s, r in zip(status, np.asarray(results["reason"].values).astype(str), strict=True)
         if s != "ok"
     )
-    names = ("ok", "skipped", "failed", "pending")
     return {
         "name": job.name,
         "spec_changed": list(spec_changed or []),
         "total": int(total),
         "unit": "partitions" if "partition" in results.dims else "cells",
-        "counts": {name: counts.get(name, 0) for name in names},
+        "counts": {name: counts.count(name) for name in STATUSES},
         "count_rows": [
-            (name, f"{counts.get(name, 0)} ({counts.get(name, 0) / total:.1%})" if total else "0")
-            for name in names
+            (name, f"{counts.count(name)} ({counts.share(name):.1%})" if total else "0")
+            for name in STATUSES
         ],
         "generated": generated or dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "version": str(results.attrs.get("hpctune_version", "")),

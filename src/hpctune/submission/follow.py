@@ -9,13 +9,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..checks import partition_count
 from ..errors import OutputError, SchedulerError
+from ..output.folder import Store
+from ..output.status import StatusCounts
 from ..schedulers.jobs import JobState
 from ..schedulers.registry import DEFAULT_KIND, get_scheduler
 from ..spec import Job
-from ..store import Store
 from .records import load_records
-from .submit import partition_count
 
 log = logging.getLogger("hpctune")
 
@@ -77,11 +78,6 @@ def partition_counts(job: Job) -> dict[str, int | None]:
     """ok, skipped, failed and pending partitions from what the runs recorded so far."""
     store = Store(job.output_dir)
     records = store.records()
-    counts: dict[str, int | None] = {"total": None, "ok": 0, "skipped": 0, "failed": 0}
-    for record in records.values():
-        status = record.get("status")
-        if status in counts and status != "total":
-            counts[status] = int(counts[status] or 0) + 1
     manifest = None
     with contextlib.suppress(OutputError):
         manifest = store.manifest()
@@ -89,10 +85,7 @@ def partition_counts(job: Job) -> dict[str, int | None]:
     if total is None:
         with contextlib.suppress(Exception):  # data unreadable here: counts without a total
             total = partition_count(job)
-    counts["total"] = total
-    done = sum(int(counts[k] or 0) for k in ("ok", "skipped", "failed"))
-    counts["pending"] = None if total is None else max(0, int(total) - done)
-    return counts
+    return StatusCounts.from_records(records.values(), total).to_dict()
 
 
 def status(job: Job) -> Status:

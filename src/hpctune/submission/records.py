@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import OutputError
+from ..output.files import take_lock, write_atomic
 from ..spec import Job
-from ..store import take_lock, write_atomic
 
 JOBS_FILE = "jobs.json"
 

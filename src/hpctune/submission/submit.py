@@ -19,12 +19,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..checks import check_job
 from ..errors import OutputError, SchedulerError, UsageError
+from ..output.files import write_atomic
+from ..output.folder import Store
 from ..schedulers.commands import command_text
 from ..schedulers.jobs import Dependency
 from ..schedulers.registry import get_scheduler
 from ..spec import Job
-from ..store import Store, write_atomic
 from .records import load_records, locked_records, next_submission
 from .scripts import JobScript, submission_scripts
 
@@ -86,9 +88,7 @@ class Submission:
 
 def partition_count(job: Job) -> int:
     """The job's partitions, from the full checks of its spec and data."""
-    from ..execute import prepare
-
-    return prepare(job).plan.size
+    return check_job(job).partitioning.size
 
 
 def submit(

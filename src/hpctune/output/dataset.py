@@ -1,0 +1,112 @@
+"""results.nc: one row per partition, built from the records of the output folder."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+import numpy as np
+
+from ..spec import Job
+from .record import LEADING_COLUMNS, TEST_METRICS, TRAILING_COLUMNS, PartitionResult
+from .versions import versions
+
+
+def param_kinds(job: Job) -> dict[str, str]:
+    """``float`` for a parameter whose values are all numbers (or a distribution), else ``str``."""
+    kinds = {}
+    for name, values in job.search.params.items():
+        numeric = isinstance(values, dict) or all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in values
+        )
+        kinds[name] = "float" if numeric else "str"
+    return kinds
+
+
+def results_dataset(
+    job: Job, plan: Any, coords: dict[str, tuple[np.ndarray, dict]], records: dict[int, dict]
+) -> Any:
+    """One row per partition: dimension ``space`` (cells) or ``partition`` (groups)."""
+    import xarray as xr
+
+    size = plan.size
+    dim = "partition" if plan.grouped else "space"
+    results = [
+        PartitionResult.from_record(records[i]) if i in records else None for i in range(size)
+    ]
+
+    def column(getter: Any, dtype: Any, missing: Any) -> np.ndarray:
+        return np.array([missing if r is None else getter(r) for r in results], dtype=dtype)
+
+    variables: dict[str, Any] = {
+        col.name: column(lambda r, n=col.name: getattr(r, n), col.dtype, col.missing)
+        for col in LEADING_COLUMNS
+    }
+    for name, kind in param_kinds(job).items():
+        if kind == "float":
+            variables[f"best_{name}"] = column(
+                lambda r, n=name: float(r.best_params[n]) if n in r.best_params else np.nan,
+                np.float64,
+                np.nan,
+            )
+        else:
+            variables[f"best_{name}"] = column(
+                lambda r, n=name: str(r.best_params[n]) if n in r.best_params else "", object, ""
+            )
+    for scorer in job.search.scoring:
+        variables[f"cv_{scorer}"] = column(
+            lambda r, s=scorer: r.cv_scores.get(s, np.nan), np.float64, np.nan
+        )
+    if job.data.test is not None:
+        for metric in TEST_METRICS:
+            variables[f"test_{metric}"] = column(
+                lambda r, m=metric: r.test_scores.get(m, np.nan), np.float64, np.nan
+            )
+    for col in TRAILING_COLUMNS:
+        variables[col.name] = column(lambda r, n=col.name: getattr(r, n), col.dtype, col.missing)
+    variables["model_file"] = column(
+        lambda r: f"models/{plan.model_name(r.index)}" if r.status == "ok" else "", object, ""
+    )
+    ds = xr.Dataset({name: (dim, values) for name, values in variables.items()})
+    if plan.grouped:
+        ds = ds.assign_coords({dim: plan.labels, "n_cells": (dim, [m.size for m in plan.members])})
+        ds[dim].attrs["long_name"] = f"value of {job.partition.by}"
+    else:
+        for name, (values, attrs) in coords.items():
+            if name == "space":
+                ds = ds.assign_coords(space=values)
+            else:
+                ds = ds.assign_coords({name: (dim, values)})
+            ds[name].attrs.update(attrs)
+    _describe_variables(ds, job)
+    ds.attrs.update(
+        {
+            "title": f"hpctune results of {job.name}",
+            "hpctune_name": job.name,
+            "hpctune_fingerprint": job.fingerprint(),
+            "hpctune_spec": json.dumps(job.to_dict()),
+            "hpctune_version": versions()["hpctune"],
+            "partition_by": job.partition.by,
+            "space_dims": " ".join(job.data.space),
+            "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        }
+    )
+    return ds
+
+
+def _describe_variables(ds: Any, job: Job) -> None:
+    refit = job.search.refit_metric
+    notes = {
+        col.name: col.long_name.format(refit=refit) for col in (*LEADING_COLUMNS, *TRAILING_COLUMNS)
+    }
+    notes["model_file"] = "best model, relative to the output folder (skops format)"
+    for name, text in notes.items():
+        ds[name].attrs["long_name"] = text
+    for name in ds.data_vars:
+        if str(name).startswith("test_"):
+            ds[name].attrs["long_name"] = f"{str(name)[5:]} of the best model on the test period"
+        elif str(name).startswith("cv_"):
+            ds[name].attrs["long_name"] = (
+                f"mean cross-validated {str(name)[3:]} of the best candidate"
+            )

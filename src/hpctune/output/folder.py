@@ -1,0 +1,226 @@
+"""The output folder: per-partition results written as they finish, resume, and results.nc.
+
+Layout of ``<output>/``::
+
+    hpctune.json     manifest: spec fingerprint, the spec, partition count, versions
+    parts/*.log      append-only journals, one per writing process
+    models/*.skops   one model file per partition that finished ``ok``
+    results.nc       all partitions, written at the end of a run (or by ``merge``)
+
+A journal record is ``MAGIC, length, crc32, JSON``. It is appended with one ``write`` after the
+partition's model file is in place (written to a temporary name and renamed), so a record is the
+commit point of a partition: a torn record at the end of a journal (a process killed while
+writing) fails its checksum and is ignored, and a model file without a record is simply written
+again. Many partitions share one journal, so a million partitions do not make a million result
+files, and reading the state back is a sequential scan.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import shutil
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..data.partitions import model_file_name
+from ..errors import OutputError, UsageError, holds_other_spec
+from ..spec import Job
+from .dataset import results_dataset
+from .files import FileLock, io_error, take_lock, write_atomic
+from .journal import read_journal
+from .record import FINISHED
+from .versions import versions
+
+MANIFEST = "hpctune.json"
+RESULTS = "results.nc"
+
+
+class Store:
+    """One output folder."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.parts = self.root / "parts"
+        self.models = self.root / "models"
+        self.results_path = self.root / RESULTS
+        self.manifest_path = self.root / MANIFEST
+
+    # ------------------------------------------------------------------ state
+
+    def manifest(self) -> dict[str, Any] | None:
+        try:
+            return json.loads(self.manifest_path.read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            raise OutputError(f"cannot read {self.manifest_path}: {exc}") from None
+
+    def changed_keys(self, job: Job) -> list[str]:
+        """The dotted keys that decide results (``search.params.svr__C``) in which ``job``
+        differs from the spec whose results this folder holds; empty when it holds none, or
+        results of the same spec."""
+        manifest = self.manifest()
+        if manifest is None or manifest.get("fingerprint") == job.fingerprint():
+            return []
+        old = manifest.get("result_defining", {})
+        return sorted(_changed_keys(old, job.result_defining())) or ["(unknown)"]
+
+    def check_compatible(self, job: Job) -> None:
+        """Refuse results of another spec (exit 2), naming the keys that changed."""
+        changed = self.changed_keys(job)
+        if changed:
+            raise UsageError(
+                f"{holds_other_spec(self.root, changed)}; "
+                "pass --restart to discard them, or choose another output"
+            )
+
+    def records(self) -> dict[int, dict[str, Any]]:
+        """The latest valid record of each partition, over all journals."""
+        found: dict[int, dict[str, Any]] = {}
+        if not self.parts.is_dir():
+            return found
+        for path in sorted(self.parts.glob("*.log"), key=lambda p: p.stat().st_mtime_ns):
+            records, _torn = read_journal(path)
+            for record in records:
+                index = int(record["index"])
+                previous = found.get(index)
+                # A finished result is never replaced by a later failure of the same partition.
+                if (
+                    previous is None
+                    or record["status"] in FINISHED
+                    or previous["status"] not in FINISHED
+                ):
+                    found[index] = record
+        return found
+
+    def finished(self) -> dict[int, dict[str, Any]]:
+        """Partitions already ``ok`` or ``skipped``: a rerun does not compute them again."""
+        return {i: r for i, r in self.records().items() if r["status"] in FINISHED}
+
+    # ------------------------------------------------------------------ preparing a run
+
+    def prepare(
+        self, job: Job, partitions: int, restart: bool, info_summary: dict[str, Any]
+    ) -> None:
+        """Create the folder, discard old results on ``restart``, write the manifest."""
+        if not restart:
+            self.check_compatible(job)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            if restart:
+                self.clear()
+            self.parts.mkdir(exist_ok=True)
+            self.models.mkdir(exist_ok=True)
+        except OSError as exc:
+            raise io_error("create", self.root, exc) from None
+        manifest = {
+            "name": job.name,
+            "fingerprint": job.fingerprint(),
+            "partitions": partitions,
+            "partition_by": job.partition.by,
+            "result_defining": job.result_defining(),
+            "spec": job.to_dict(),
+            "data": info_summary,
+            "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "versions": versions(),
+        }
+        existing = self.manifest()
+        if existing is not None and existing.get("fingerprint") == manifest["fingerprint"]:
+            manifest["created"] = existing.get("created", manifest["created"])
+        write_atomic(self.manifest_path, json.dumps(manifest, indent=2).encode())
+
+    def clear(self) -> None:
+        """Remove earlier results (journals, models, results.nc, report); nothing else."""
+        for folder in (self.parts, self.models, self.root / "report"):
+            if folder.is_dir():
+                shutil.rmtree(folder)
+        for path in (self.results_path, self.manifest_path):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+    def lock(self, part: tuple[int, int] | None = None) -> list[FileLock]:
+        """Lock the folder: a whole run exclusively, a slice shared (plus its own slice lock)."""
+        locks: list[FileLock] = []
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise io_error("create", self.root, exc) from None
+        try:
+            locks.append(self._flock(self.root / ".lock", exclusive=part is None))
+            if part is not None:
+                locks.append(self._flock(self.root / f".lock-slice-{part[0]}-of-{part[1]}", True))
+        except BaseException:
+            for held in locks:
+                held.release()
+            raise
+        return locks
+
+    def _flock(self, path: Path, exclusive: bool) -> FileLock:
+        try:
+            held = take_lock(path, exclusive)
+        except OSError as exc:
+            raise io_error("lock", path, exc) from None
+        if held is None:
+            holder = ""
+            with contextlib.suppress(OSError, ValueError):
+                holder = path.read_text().strip()[:512]
+            who = f" ({holder})" if holder else ""
+            raise OutputError(
+                f"another hpctune run is using {self.root}{who}; wait for it to end, "
+                "or give this run another output"
+            ) from None
+        if exclusive:
+            info = f"pid {os.getpid()} on {socket.gethostname()}, since {time.strftime('%H:%M:%S')}"
+            with contextlib.suppress(OSError):
+                os.ftruncate(held.fd, 0)
+                os.pwrite(held.fd, info.encode(), 0)
+        return held
+
+    # ------------------------------------------------------------------ writing partitions
+
+    def model_path(self, index: int) -> Path:
+        """Where the model of partition ``index`` is (it exists once the partition is ``ok``)."""
+        manifest = self.manifest() or {}
+        size = int(manifest.get("partitions", index + 1))
+        return self.models / model_file_name(index, size)
+
+    def write_model(self, name: str, model: bytes) -> None:
+        write_atomic(self.models / name, model)
+
+    # ------------------------------------------------------------------ results.nc
+
+    def write_results(
+        self,
+        job: Job,
+        plan: Any,
+        coords: dict[str, tuple[np.ndarray, dict]],
+        records: dict[int, dict[str, Any]] | None = None,
+    ) -> Any:
+        """Merge every partition's record into results.nc (atomically) and return the Dataset."""
+        records = self.records() if records is None else records
+        ds = results_dataset(job, plan, coords, records)
+        tmp = self.root / f".{RESULTS}.{os.getpid()}.tmp"
+        try:
+            ds.to_netcdf(tmp, engine="netcdf4")
+            os.replace(tmp, self.results_path)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise io_error("write", self.results_path, exc) from None
+        return ds
+
+
+def _changed_keys(old: Any, new: Any, prefix: str = "") -> Iterator[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in sorted(set(old) | set(new)):
+            yield from _changed_keys(old.get(key), new.get(key), f"{prefix}{key}.")
+    elif old != new:
+        yield prefix.rstrip(".")
