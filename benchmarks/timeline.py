@@ -118,12 +118,15 @@ def main(argv: list[str] | None = None) -> int:
                 report["worker_cpu_seconds"] = sorted(handle.client.run(cpu_seconds).values())
                 report["tasks"] = handle.client.run_on_scheduler(_task_stream)
 
-    prepare = execute.prepare
+    check_data, check_search = execute.check_data, execute.check_search
 
-    def timed_prepare(job: Any, **kwargs: Any) -> Any:
+    def timed_check_data(job: Any) -> Any:
         mark("prepare begins")
+        return check_data(job)
+
+    def timed_check_search(prepared: Any) -> Any:
         try:
-            return prepare(job, **kwargs)
+            return check_search(prepared)
         finally:
             mark("prepare ends")
 
@@ -137,7 +140,8 @@ def main(argv: list[str] | None = None) -> int:
             mark("graph done")
 
     execute.start_cluster = timed_cluster
-    execute.prepare = timed_prepare
+    execute.check_data = timed_check_data
+    execute.check_search = timed_check_search
     execute.SearchGraphRunner._get = timed_get
 
     with tempfile.TemporaryDirectory(prefix="hpctune-timeline-") as scratch:

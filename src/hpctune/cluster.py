@@ -5,7 +5,7 @@
 - ``local``: a :class:`distributed.LocalCluster` of worker processes on this machine (inside a
   one-task allocation: on the CPUs the job was given); or, for a few partitions with an
   estimator whose fits release the GIL, workers that are threads of this process, on dask's
-  local scheduler (``cluster.processes``, :func:`in_process_workers`, :class:`WorkerThreads`).
+  local scheduler (``cluster.processes``, :func:`plan_execution`, :class:`WorkerThreads`).
 - ``allocation``: the nodes of the current batch job. The scheduler runs in this process
   (the batch script, or the ``salloc`` shell); workers start on every allocated node through
   the batch system's launcher (``srun``, ``pbsdsh`` ..., :mod:`hpctune.schedulers`), one per CPU
@@ -36,8 +36,11 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .allocation import plan_layout
 from .errors import AllocationError, ClusterError, RunStopped
 from .schedulers import registry
+from .schedulers.base import Allocation
+from .schedulers.launch import Layout
 from .spec import Job
 
 log = logging.getLogger("hpctune")
@@ -106,7 +109,7 @@ class ClusterHandle:
     tunnel: str | None = None
     """The ``ssh -L`` command that reaches the dashboard from another machine."""
     processes: bool = True
-    """False: the workers are threads of this process (:func:`in_process_workers`)."""
+    """False: the workers are threads of this process (:func:`plan_execution`)."""
     pool: WorkerThreads | None = None
     """The worker threads, when the workers are threads of this process (``client`` is None)."""
 
@@ -147,13 +150,21 @@ def scratch_dir() -> str | None:
     return None
 
 
-def resolve_mode(job: Job, environ: Mapping[str, str] | None = None) -> str:
-    """The mode to run in: ``cluster.mode``, with ``auto`` decided from the environment."""
+def choose_mode(job: Job, allocation: Allocation | None) -> str:
+    """The mode to run in: ``cluster.mode``, with ``auto`` decided from ``allocation`` (the
+    batch job this process runs in, detected once by the command)."""
     mode = job.cluster.mode
     if mode != "auto":
         return mode
-    allocation = registry.detect_allocation(environ)
     return "allocation" if allocation is not None and allocation.multi else "local"
+
+
+def resolve_mode(job: Job, environ: Mapping[str, str] | None = None) -> str:
+    """:func:`choose_mode` with the allocation detected from ``environ`` (the process's own
+    environment by default)."""
+    if job.cluster.mode != "auto":
+        return job.cluster.mode
+    return choose_mode(job, registry.detect_allocation(environ))
 
 
 def choose_granularity(job: Job, n_todo: int, slots: int) -> str:
@@ -237,7 +248,7 @@ def login_node_warning(job: Job) -> str | None:
     )
 
 
-def threads_allowed(job: Job) -> bool:
+def threads_possible(job: Job, mode: str) -> bool:
     """Whether the spec lets local workers be threads of this process (before the number of
     partitions is known): ``cluster.processes`` false, or ``auto`` with local mode, no
     search timeout, granularity not ``partition`` and every estimator step in
@@ -249,9 +260,14 @@ def threads_allowed(job: Job) -> bool:
         return True
     return (
         job.search.timeout is None
-        and resolve_mode(job) == "local"
+        and mode == "local"
         and all(step in GIL_RELEASING_STEPS for step in job.search.estimator)
     )
+
+
+def threads_allowed(job: Job) -> bool:
+    """:func:`threads_possible` in the mode this process's environment gives."""
+    return threads_possible(job, resolve_mode(job))
 
 
 def in_process_workers(
@@ -260,21 +276,24 @@ def in_process_workers(
     client: Any = None,
     environ: Mapping[str, str] | None = None,
 ) -> bool:
-    """Whether a run of ``n_partitions`` runs its workers as threads of this process.
-
-    Only a run that starts its own local cluster (no caller's ``client``; mode ``local``, or
-    ``auto`` outside a multi-node allocation: :func:`processes_not_honoured` names the other
-    cases), and only where each fit is a task (granularity ``fit``): the partitions' rows are
-    then read here, never in a worker thread (NetCDF reads are not thread-safe), and the tasks
-    are fits and scores of estimators that release the GIL. Measured on the ``onecell``
-    benchmark (benchmarks/RESULTS.md): no worker processes to start, no second import of
-    scikit-learn and dask-ml, nothing sent between processes.
-    """
-    if client is not None or resolve_mode(job, environ) != "local" or not threads_allowed(job):
+    """Whether a run of ``n_partitions`` runs its workers as threads of this process (the
+    decision :func:`plan_execution` takes, for this process's environment)."""
+    if client is not None or resolve_mode(job, environ) != "local":
         return False
-    return job.cluster.processes is False or (
-        choose_granularity(job, n_partitions, math.prod(local_layout(job))) == "fit"
-    )
+    return not plan_execution(job, place(job, "local"), n_partitions).processes
+
+
+def _processes_note(job: Job, mode: str) -> str | None:
+    if job.cluster.processes is not False:
+        return None
+    if mode == "external":
+        return "the run uses the given Dask client's workers"
+    if mode != "local":
+        return (
+            "mode auto chose allocation (a multi-node allocation): the workers are processes "
+            "on its nodes"
+        )
+    return None
 
 
 def processes_not_honoured(
@@ -286,40 +305,198 @@ def processes_not_honoured(
     goes on, on worker processes, and says so."""
     if job.cluster.processes is not False:
         return None
-    if client is not None:
-        return "the run uses the given Dask client's workers"
-    if resolve_mode(job, environ) != "local":
-        return (
-            "mode auto chose allocation (a multi-node allocation): the workers are processes "
-            "on its nodes"
+    return _processes_note(job, "external" if client is not None else resolve_mode(job, environ))
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a run's workers are, before its partitions are counted."""
+
+    mode: str
+    """``local``, ``allocation``, ``jobqueue``, or ``external`` (a caller's Dask client)."""
+    workers: int
+    """Worker processes (or threads' groups) expected; allocation: over all hosts."""
+    threads: int
+    """Tasks at once per worker."""
+    allocation: Allocation | None = None
+    """The batch job this process runs in, detected once by the command."""
+    layout: Layout | None = None
+    """Allocation mode: the workers of each host."""
+    jobqueue: Any = None
+    """Jobqueue mode: the worker jobs' settings (:class:`hpctune.jobqueue.JobqueuePlan`)."""
+
+    @property
+    def slots(self) -> int:
+        return self.workers * self.threads
+
+
+@dataclass(frozen=True)
+class ExecutionPlan:
+    """How a run computes, decided once by :func:`plan_execution` and only read afterwards: by
+    the cluster's start, the runners, the estimate and the run's summary."""
+
+    placement: Placement
+    processes: bool
+    """False: the workers are threads of the hpctune process (dask's local scheduler)."""
+    granularity: str
+    """``partition``: a task computes whole searches; ``fit``: each fit is a task."""
+    partitions: int | None
+    """The partitions left to compute when the plan was decided (None: not counted)."""
+    notes: tuple[str, ...] = ()
+    """Warnings the run gives once (``cluster.processes: false`` not honoured)."""
+    threads_reason: str = ""
+    """Why the workers are threads of this process (empty for processes)."""
+
+    @property
+    def mode(self) -> str:
+        return self.placement.mode
+
+    @property
+    def workers(self) -> int:
+        return self.placement.workers
+
+    @property
+    def threads(self) -> int:
+        return self.placement.threads
+
+    @property
+    def slots(self) -> int:
+        return self.placement.slots
+
+    @property
+    def allocation(self) -> Allocation | None:
+        return self.placement.allocation
+
+
+def place(
+    job: Job,
+    mode: str,
+    allocation: Allocation | None = None,
+    *,
+    client: Any = None,
+    max_workers: int | None = None,
+) -> Placement:
+    """Where the workers of ``job`` in ``mode`` are, and how many: a caller's ``client``
+    (mode ``external``), this machine (:func:`local_layout`, at most ``max_workers``), the
+    hosts of ``allocation``, or the worker jobs of dask-jobqueue."""
+    if mode == "external":
+        nthreads = client.nthreads()
+        return Placement("external", len(nthreads), max(nthreads.values(), default=1))
+    if mode == "local":
+        workers, threads = local_layout(job)
+        if max_workers is not None:
+            workers = max(1, min(workers, max_workers))
+        return Placement("local", workers, threads, allocation=allocation)
+    if mode == "allocation":
+        if allocation is None:
+            raise ClusterError(
+                "cluster.mode allocation: this is not a batch job (none of "
+                f"{', '.join(registry.job_variables())} is set); run inside a batch or "
+                f"interactive job ({', '.join(registry.submit_programs())}), or choose mode "
+                "local or jobqueue"
+            )
+        registry.scheduler_for(allocation, job.scheduler.kind).check_allocation(allocation)
+        try:
+            layout = plan_layout(allocation, job.cluster)
+        except AllocationError as exc:
+            raise ClusterError(str(exc)) from None
+        return Placement(
+            "allocation", layout.total_workers, layout.threads, allocation=allocation, layout=layout
         )
-    return None
+    from . import jobqueue  # jobqueue imports this module for the handle and the waiting
+
+    settings = jobqueue.plan(job, None)
+    return Placement(
+        "jobqueue",
+        settings.expected_workers,
+        settings.threads,
+        allocation=allocation,
+        jobqueue=settings,
+    )
+
+
+def plan_execution(
+    job: Job, placement: Placement, partitions_left: int | None, *, need_client: bool = False
+) -> ExecutionPlan:
+    """The one decision of how a run computes: granularity, then threads or processes, from
+    the partitions left and the placement's slots.
+
+    Worker threads of this process only for a local run that starts its own workers and needs
+    no Dask client, where the spec allows them (:func:`threads_possible`) and each fit is a
+    task (or ``cluster.processes: false``): the partitions' rows are then read here, never in a
+    worker thread (NetCDF reads are not thread-safe), and the tasks are fits and scores of
+    estimators that release the GIL (the ``onecell`` benchmark, benchmarks/RESULTS.md).
+    ``need_client``: the command submits its own tasks (plan's sample, predict).
+    """
+    mode = placement.mode
+    granularity = choose_granularity(job, partitions_left or 0, placement.slots)
+    threads = (
+        not need_client
+        and mode == "local"
+        and threads_possible(job, mode)
+        and (job.cluster.processes is False or granularity == "fit")
+    )
+    note = _processes_note(job, mode)
+    reason = ""
+    if threads:
+        granularity = "fit"  # worker threads never read NetCDF
+        reason = (
+            "cluster.processes: false"
+            if job.cluster.processes is False
+            else "the estimator releases the GIL"
+        )
+    return ExecutionPlan(
+        placement=placement,
+        processes=not threads,
+        granularity=granularity,
+        partitions=partitions_left,
+        notes=() if note is None else (f"cluster.processes: false is not honoured: {note}",),
+        threads_reason=reason,
+    )
 
 
 @contextlib.contextmanager
-def start_cluster(job: Job, in_process: bool = False) -> Iterator[ClusterHandle]:
-    """Start the cluster of ``job.cluster``, wait for its workers, and stop it afterwards.
+def start_cluster(
+    job: Job, in_process: bool = False, *, plan: ExecutionPlan | None = None
+) -> Iterator[ClusterHandle]:
+    """Start the cluster ``plan`` describes, wait for its workers, and stop it afterwards.
 
-    ``in_process``: a local cluster's workers are threads of this process
-    (:func:`in_process_workers` decides).
+    Without ``plan``: the plan of ``job.cluster`` in this process's environment, its local
+    workers threads of this process when ``in_process``.
     """
-    mode = resolve_mode(job)
+    if plan is None:
+        allocation = registry.detect_allocation()
+        placement = place(job, choose_mode(job, allocation), allocation)
+        plan = ExecutionPlan(
+            placement, processes=not in_process, granularity="partition", partitions=None
+        )
     started = time.monotonic()
-    warning = login_node_warning(job) if mode == "local" else None
+    warning = login_node_warning(job) if plan.mode == "local" else None
     if warning:
         log.warning("%s", warning)
-    if mode == "local" and in_process:
-        context = _worker_threads(job)
-    elif mode == "local":
-        context = _local_cluster(job)
-    elif mode == "allocation":
-        context = _allocation_cluster(job)
+    if plan.mode == "local" and not plan.processes:
+        context = _worker_threads(job, plan)
+    elif plan.mode == "local":
+        context = _local_cluster(job, plan)
+    elif plan.mode == "allocation":
+        context = _allocation_cluster(job, plan)
     else:
         from .jobqueue import jobqueue_cluster
 
-        context = jobqueue_cluster(job)
+        context = jobqueue_cluster(job, plan)
     with context as handle:
         log.info("%s; ready in %.1f s", handle.description, time.monotonic() - started)
+        yield handle
+
+
+@contextlib.contextmanager
+def open_cluster(job: Job, plan: ExecutionPlan, client: Any = None) -> Iterator[ClusterHandle]:
+    """The cluster of every command (run, plan, predict): the caller's ``client``, else the one
+    :func:`start_cluster` starts from ``plan`` and stops again."""
+    if client is not None:
+        yield existing_cluster(client)
+        return
+    with start_cluster(job, plan=plan) as handle:
         yield handle
 
 
@@ -343,14 +520,14 @@ def prepare_local_workers(job: Job) -> None:
 
 
 @contextlib.contextmanager
-def _local_cluster(job: Job) -> Iterator[ClusterHandle]:
+def _local_cluster(job: Job, plan: ExecutionPlan) -> Iterator[ClusterHandle]:
     import dask
     from distributed import Client, LocalCluster
 
     from . import forkserver
     from .security import temporary_security
 
-    workers, threads = local_layout(job)
+    workers, threads = plan.workers, plan.threads
     security = temporary_security()
     modules = forkserver.worker_modules(job.search.estimator)
     with dask.config.set(WORKER_CONFIG), forkserver.worker_start(modules):
@@ -465,18 +642,14 @@ def _refused(future: Any, why: str) -> Any:
 
 
 @contextlib.contextmanager
-def _worker_threads(job: Job) -> Iterator[ClusterHandle]:
+def _worker_threads(job: Job, plan: ExecutionPlan) -> Iterator[ClusterHandle]:
     """Workers as threads of this process on dask's local scheduler: no scheduler process or
     event loop, no network listener, nothing pickled; no memory limit (the memory is this
     process's own, with nothing to spill). No Dask dashboard either: there is no distributed
     scheduler to serve one (``cluster.processes: true`` has it)."""
-    workers, threads = local_layout(job)
+    workers, threads = plan.workers, plan.threads
     pool = WorkerThreads(workers * threads)
-    why = (
-        "cluster.processes: false"
-        if job.cluster.processes is False
-        else "the estimator releases the GIL"
-    )
+    why = plan.threads_reason or "cluster.processes: false"
     try:
         yield ClusterHandle(
             client=None,
@@ -495,25 +668,17 @@ def _worker_threads(job: Job) -> Iterator[ClusterHandle]:
 
 
 @contextlib.contextmanager
-def _allocation_cluster(job: Job) -> Iterator[ClusterHandle]:
+def _allocation_cluster(job: Job, plan: ExecutionPlan) -> Iterator[ClusterHandle]:
     from distributed import Client, LocalCluster
 
-    from .allocation import plan_layout
     from .launch import WorkerProcesses
     from .schedulers.launch import WorkerSpec, worker_environment
     from .security import write_credentials
 
-    allocation = registry.detect_allocation()
-    if allocation is None:
-        raise ClusterError(
-            "cluster.mode allocation: this is not a batch job (none of "
-            f"{', '.join(registry.job_variables())} is set); run inside a batch or interactive "
-            f"job ({', '.join(registry.submit_programs())}), or choose mode local or jobqueue"
-        )
+    allocation, layout = plan.allocation, plan.placement.layout
+    assert allocation is not None and layout is not None  # place() refuses an allocation run
     scheduler = registry.scheduler_for(allocation, job.scheduler.kind)
-    scheduler.check_allocation(allocation)
     try:
-        layout = plan_layout(allocation, job.cluster)
         launcher = scheduler.launcher(allocation)
     except AllocationError as exc:
         raise ClusterError(str(exc)) from None

@@ -26,7 +26,7 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,21 +37,23 @@ import numpy as np
 from . import startup
 from .cluster import (
     ClusterHandle,
-    choose_granularity,
+    ExecutionPlan,
+    choose_granularity,  # noqa: F401  (hpctune.execute.choose_granularity stays importable)
+    choose_mode,
     existing_cluster,
-    in_process_workers,
     node_name,
+    place,
+    plan_execution,
     prepare_local_workers,
-    processes_not_honoured,
-    resolve_mode,
     start_cluster,
-    threads_allowed,
+    threads_possible,
 )
 from .data import CellBlock, CellReader, DatasetInfo, inspect, open_dataset, space_coordinates
 from .errors import OutputError, RunStopped
 from .partitions import PartitionPlan, make_plan, slice_indices
 from .progress import Counts, Progress
 from .sandbox import SearchProcess
+from .schedulers import registry
 from .search import (
     PartitionResult,
     PartitionSearch,
@@ -116,12 +118,9 @@ class Prepared:
         }
 
 
-def prepare(job: Job, data_checked: Callable[[PartitionPlan], None] | None = None) -> Prepared:
-    """Check the spec against the data and the estimator, reading metadata only.
-
-    ``data_checked`` is called with the partition plan when the data have passed, before the
-    estimator's checks (which import scikit-learn: 1.5 s): a local run starts its workers then.
-    """
+def check_data(job: Job) -> Prepared:
+    """Check the spec against the data, reading metadata only: the partitions are known after
+    it, and the run's plan can be decided (:func:`run`)."""
     ds = open_dataset(job.data)
     # Metadata reads stay in this process: never on a default distributed client of the caller.
     with dask.config.set(scheduler="sync"):
@@ -131,13 +130,23 @@ def prepare(job: Job, data_checked: Callable[[PartitionPlan], None] | None = Non
             coords = {} if plan.grouped else space_coordinates(ds, info.space_dims)
         finally:
             ds.close()
-    if data_checked is not None:
-        data_checked(plan)
-    estimator = build_estimator(job.search)
-    check_params(job.search, estimator)
-    check_candidates(job.search, estimator)
-    check_scoring(job.search)
     return Prepared(job=job, info=info, plan=plan, coords=coords)
+
+
+def check_search(prepared: Prepared) -> Prepared:
+    """Check the estimator, its parameters and scoring (imports scikit-learn: 1.5 s); returns
+    ``prepared``, now checked through."""
+    search = prepared.job.search
+    estimator = build_estimator(search)
+    check_params(search, estimator)
+    check_candidates(search, estimator)
+    check_scoring(search)
+    return prepared
+
+
+def prepare(job: Job) -> Prepared:
+    """Check the spec against the data and the estimator, reading metadata only."""
+    return check_search(check_data(job))
 
 
 # --------------------------------------------------------------------------- worker side
@@ -332,7 +341,8 @@ class RunSummary:
 
 class Runner:
     """Computes the partitions ``todo`` of a run on a cluster, counting what finishes into
-    ``counts`` and showing it on ``progress``, until done or ``stop`` is set."""
+    ``counts`` and showing it on ``progress``, until done or ``stop`` is set; its tasks at once
+    follow ``execution`` (the run's plan: its slots, threads or processes)."""
 
     def __init__(
         self,
@@ -342,8 +352,10 @@ class Runner:
         counts: Counts,
         progress: Progress,
         stop: threading.Event,
+        execution: ExecutionPlan,
     ) -> None:
         self.handle = handle
+        self.execution = execution
         self.client = handle.client
         self.ctx = ctx
         self.todo = [int(i) for i in todo]
@@ -369,7 +381,7 @@ class BatchRunner(Runner):
         self.in_flight: dict[Any, list[int]] = {}
         self.task_seconds = 0.0
         self.task_partitions = 0
-        self.slots = max(1, self.handle.slots)
+        self.slots = max(1, self.execution.slots)
         self.chunk = self.ctx.job.data.chunk
         self._journal: Journal | None = None
         self._ctx_future: Any = None
@@ -523,7 +535,8 @@ class SearchGraphRunner(Runner):
     """Runs each partition's dask-ml search graph on the cluster: its fits and scores are tasks
     spread over all workers (dask-ml still fits a shared pipeline step once per fold). The
     partition's rows are read here and travel inside the graph once; results are recorded here.
-    On worker threads (``handle.pool``) the graphs run on dask's local scheduler in this process.
+    On worker threads (the plan's ``processes`` false) the graphs run on dask's local scheduler
+    in this process.
     """
 
     #: Searches in flight at once, at most (each is one driver thread waiting on its graph).
@@ -540,7 +553,7 @@ class SearchGraphRunner(Runner):
     def concurrency(self) -> int:
         search = self.ctx.job.search
         per_search = n_candidates(search) * (n_folds(search.cv) or 1)
-        wanted = math.ceil(2 * max(1, self.handle.slots) / per_search)
+        wanted = math.ceil(2 * max(1, self.execution.slots) / per_search)
         return max(1, min(len(self.todo), max(2, wanted), self.MAX_CONCURRENT))
 
     def run(self) -> None:
@@ -633,7 +646,7 @@ class SearchGraphRunner(Runner):
         self._local.graphs += 1
         if self._local.graphs > 1:  # the refit
             self._import_skops()
-        if self.handle.pool is not None:  # worker threads: never a search timeout
+        if not self.execution.processes:  # worker threads: never a search timeout
             return self.handle.pool.get(dsk, keys, stop=self.stop)
         from distributed import wait
 
@@ -703,22 +716,25 @@ def run_prepared(
     part: tuple[int, int] | None = None,
     client: Any = None,
     progress: Progress | None = None,
-    early: EarlyCluster | None = None,
+    start: ClusterStart | None = None,
 ) -> RunSummary:
     """Run (or resume) the searches of ``prepared``; the whole run writes results.nc at the end.
 
-    A stop signal from here to the return stops the run in order (:func:`_stop_on_signals`):
-    arriving before the searches begin, no cluster starts; during them, no partition starts;
-    while the cluster closes or results.nc is written, those end first. ``early``'s cluster is
-    closed before the return."""
+    ``start``: the cluster of the run's plan (:func:`run`); without it, the plan is decided
+    here. A stop signal from here to the return stops the run in order
+    (:func:`_stop_on_signals`): arriving before the searches begin, no cluster starts; during
+    them, no partition starts; while the cluster closes or results.nc is written, those end
+    first. ``start``'s cluster is closed before the return."""
+    if start is None:
+        left = partitions_left(prepared.job, prepared.plan.size, part, restart)
+        start = ClusterStart(prepared.job, decide(prepared.job, left, client), client)
     stop = threading.Event()
     caught: list[str] = []
     with _stop_on_signals(stop, caught):
         try:
-            summary = _run_prepared(prepared, restart, part, client, progress, early, stop)
+            summary = _run_prepared(prepared, restart, part, progress, start, stop)
         finally:
-            if early is not None:
-                early.close()
+            start.close()
     summary.stopped_by = caught[0] if caught else None
     return summary
 
@@ -727,12 +743,12 @@ def _run_prepared(
     prepared: Prepared,
     restart: bool,
     part: tuple[int, int] | None,
-    client: Any,
     progress: Progress | None,
-    early: EarlyCluster | None,
+    start: ClusterStart,
     stop: threading.Event,
 ) -> RunSummary:
     job, plan = prepared.job, prepared.plan
+    execution = start.plan
     progress = progress or Progress(enabled=False)
     started = time.monotonic()
     store = Store(job.output_dir)
@@ -741,6 +757,8 @@ def _run_prepared(
         store.prepare(job, plan.size, restart, prepared.info.summary())
         mine = slice_indices(plan.size, part)
         finished = store.finished()
+        # as when the plan was decided, unless another run finished partitions in between:
+        # then fewer are left, and the plan stands
         todo = np.array([i for i in mine if int(i) not in finished], dtype=np.int64)
         counts = Counts(total=int(mine.size), resumed=int(mine.size - todo.size))
         summary = RunSummary(name=job.name, output=str(store.root), total=counts.total)
@@ -752,21 +770,18 @@ def _run_prepared(
             )
         startup.work_begins()
         if todo.size and not stop.is_set():
+            for note in execution.notes:
+                log.warning("%s", note)
             ctx = TaskContext(job=job, info=prepared.info, plan=plan, output=str(store.root))
-            with _cluster(job, client, early) as handle:
-                summary.cluster = handle.description
-                progress.message(
-                    f"{handle.description}"
-                    + (f"; dashboard {handle.dashboard}" if handle.dashboard else "")
-                )
-                granularity = (
-                    choose_granularity(job, int(todo.size), handle.slots)
-                    if handle.processes
-                    else "fit"  # worker threads never read NetCDF
-                )
-                summary.granularity = granularity
-                runner: type[Runner] = SearchGraphRunner if granularity == "fit" else BatchRunner
-                runner(handle, ctx, todo, counts, progress, stop).run()
+            handle = start.handle()
+            summary.cluster = handle.description
+            progress.message(
+                f"{handle.description}"
+                + (f"; dashboard {handle.dashboard}" if handle.dashboard else "")
+            )
+            summary.granularity = execution.granularity
+            runner: type[Runner] = RUNNERS[execution.granularity]
+            runner(handle, ctx, todo, counts, progress, stop, execution).run()
         progress.update(counts, force=True)
         progress.close()
         earlier = count_statuses(finished[int(i)] for i in mine if int(i) in finished)
@@ -784,18 +799,8 @@ def _run_prepared(
             lock.release()
 
 
-@contextlib.contextmanager
-def _cluster(job: Job, client: Any, early: EarlyCluster | None = None) -> Iterator[ClusterHandle]:
-    why = processes_not_honoured(job, client)
-    if why is not None:
-        log.warning("cluster.processes: false is not honoured: %s", why)
-    if client is not None:
-        yield existing_cluster(client)
-    elif early is not None:
-        yield early.handle()
-    else:
-        with start_cluster(job) as handle:
-            yield handle
+RUNNERS: dict[str, type[Runner]] = {"partition": BatchRunner, "fit": SearchGraphRunner}
+"""The runner of each granularity of the plan."""
 
 
 def _warm_up() -> None:
@@ -806,40 +811,57 @@ def _warm_up() -> None:
     import xarray  # noqa: F401
 
 
-class EarlyCluster:
-    """A local cluster started in a thread (:meth:`start`), while the driver checks the
-    estimator; created at the start of the run, when the process the workers are forked from
-    begins its imports.
+def partitions_left(job: Job, size: int, part: tuple[int, int] | None, restart: bool) -> int:
+    """How many of this run's partitions have no finished record yet (a read-only scan of the
+    journals; all of them on ``restart``)."""
+    mine = slice_indices(size, part)
+    if restart:
+        return int(mine.size)
+    finished = Store(job.output_dir).finished()
+    return sum(1 for i in mine if int(i) not in finished)
+
+
+def decide(
+    job: Job, left: int, client: Any = None, allocation: Any = None, mode: str | None = None
+) -> ExecutionPlan:
+    """The run's plan for ``left`` partitions: its placement (the caller's ``client``, else the
+    mode of ``job`` in ``allocation``), then :func:`plan_execution`."""
+    if mode is None:
+        if client is None:
+            allocation = registry.detect_allocation()
+        mode = "external" if client is not None else choose_mode(job, allocation)
+    return plan_execution(job, place(job, mode, allocation, client=client), left)
+
+
+class ClusterStart:
+    """The cluster of a run's ``plan``, started by :meth:`begin` in a thread (a local run, while
+    the driver checks the estimator) or by :meth:`handle` when the run needs it.
 
     Starting worker processes and importing scikit-learn and dask-ml for them takes 2-3 s of
     CPU (once, in the forkserver, which began at the start of the run), about as long as the
     driver's own import of scikit-learn: done side by side, a run's first searches begin that
-    much sooner (benchmarks/RESULTS.md). Only for ``local`` mode, and only once the data have
-    passed their checks: allocation and jobqueue workers start after every check.
-
-    Where the workers may be threads of this process (:func:`hpctune.cluster.threads_allowed`),
-    the forkserver waits for the partition plan: :meth:`start` chooses threads or processes
-    from the number of partitions, and threads need no forkserver.
+    much sooner (benchmarks/RESULTS.md). Allocation and jobqueue workers start after every
+    check.
     """
 
-    def __init__(self, job: Job) -> None:
-        self._job = job
+    def __init__(self, job: Job, plan: ExecutionPlan, client: Any = None) -> None:
+        self.job = job
+        self.plan = plan
+        self._client = client
         self._stack = contextlib.ExitStack()
         self._warming: list[Any] = []
         self._started: Any = None
-        if not threads_allowed(job):
-            prepare_local_workers(job)
 
-    def start(self, plan: PartitionPlan | None = None) -> None:
+    def begin(self) -> None:
+        """Start the cluster in a thread; :meth:`handle` waits for it."""
         from concurrent.futures import ThreadPoolExecutor
 
-        in_process = plan is not None and in_process_workers(self._job, plan.size)
         pool = ThreadPoolExecutor(1, thread_name_prefix="hpctune-cluster-start")
-        self._started = pool.submit(self._start, in_process)
+        self._started = pool.submit(self._start, warm=True)
         pool.shutdown(wait=False)
 
-    def _start(self, in_process: bool) -> ClusterHandle:
-        if not in_process:
+    def _start(self, warm: bool = False) -> ClusterHandle:
+        if warm and self.plan.processes:
             # SIGINT is the driver's own (its main thread's handler stops the run): blocked in
             # this thread, it is blocked in the cluster's threads and the worker processes
             # they spawn, which a Ctrl-C at the terminal would otherwise end with a
@@ -847,8 +869,10 @@ class EarlyCluster:
             from . import forkserver
 
             forkserver.block_interrupts()
-        handle = self._stack.enter_context(start_cluster(self._job, in_process=in_process))
-        if not handle.processes:
+        if self._client is not None:
+            return existing_cluster(self._client)
+        handle = self._stack.enter_context(start_cluster(self.job, plan=self.plan))
+        if not warm or not handle.processes:
             return handle  # nothing to import: the workers share this process's modules
         client = handle.client
         # a task on each worker (its event loop stays free to answer the scheduler); the
@@ -860,11 +884,13 @@ class EarlyCluster:
         return handle
 
     def handle(self) -> ClusterHandle:
+        """The started cluster (started now, in this thread, if :meth:`begin` was not called)."""
         if self._started is None:
-            self.start()
+            return self._start()
         return self._started.result()
 
     def close(self) -> None:
+        """Stop the cluster (once its start, if still running, has ended)."""
         if self._started is not None:
             with contextlib.suppress(Exception):  # a failed start was reported by handle()
                 self._started.result()
@@ -879,21 +905,27 @@ def run(
     client: Any = None,
     progress: Progress | None = None,
 ) -> RunSummary:
-    """Validate ``job`` against its data, then run it (see :func:`run_prepared`).
+    """Validate ``job`` against its data, decide the run's plan, then run it (see
+    :func:`run_prepared`).
 
-    In ``local`` mode the cluster starts once the data have passed their checks, while the
-    estimator is checked; it is closed again if that fails (nothing is written before).
+    The plan is decided once, after the data checks, from the spec, the allocation (detected
+    once) and the partitions left. A local cluster then starts in a thread while the estimator
+    is checked; it is closed again if that fails (nothing is written before).
     """
-    if client is not None or resolve_mode(job) != "local":
-        return run_prepared(
-            prepare(job), restart=restart, part=part, client=client, progress=progress
-        )
-    early = EarlyCluster(job)
+    allocation = None if client is not None else registry.detect_allocation()
+    mode = "external" if client is not None else choose_mode(job, allocation)
+    if mode == "local" and not threads_possible(job, mode):
+        prepare_local_workers(job)  # the forkserver's imports beside the data checks
+    data = check_data(job)
+    left = partitions_left(job, data.plan.size, part, restart)
+    start = ClusterStart(job, decide(job, left, client, allocation, mode), client)
     try:
-        prepared = prepare(job, data_checked=early.start)
-        return run_prepared(prepared, restart=restart, part=part, progress=progress, early=early)
+        if mode == "local" and left:
+            start.begin()
+        prepared = check_search(data)
+        return run_prepared(prepared, restart=restart, part=part, progress=progress, start=start)
     finally:
-        early.close()
+        start.close()
 
 
 def merge(job: Job) -> Any:

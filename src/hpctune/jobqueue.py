@@ -16,6 +16,7 @@ left to that file: TLS with this run's credentials, and a dashboard on localhost
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import shlex
 import signal
@@ -27,6 +28,7 @@ from typing import Any
 from .cluster import (
     DASHBOARD_ADDRESS,
     ClusterHandle,
+    ExecutionPlan,
     remote_handle,
     wait_for_workers,
     watch_stop_signals,
@@ -234,7 +236,9 @@ def build(plan_: JobqueuePlan) -> Any:
 
 
 @contextlib.contextmanager
-def jobqueue_cluster(job: Job) -> Iterator[ClusterHandle]:
+def jobqueue_cluster(job: Job, execution: ExecutionPlan | None = None) -> Iterator[ClusterHandle]:
+    """Start the worker jobs of ``execution`` (the settings its placement holds, with the run's
+    credentials added), wait for the first workers, and stop them afterwards."""
     from distributed import Client
 
     from .security import write_credentials
@@ -242,7 +246,11 @@ def jobqueue_cluster(job: Job) -> Iterator[ClusterHandle]:
     credentials = write_credentials(job.output_dir)
     cluster = client = None
     try:
-        plan_ = plan(job, credentials.security())
+        settings = execution.placement.jobqueue if execution is not None else None
+        if settings is None:
+            settings = plan(job, None)
+        kwargs = {**settings.kwargs, "security": credentials.security()}
+        plan_ = dataclasses.replace(settings, kwargs=kwargs)
         for note in plan_.notes:
             log.info(note)
         (job.log_dir / "workers").mkdir(parents=True, exist_ok=True)

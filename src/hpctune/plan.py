@@ -20,28 +20,27 @@ It assumes the nodes of the run compute as fast per core as the workers that tim
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import math
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from .cluster import (
-    ClusterHandle,
-    choose_granularity,
-    existing_cluster,
-    in_process_workers,
+    ExecutionPlan,
+    Placement,
+    choose_mode,
     local_cores,
     local_layout,
-    resolve_mode,
-    start_cluster,
+    open_cluster,
+    place,
+    plan_execution,
 )
 from .errors import UsageError
 from .execute import Prepared, partition_rows, prepare
+from .schedulers import registry
 from .search import n_candidates, n_folds
 from .spec import Job, SchedulerSpec
 from .units import clock, hms, size_text
@@ -161,11 +160,10 @@ class Resources:
         return self.nodes * self.slots_per_node
 
 
-def resources(job: Job) -> Resources:
-    """The run's resources: the spec's ``scheduler`` section if it has one, else (a local run
-    without one) this machine's cores."""
+def resources(job: Job, mode: str) -> Resources:
+    """The run's resources in ``mode``: the spec's ``scheduler`` section if it has one, else (a
+    local run without one) this machine's cores."""
     threads = job.cluster.threads
-    mode = resolve_mode(job)
     local = job.scheduler == SchedulerSpec() and mode == "local"
     if local:
         cores = local_cores(job)
@@ -210,7 +208,7 @@ class PlanEstimate:
     """How the run would spread its work (:func:`hpctune.cluster.choose_granularity`)."""
     workers: str = "processes"
     """What the run's workers would be: ``processes``, or ``threads`` of the hpctune process
-    (:func:`hpctune.cluster.in_process_workers`)."""
+    (:func:`hpctune.cluster.plan_execution`)."""
     lines: list[str] = field(default_factory=list)
 
     # ------------------------------------------------------------------ sample statistics
@@ -416,18 +414,10 @@ class PlanEstimate:
 # --------------------------------------------------------------------------- driver side
 
 
-@contextlib.contextmanager
-def _sampling_cluster(job: Job, client: Any, sample: int) -> Iterator[ClusterHandle]:
-    """The given client, or the job's cluster; a local one with no more workers than samples."""
-    if client is not None:
-        yield existing_cluster(client)
-        return
-    if resolve_mode(job) == "local":
-        workers, _ = local_layout(job)
-        cluster = job.cluster.model_copy(update={"workers": max(1, min(workers, sample))})
-        job = job.model_copy(update={"cluster": cluster})
-    with start_cluster(job) as handle:
-        yield handle
+def target_plan(job: Job, mode: str, available: Resources, size: int) -> ExecutionPlan:
+    """The plan of the run the estimate is for: its workers on ``available``'s slots."""
+    workers = available.nodes * available.workers_per_node
+    return plan_execution(job, Placement(mode, workers, available.threads), size)
 
 
 def plan(
@@ -445,7 +435,16 @@ def plan(
     size = prepared.plan.size
     rng = np.random.default_rng(job.search.seed)
     chosen = sorted(int(i) for i in rng.choice(size, size=min(sample, size), replace=False))
-    with _sampling_cluster(job, client, len(chosen)) as handle:
+    allocation = registry.detect_allocation()
+    job_mode = choose_mode(job, allocation)  # the run's, with or without a client here
+    mode = "external" if client is not None else job_mode
+    sampling = plan_execution(
+        job,
+        place(job, mode, allocation, client=client, max_workers=len(chosen)),
+        None,
+        need_client=True,
+    )
+    with open_cluster(job, sampling, client) as handle:
         shared = handle.client.scatter(prepared, broadcast=True, hash=False)
         ready = time.monotonic()
         # One warm-up per worker (imports, open files) so that no timing pays for them. A new
@@ -460,9 +459,8 @@ def plan(
         description = handle.description
     folds = _folds(prepared)
     per_partition = None if folds is None else n_candidates(job.search) * folds + 1
-    available = resources(job)
-    # as run_prepared decides: worker threads never read NetCDF, so each fit is a task
-    threads = in_process_workers(job, size, client)
+    available = resources(job, job_mode)
+    target = target_plan(job, mode, available, size)
     return PlanEstimate(
         name=job.name,
         partitions=size,
@@ -472,8 +470,8 @@ def plan(
         startup_seconds=startup,
         measured_on=description,
         target_walltime=target_walltime or job.scheduler.walltime,
-        granularity="fit" if threads else choose_granularity(job, size, available.slots),
-        workers="threads" if threads else "processes",
+        granularity=target.granularity,
+        workers="processes" if target.processes else "threads",
     )
 
 
