@@ -2,7 +2,7 @@
 
     python benchmarks/timeline.py SPEC [--set KEY=VALUE ...] [--json FILE]
 
-Runs the spec once in this process through ``hpctune.execute.run`` (output to a scratch
+Runs the spec once in this process through ``hpctune.execution.driver.run`` (output to a scratch
 folder, ``--restart``), with timestamps (seconds since this script started) at the driver's
 milestones: ``prepare`` begins and ends, the cluster starts and is ready, each dask-ml graph is
 submitted and done (fit granularity), the run returns. The scheduler's task stream gives, per
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     import hpctune
-    from hpctune import execute
+    from hpctune.execution import driver as execute
 
     events: list[tuple[float, str]] = []
     report: dict[str, Any] = {}

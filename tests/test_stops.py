@@ -43,7 +43,7 @@ def test_a_stop_signal_outside_a_runs_own_handling_ends_the_command_with_128_plu
     def interrupted(*_args, **_kwargs):
         raise startup.Interrupted(signum)
 
-    monkeypatch.setattr("hpctune.execute.check_data", interrupted)
+    monkeypatch.setattr("hpctune.execution.driver.check_data", interrupted)
     outcome = hpctune(capsys, "run", synthetic_job)
     assert outcome.code == code
     assert [x for x in outcome.err.splitlines() if x.strip()] == [line]
@@ -54,7 +54,7 @@ def test_a_plain_keyboard_interrupt_in_a_command_exits_130(monkeypatch, capsys, 
     def interrupted(*_args, **_kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("hpctune.execute.check_data", interrupted)
+    monkeypatch.setattr("hpctune.execution.driver.check_data", interrupted)
     outcome = hpctune(capsys, "run", synthetic_job)
     assert outcome.code == 130
     assert "hpctune: interrupted" in outcome.err

@@ -39,7 +39,8 @@ from .cluster import (
     plan_execution,
 )
 from .errors import UsageError
-from .execute import Prepared, partition_rows, prepare
+from .execution.prepare import Prepared, prepare
+from .execution.tasks import partition_rows
 from .schedulers import registry
 from .search import n_candidates, n_folds
 from .spec import Job, SchedulerSpec
