@@ -2,7 +2,7 @@
 
     python benchmarks/timeline.py SPEC [--set KEY=VALUE ...] [--json FILE]
 
-Runs the spec once in this process through ``hpctune.execute.run`` (output to a scratch
+Runs the spec once in this process through ``hpctune.execution.driver.run`` (output to a scratch
 folder, ``--restart``), with timestamps (seconds since this script started) at the driver's
 milestones: ``prepare`` begins and ends, the cluster starts and is ready, each dask-ml graph is
 submitted and done (fit granularity), the run returns. The scheduler's task stream gives, per
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     import hpctune
-    from hpctune import execute
+    from hpctune.execution import driver as execute
 
     events: list[tuple[float, str]] = []
     report: dict[str, Any] = {}
@@ -118,12 +118,15 @@ def main(argv: list[str] | None = None) -> int:
                 report["worker_cpu_seconds"] = sorted(handle.client.run(cpu_seconds).values())
                 report["tasks"] = handle.client.run_on_scheduler(_task_stream)
 
-    prepare = execute.prepare
+    check_data, check_search = execute.check_data, execute.check_search
 
-    def timed_prepare(job: Any, **kwargs: Any) -> Any:
+    def timed_check_data(job: Any) -> Any:
         mark("prepare begins")
+        return check_data(job)
+
+    def timed_check_search(prepared: Any) -> Any:
         try:
-            return prepare(job, **kwargs)
+            return check_search(prepared)
         finally:
             mark("prepare ends")
 
@@ -137,7 +140,8 @@ def main(argv: list[str] | None = None) -> int:
             mark("graph done")
 
     execute.start_cluster = timed_cluster
-    execute.prepare = timed_prepare
+    execute.check_data = timed_check_data
+    execute.check_search = timed_check_search
     execute.SearchGraphRunner._get = timed_get
 
     with tempfile.TemporaryDirectory(prefix="hpctune-timeline-") as scratch:

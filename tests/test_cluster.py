@@ -46,7 +46,7 @@ from hpctune.security import write_credentials
 from hpctune.spec import ClusterSpec, load_spec
 from hpctune.worker import nworkers, worker_args
 
-cluster_module = importlib.import_module("hpctune.cluster")
+cluster_module = importlib.import_module("hpctune.cluster.waiting")
 
 
 def job_with(tmp_path: Path, **changes):

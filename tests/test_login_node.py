@@ -70,7 +70,7 @@ def test_a_login_node_caps_auto_mode_only(monkeypatch, login_path, mode, workers
     monkeypatch.delenv("HPCTUNE_LOGIN_NODE")
     monkeypatch.delenv("SLURM_JOB_ID", raising=False)
     monkeypatch.delenv("PBS_JOBID", raising=False)
-    monkeypatch.setattr(cluster, "available_cores", lambda: 64)
+    monkeypatch.setattr(cluster.plan, "available_cores", lambda: 64)
     overrides = [f"cluster.mode={mode}", f"cluster.threads={threads}"]
     if workers:
         overrides.append(f"cluster.workers={workers}")
@@ -94,7 +94,7 @@ def test_the_local_cluster_of_a_login_node_starts_capped_and_says_so(monkeypatch
     monkeypatch.delenv("HPCTUNE_LOGIN_NODE")
     monkeypatch.delenv("SLURM_JOB_ID", raising=False)
     monkeypatch.delenv("PBS_JOBID", raising=False)
-    monkeypatch.setattr(cluster, "available_cores", lambda: 64)
+    monkeypatch.setattr(cluster.plan, "available_cores", lambda: 64)
     job = load_spec(synthetic_spec(Path("cells.nc")), [f"cluster.mode={mode}"], base_dir="/base")
     seen: list[str] = []
     handler = logging.Handler()

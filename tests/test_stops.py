@@ -43,7 +43,7 @@ def test_a_stop_signal_outside_a_runs_own_handling_ends_the_command_with_128_plu
     def interrupted(*_args, **_kwargs):
         raise startup.Interrupted(signum)
 
-    monkeypatch.setattr("hpctune.execute.prepare", interrupted)
+    monkeypatch.setattr("hpctune.execution.driver.check_data", interrupted)
     outcome = hpctune(capsys, "run", synthetic_job)
     assert outcome.code == code
     assert [x for x in outcome.err.splitlines() if x.strip()] == [line]
@@ -54,7 +54,7 @@ def test_a_plain_keyboard_interrupt_in_a_command_exits_130(monkeypatch, capsys, 
     def interrupted(*_args, **_kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("hpctune.execute.prepare", interrupted)
+    monkeypatch.setattr("hpctune.execution.driver.check_data", interrupted)
     outcome = hpctune(capsys, "run", synthetic_job)
     assert outcome.code == 130
     assert "hpctune: interrupted" in outcome.err
@@ -68,16 +68,13 @@ def test_a_cluster_that_fails_to_start_after_a_stop_signal_is_the_stop(
     """A stop signal to the whole process group reaches worker processes that are still
     starting, and the cluster's start fails ("Nanny failed to start"): the run ends as stopped,
     128+N, not with an internal error. Without the signal the same failure stays a failure."""
-    import contextlib
 
-    @contextlib.contextmanager
-    def failing_start(*_args, **_kwargs):
+    def failing_start(_self):
         if stopped:
             os.kill(os.getpid(), signal.SIGTERM)  # the run's own handler records it
         raise RuntimeError("Nanny failed to start.")
-        yield  # pragma: no cover
 
-    monkeypatch.setattr("hpctune.execute._cluster", failing_start)
+    monkeypatch.setattr("hpctune.execution.driver.ClusterStart.handle", failing_start)
     outcome = hpctune(capsys, "run", synthetic_job, "--set", "cluster.processes=false")
     if stopped:
         assert outcome.code == 143, outcome.err

@@ -13,8 +13,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from . import execute
 from .errors import SpecChangedWarning, UsageError
+from .execution import driver
+from .execution.prepare import prepare
 from .partitions import parse_slice
 from .progress import Progress
 from .spec import Job, load_spec
@@ -40,7 +41,7 @@ def validate(job: JobLike, overrides: Iterable[str] = ()) -> dict[str, Any]:
     """Check the spec and the data's metadata; return what the run would do, and under
     ``spec`` the spec with every default filled in (paths resolved). Computes nothing."""
     checked = _job(job, overrides)
-    return {**execute.prepare(checked).describe(), "spec": checked.to_dict()}
+    return {**prepare(checked).describe(), "spec": checked.to_dict()}
 
 
 def run(
@@ -51,7 +52,7 @@ def run(
     slice: str | tuple[int, int] | None = None,
     client: Any = None,
     progress: bool | Progress = False,
-) -> execute.RunSummary:
+) -> driver.RunSummary:
     """Run or resume the job's searches; ``summary.results`` is results.nc as a Dataset.
 
     ``slice="i/N"`` computes only the i-th of N blocks of partitions (an array task); ``client``
@@ -61,7 +62,7 @@ def run(
     overrides = list(overrides)
     part = parse_slice(slice) if isinstance(slice, str) or slice is None else tuple(slice)
     reporter = progress if isinstance(progress, Progress) else Progress(enabled=bool(progress))
-    summary = execute.run(
+    summary = driver.run(
         _job(job, overrides), restart=restart, part=part, client=client, progress=reporter
     )
     if summary.slice is not None:
@@ -82,7 +83,7 @@ def _merge_command(job: JobLike, overrides: Iterable[str]) -> str | None:
 
 def merge(job: JobLike, overrides: Iterable[str] = ()) -> Any:
     """Write results.nc from the partitions recorded so far; returns it as a Dataset."""
-    return execute.merge(_job(job, overrides))
+    return driver.merge(_job(job, overrides))
 
 
 def render(

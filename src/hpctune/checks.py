@@ -8,7 +8,6 @@ parameters, every candidate, the scorers), which imports scikit-learn.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,17 +102,19 @@ def check_search(job: Job) -> None:
     check_scoring(job.search)
 
 
-def check_job(job: Job, data_checked: Callable[[Partitioning], None] | None = None) -> Checked:
-    """Check the spec against the data and the estimator, reading metadata only.
-
-    ``data_checked`` is called with the partitions when the data have passed, before the
-    estimator's checks (which import scikit-learn: 1.5 s): a local run starts its workers then.
-    """
+def check_partitions(job: Job) -> Checked:
+    """The first half of :func:`check_job`: the data checked and the partitions known, the
+    search not yet checked. A run decides its execution plan here and starts its local cluster
+    while :func:`check_search` imports scikit-learn (hpctune.execution.driver)."""
     info, parts, coords = check_layout(job)
-    if data_checked is not None:
-        data_checked(parts)
-    check_search(job)
     return Checked(job=job, info=info, partitioning=parts, coords=coords)
+
+
+def check_job(job: Job) -> Checked:
+    """Check the spec against the data and the estimator, reading metadata only."""
+    checked = check_partitions(job)
+    check_search(job)
+    return checked
 
 
 def partition_count(job: Job) -> int:

@@ -40,7 +40,7 @@ from typing import Any
 log = logging.getLogger("hpctune")
 
 WORKER_MODULES = (
-    "hpctune.execute",  # the partition tasks, the CellReader (xarray)
+    "hpctune.execution.tasks",  # the partition tasks, the CellReader (xarray)
     "dask_ml.model_selection",  # the search graph's tasks (with scikit-learn, scipy, pandas)
     "skops.io",  # the models a worker writes
 )

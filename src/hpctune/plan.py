@@ -20,28 +20,28 @@ It assumes the nodes of the run compute as fast per core as the workers that tim
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import math
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from .checks import Checked, check_job
 from .cluster import (
-    ClusterHandle,
-    choose_granularity,
-    existing_cluster,
-    in_process_workers,
+    ExecutionPlan,
+    Placement,
+    choose_mode,
     local_cores,
     local_layout,
-    resolve_mode,
-    start_cluster,
+    open_cluster,
+    place,
+    plan_execution,
 )
 from .errors import UsageError
-from .execute import Prepared, partition_rows, prepare
+from .execution.tasks import partition_rows
+from .schedulers import registry
 from .search import n_candidates
 from .spec import Job, SchedulerSpec
 from .units import clock, hms, size_text
@@ -69,7 +69,7 @@ timed them was busy (other processes took the cores): the estimate is then on th
 _STATES: dict[str, Any] = {}
 
 
-def _state(prepared: Prepared) -> Any:
+def _state(prepared: Checked) -> Any:
     from .data import CellReader
     from .search import PartitionSearch
 
@@ -85,7 +85,7 @@ def _state(prepared: Prepared) -> Any:
     return state
 
 
-def _warm_up_here(prepared: Prepared) -> bool:
+def _warm_up_here(prepared: Checked) -> bool:
     """Import what a search imports (dask-ml, skops for the model, the estimator's modules: the
     list hpctune's forkserver preloads) and open the data on a worker, outside the timings."""
     from .forkserver import worker_modules
@@ -97,7 +97,7 @@ def _warm_up_here(prepared: Prepared) -> bool:
     return True
 
 
-def time_partition(prepared: Prepared, index: int) -> dict[str, Any]:
+def time_partition(prepared: Checked, index: int) -> dict[str, Any]:
     """Compute one partition as a run would, keep nothing, and report what it cost."""
     import resource
 
@@ -161,11 +161,10 @@ class Resources:
         return self.nodes * self.slots_per_node
 
 
-def resources(job: Job) -> Resources:
-    """The run's resources: the spec's ``scheduler`` section if it has one, else (a local run
-    without one) this machine's cores."""
+def resources(job: Job, mode: str) -> Resources:
+    """The run's resources in ``mode``: the spec's ``scheduler`` section if it has one, else (a
+    local run without one) this machine's cores."""
     threads = job.cluster.threads
-    mode = resolve_mode(job)
     local = job.scheduler == SchedulerSpec() and mode == "local"
     if local:
         cores = local_cores(job)
@@ -210,7 +209,7 @@ class PlanEstimate:
     """How the run would spread its work (:func:`hpctune.cluster.choose_granularity`)."""
     workers: str = "processes"
     """What the run's workers would be: ``processes``, or ``threads`` of the hpctune process
-    (:func:`hpctune.cluster.in_process_workers`)."""
+    (:func:`hpctune.cluster.plan_execution`)."""
     lines: list[str] = field(default_factory=list)
 
     # ------------------------------------------------------------------ sample statistics
@@ -416,18 +415,10 @@ class PlanEstimate:
 # --------------------------------------------------------------------------- driver side
 
 
-@contextlib.contextmanager
-def _sampling_cluster(job: Job, client: Any, sample: int) -> Iterator[ClusterHandle]:
-    """The given client, or the job's cluster; a local one with no more workers than samples."""
-    if client is not None:
-        yield existing_cluster(client)
-        return
-    if resolve_mode(job) == "local":
-        workers, _ = local_layout(job)
-        cluster = job.cluster.model_copy(update={"workers": max(1, min(workers, sample))})
-        job = job.model_copy(update={"cluster": cluster})
-    with start_cluster(job) as handle:
-        yield handle
+def target_plan(job: Job, mode: str, available: Resources, size: int) -> ExecutionPlan:
+    """The plan of the run the estimate is for: its workers on ``available``'s slots."""
+    workers = available.nodes * available.workers_per_node
+    return plan_execution(job, Placement(mode, workers, available.threads), size)
 
 
 def plan(
@@ -441,11 +432,20 @@ def plan(
     if sample < 1:
         raise UsageError(f"--sample must be at least 1; got {sample}")
     started = time.monotonic()
-    prepared = prepare(job)
+    prepared = check_job(job)
     size = prepared.plan.size
     rng = np.random.default_rng(job.search.seed)
     chosen = sorted(int(i) for i in rng.choice(size, size=min(sample, size), replace=False))
-    with _sampling_cluster(job, client, len(chosen)) as handle:
+    allocation = registry.detect_allocation()
+    job_mode = choose_mode(job, allocation)  # the run's, with or without a client here
+    mode = "external" if client is not None else job_mode
+    sampling = plan_execution(
+        job,
+        place(job, mode, allocation, client=client, max_workers=len(chosen)),
+        None,
+        need_client=True,
+    )
+    with open_cluster(job, sampling, client) as handle:
         shared = handle.client.scatter(prepared, broadcast=True, hash=False)
         ready = time.monotonic()
         # One warm-up per worker (imports, open files) so that no timing pays for them. A new
@@ -460,9 +460,8 @@ def plan(
         description = handle.description
     folds = prepared.train_folds()
     per_partition = None if folds is None else n_candidates(job.search) * folds + 1
-    available = resources(job)
-    # as run_prepared decides: worker threads never read NetCDF, so each fit is a task
-    threads = in_process_workers(job, size, client)
+    available = resources(job, job_mode)
+    target = target_plan(job, mode, available, size)
     return PlanEstimate(
         name=job.name,
         partitions=size,
@@ -472,6 +471,6 @@ def plan(
         startup_seconds=startup,
         measured_on=description,
         target_walltime=target_walltime or job.scheduler.walltime,
-        granularity="fit" if threads else choose_granularity(job, size, available.slots),
-        workers="threads" if threads else "processes",
+        granularity=target.granularity,
+        workers="processes" if target.processes else "threads",
     )

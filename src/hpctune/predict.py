@@ -29,12 +29,13 @@ from typing import Any
 
 import numpy as np
 
-from .cluster import ClusterHandle, existing_cluster, start_cluster
+from .cluster import ClusterHandle, choose_mode, open_cluster, place, plan_execution
 from .data.inspect import check_variables
 from .data.partitions import cell_groups, dataset_partitioning, training_partitioning
 from .data.source import open_cached, open_dataset, resolve_paths
 from .errors import DataError, OutputError, UsageError
 from .partitions import model_file_name
+from .schedulers import registry
 from .spec import DataSpec, Job
 from .store import Store
 
@@ -326,15 +327,6 @@ def prediction(job: Job, paths: Sequence[str] | None = None) -> Any:
     return result
 
 
-@contextlib.contextmanager
-def _cluster(job: Job, client: Any) -> Iterator[ClusterHandle]:
-    if client is not None:
-        yield existing_cluster(client)
-    else:
-        with start_cluster(job) as handle:
-            yield handle
-
-
 def predict(
     job: Job, paths: Sequence[str] | None, out: str | Path, *, client: Any = None
 ) -> PredictSummary:
@@ -352,8 +344,12 @@ def predict(
     tmp = out.with_name(f".{out.name}.{os.getpid()}.{secrets.token_hex(3)}.tmp")
     counts = {"predicted": 0, "missing": 0}
     try:
-        with _cluster(job, client) as handle:
-            ctx = spread(ctx, handle.slots)
+        allocation = None if client is not None else registry.detect_allocation()
+        mode = "external" if client is not None else choose_mode(job, allocation)
+        placement = place(job, mode, allocation, client=client)
+        execution = plan_execution(job, placement, None, need_client=True)
+        with open_cluster(job, execution, client) as handle:
+            ctx = spread(ctx, execution.slots)
             blocks = ctx.blocks()
             _write_template(tmp, ctx, coords, attrs)
             with _open_append(tmp) as nc:
@@ -361,7 +357,7 @@ def predict(
                 natural = (*ctx.space_dims, ctx.time_dim)
                 axes = [natural.index(d) for d in ctx.dims]
                 along = ctx.dims.index(ctx.space_dims[0])
-                for (start, stop), values in _run_blocks(handle, ctx, blocks):
+                for (start, stop), values in _run_blocks(handle, ctx, blocks, execution.slots):
                     finite = int(np.isfinite(values).sum())
                     counts["predicted"] += finite
                     counts["missing"] += values.size - finite
@@ -399,14 +395,14 @@ def spread(ctx: PredictContext, slots: int) -> PredictContext:
 
 
 def _run_blocks(
-    handle: ClusterHandle, ctx: PredictContext, blocks: list[tuple[int, int]]
+    handle: ClusterHandle, ctx: PredictContext, blocks: list[tuple[int, int]], slots: int
 ) -> Iterator[tuple[tuple[int, int], np.ndarray]]:
     """Blocks as they finish; at most two per worker slot in flight (bounded memory)."""
     from distributed import as_completed
 
     client = handle.client
     shared = client.scatter(ctx, broadcast=True, hash=False)
-    limit = max(2, 2 * handle.slots)
+    limit = max(2, 2 * slots)
     todo = list(reversed(blocks))
     in_flight: dict[Any, tuple[int, int]] = {}
 

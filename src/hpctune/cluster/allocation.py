@@ -1,0 +1,123 @@
+"""Workers on the nodes of the batch job this process runs in, started with its launcher."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import threading
+from collections.abc import Iterator
+
+from ..errors import AllocationError, ClusterError
+from ..schedulers import registry
+from ..spec import Job
+from .handle import (
+    DASHBOARD_ADDRESS,
+    ClusterHandle,
+    distributed_log_level,
+    node_name,
+    remote_handle,
+)
+from .plan import ExecutionPlan
+from .waiting import wait_for_workers, watch_stop_signals
+
+log = logging.getLogger("hpctune")
+
+
+@contextlib.contextmanager
+def allocation_cluster(job: Job, plan: ExecutionPlan) -> Iterator[ClusterHandle]:
+    """The scheduler here, workers on every host of ``plan``'s allocation."""
+    from distributed import Client, LocalCluster
+
+    from ..launch import WorkerProcesses
+    from ..schedulers.launch import WorkerSpec, worker_environment
+    from ..security import write_credentials
+
+    allocation, layout = plan.allocation, plan.placement.layout
+    assert allocation is not None and layout is not None  # place() refuses an allocation run
+    scheduler = registry.scheduler_for(allocation, job.scheduler.kind)
+    try:
+        launcher = scheduler.launcher(allocation)
+    except AllocationError as exc:
+        raise ClusterError(str(exc)) from None
+    host = scheduler_host(job.cluster.interface, allocation.hosts)
+    credentials = write_credentials(job.output_dir)
+    processes: WorkerProcesses | None = None
+    cluster = client = None
+    stopping = threading.Event()  # set by a stop signal from the workers' start on
+    try:
+        security = credentials.security()
+        cluster = LocalCluster(
+            n_workers=0,
+            processes=True,
+            host=host,
+            protocol="tls://",
+            security=security,
+            dashboard_address=DASHBOARD_ADDRESS,
+            silence_logs=distributed_log_level(),
+        )
+        address = cluster.scheduler_address
+        credentials.write_scheduler_file(address, job_id=allocation.job_id)
+        client = Client(cluster, security=security)
+        worker = WorkerSpec(
+            address=address,
+            tls_args=tuple(credentials.worker_args()),
+            interface=job.cluster.interface,
+        )
+        commands = launcher.commands(layout, worker, worker_environment())
+        log_path = job.log_dir / f"workers-{allocation.job_id}-{os.getpid()}.log"
+        processes = WorkerProcesses(commands, log_path)
+        log.info("starting %s with %s: %s", layout.describe(), launcher.name, commands[0].shell())
+        processes.start()
+        with watch_stop_signals() as stopping:
+            connected = wait_for_workers(
+                client,
+                layout.total_workers,
+                job.cluster.start_timeout,
+                processes=processes,
+                what=f"{launcher.name} workers",
+                stopping=stopping,
+            )
+            yield remote_handle(
+                client,
+                job,
+                address=address,
+                mode="allocation",
+                workers=connected,
+                threads=layout.threads,
+                what=(
+                    f"allocation ({allocation.kind} job {allocation.job_id}): {connected} "
+                    f"workers x {layout.threads} thread(s)"
+                ),
+            )
+    finally:
+        if client is not None:
+            client.close()
+        if cluster is not None:
+            cluster.close()
+        if processes is not None:
+            # The scheduler has told the workers to close; their nannies follow within seconds.
+            # Stopped by a signal, the launchers are ended sooner: workers still starting were
+            # told nothing, and a cancelled job's processes are killed after the scheduler's
+            # KillWait (30 s by default), the run's own exit with them.
+            processes.stop(timeout=3.0 if stopping.is_set() else 20.0)
+        credentials.remove()
+
+
+def scheduler_host(interface: str | None, hosts: tuple[str, ...] = ()) -> str:
+    """The address the scheduler listens on: that of ``cluster.interface``, else the one this
+    machine uses to reach the other allocated nodes."""
+    from distributed.utils import get_ip, get_ip_interface
+
+    if interface:
+        try:
+            return get_ip_interface(interface)
+        except ValueError as exc:
+            raise ClusterError(f"cluster.interface: {exc}") from None
+    here = node_name()
+    for host in hosts:
+        if host != here:
+            with contextlib.suppress(OSError):
+                return get_ip(socket.gethostbyname(host))
+    return get_ip()

@@ -1,0 +1,148 @@
+"""A started cluster as the run sees it, and where this process runs: node name, cores, scratch."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from dataclasses import dataclass
+from typing import Any
+
+from ..schedulers import registry
+from ..spec import Job
+
+log = logging.getLogger("hpctune")
+
+
+DASHBOARD_ADDRESS = "127.0.0.1:0"
+"""HTTP servers (dashboard or not) listen on localhost only, on a free port."""
+
+WORKER_CONFIG: dict[str, Any] = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
+"""Dask settings for the nannies hpctune starts (local, allocation and jobqueue workers).
+
+distributed starts worker processes with ``MALLOC_TRIM_THRESHOLD_=65536``, which returns freed
+memory to the system at once; setting it also turns off glibc's adaptive thresholds, so the
+allocations of every fit fault their pages in again. Measured on the ``heavy`` benchmark
+(StandardScaler + SVR): each search 5% slower (benchmarks/RESULTS.md). hpctune's tasks keep
+no data between them (a worker's memory is the few chunks it reads), so the worker processes
+use glibc's defaults, as the serial scikit-learn run they are compared with does.
+"""
+
+
+def distributed_log_level() -> int:
+    """The level of Dask's own log records shown on stderr, in this process and in the local
+    workers: errors with ``-v`` (hpctune's log at INFO), else none. The run reports what
+    matters itself (a failed partition and why, a worker that died); Dask's records at a stop
+    or at the end of a run are of its shutdown (a worker's heartbeat to a scheduler already
+    closed: ``CommClosedError ... Stream is closed``), not for the user's terminal."""
+    return logging.ERROR if log.isEnabledFor(logging.INFO) else logging.CRITICAL
+
+
+@dataclass
+class ClusterHandle:
+    """A started cluster as the run sees it: the client (or worker threads), the workers
+    connected and their threads, and the lines that describe it to the user."""
+
+    client: Any
+    """The Dask client; None when the workers are threads of this process (:attr:`pool`)."""
+    mode: str
+    workers: int
+    """Worker processes connected when the run begins (jobqueue: asked for)."""
+    threads: int
+    """Threads per worker: tasks that may run at once on each worker."""
+    dashboard: str | None = None
+    description: str = ""
+    address: str = ""
+    """The scheduler's address, e.g. ``tls://10.1.2.3:40123``."""
+    tunnel: str | None = None
+    """The ``ssh -L`` command that reaches the dashboard from another machine."""
+    processes: bool = True
+    """False: the workers are threads of this process (the plan's ``processes``)."""
+    pool: Any = None
+    """The worker threads (:class:`~hpctune.cluster.threads.WorkerThreads`), when the workers
+    are threads of this process (``client`` is None)."""
+
+    @property
+    def slots(self) -> int:
+        return self.workers * self.threads
+
+
+def node_name() -> str:
+    """The scheduler's name for this node, else the host name."""
+    for variable in ("HPCTUNE_NODE_NAME", *registry.node_variables()):
+        value = os.environ.get(variable)
+        if value:
+            return value
+    return socket.gethostname().split(".")[0]
+
+
+def available_cores() -> int:
+    """CPUs this process may use: its affinity, capped by what a batch job was given where
+    the batch system does not bind jobs to their CPUs."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        cores = os.cpu_count() or 1
+    for variable in registry.cpu_variables():
+        value = os.environ.get(variable, "")
+        if value.isdigit() and int(value) > 0:
+            return min(cores, int(value))
+    return cores
+
+
+def scratch_dir() -> str | None:
+    """Node-local scratch for worker spill files, when the scheduler provides one."""
+    for variable in registry.scratch_variables():
+        value = os.environ.get(variable)
+        if value and os.path.isdir(value):
+            return value
+    return None
+
+
+def remote_handle(
+    client: Any, job: Job, *, address: str, mode: str, workers: int, threads: int, what: str
+) -> ClusterHandle:
+    """The handle of workers on other nodes (allocation, jobqueue): its description is ``what``
+    and the nodes the workers report, its dashboard the link and, for another machine, the
+    ssh tunnel to it."""
+    nodes = sorted(set(client.run(node_name).values()))
+    link = client.dashboard_link if job.cluster.dashboard else None
+    tunnel = ssh_tunnel(link) if link else None
+    return ClusterHandle(
+        client=client,
+        mode=mode,
+        workers=workers,
+        threads=threads,
+        dashboard=link,
+        description=f"{what} on {','.join(nodes)} ({address})"
+        + (f"; dashboard from another machine: {tunnel}" if tunnel else ""),
+        address=address,
+        tunnel=tunnel,
+    )
+
+
+def ssh_tunnel(link: str) -> str:
+    """``ssh -N -L PORT:127.0.0.1:PORT HOST``: the dashboard of this node from a laptop."""
+    port = _port_of(link)
+    return f"ssh -N -L {port}:127.0.0.1:{port} {socket.gethostname()}"
+
+
+def _port_of(link: str) -> str:
+    from urllib.parse import urlparse
+
+    return str(urlparse(link).port or 8787)
+
+
+def existing_cluster(client: Any) -> ClusterHandle:
+    """Wrap a client the caller started (tests, notebooks, a group's own cluster)."""
+    nthreads = client.nthreads()
+    threads = max(nthreads.values(), default=1)
+    return ClusterHandle(
+        client=client,
+        mode="external",
+        workers=len(nthreads),
+        threads=threads,
+        dashboard=None,
+        description=f"existing cluster: {len(nthreads)} workers",
+        address=getattr(client.scheduler, "address", "") or "",
+    )

@@ -1,0 +1,78 @@
+"""Local worker processes: a LocalCluster forked from hpctune's forkserver."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+from ..spec import Job
+from .handle import (
+    DASHBOARD_ADDRESS,
+    WORKER_CONFIG,
+    ClusterHandle,
+    distributed_log_level,
+    scratch_dir,
+)
+from .plan import ExecutionPlan
+
+
+def prepare_local_workers(job: Job) -> None:
+    """Start the process local workers are forked from (:mod:`hpctune.forkserver`), so that
+    its imports run beside the driver's own start-up and the data checks. Nothing else starts:
+    the workers do, once the checks have passed."""
+    import dask
+
+    # distributed's defaults join Dask's config first: leaving the ``dask.config.set`` below
+    # would remove a ``distributed`` section that it had to create
+    import distributed  # noqa: F401
+
+    from .. import forkserver
+
+    with dask.config.set(WORKER_CONFIG):
+        forkserver.start(forkserver.worker_modules(job.search.estimator))
+
+
+@contextlib.contextmanager
+def local_cluster(job: Job, plan: ExecutionPlan) -> Iterator[ClusterHandle]:
+    """Worker processes on this machine, as many as ``plan`` says."""
+    import dask
+    from distributed import Client, LocalCluster
+
+    from .. import forkserver
+    from ..security import temporary_security
+
+    workers, threads = plan.workers, plan.threads
+    security = temporary_security()
+    modules = forkserver.worker_modules(job.search.estimator)
+    with dask.config.set(WORKER_CONFIG), forkserver.worker_start(modules):
+        cluster = LocalCluster(
+            n_workers=workers,
+            threads_per_worker=threads,
+            processes=True,
+            host="127.0.0.1",
+            protocol="tls://",
+            security=security,
+            dashboard_address=DASHBOARD_ADDRESS,  # its HTTP server, dashboard or not, local
+            local_directory=scratch_dir(),
+            silence_logs=distributed_log_level(),
+        )
+    try:
+        client = Client(cluster, security=security)
+        try:
+            link = client.dashboard_link if job.cluster.dashboard else None
+            yield ClusterHandle(
+                client=client,
+                mode="local",
+                workers=workers,
+                threads=threads,
+                dashboard=link,
+                description=(
+                    f"local cluster: {workers} worker processes x {threads} thread(s) "
+                    f"({cluster.scheduler_address})"
+                ),
+                address=cluster.scheduler_address,
+            )
+        finally:
+            client.close()
+    finally:
+        cluster.close()

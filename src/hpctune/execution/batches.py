@@ -1,0 +1,183 @@
+"""Run a job: plan the partitions, spread them over the cluster in batches, record results.
+
+Execution design (see benchmarks/RESULTS.md for the measurements behind it):
+
+- A task is a *batch* of neighbouring partitions. The worker reads the batch's cells in one
+  hyperslab, runs each partition's dask-ml search with the synchronous scheduler inside the task
+  (no nested scheduling), and writes each result (model file, then journal record) as soon as it
+  finishes.
+- Batch sizes follow guided self-scheduling: the first tasks hold one partition each, to measure
+  the cost of a partition; later batches aim at ``TARGET_TASK_SECONDS`` of work, and shrink as the
+  run nears its end so that all workers finish together.
+- A batch that kills its worker or fails as a whole is split, and its partitions retried one by
+  one, so that one bad cell does not take its neighbours down with it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+from ..cluster import (
+    node_name,
+)
+from ..errors import OutputError, RunStopped
+from ..search import (
+    PartitionResult,
+    describe_exception,
+)
+from ..store import Journal, Store
+from .runner import POLL_SECONDS, Runner
+from .tasks import (
+    run_batch,
+    shared_context,
+)
+
+log = logging.getLogger("hpctune")
+
+
+TARGET_TASK_SECONDS = 1.0
+"""Work per task once the cost of a partition is known: long enough to make the per-task
+overhead (scheduling, opening the hyperslab) negligible, short enough for steady progress."""
+
+GUIDED_FACTOR = 3
+"""A batch holds at most remaining / (GUIDED_FACTOR x slots) partitions."""
+
+
+class BatchRunner(Runner):
+    """Feeds batches of partitions to the cluster and collects what comes back."""
+
+    def setup(self) -> None:
+        self.plan = self.ctx.plan
+        self.pending: deque[int] = deque(self.todo)
+        self.isolated: deque[int] = deque()
+        self.in_flight: dict[Any, list[int]] = {}
+        self.task_seconds = 0.0
+        self.task_partitions = 0
+        self.slots = max(1, self.execution.slots)
+        self.chunk = self.ctx.job.data.chunk
+        self._journal: Journal | None = None
+        self._ctx_future: Any = None
+
+    def run(self) -> None:
+        from distributed import wait
+        from distributed.client import FuturesCancelledError
+
+        # A task rather than scattered data: if every worker holding it dies, it is recomputed.
+        self._ctx_future = self.client.submit(
+            shared_context, self.ctx, key=f"hpctune-context-{time.monotonic_ns()}", pure=False
+        )
+        try:
+            while not self.stop.is_set() and (self.in_flight or self.pending or self.isolated):
+                self._fill()
+                try:
+                    done, _ = wait(
+                        list(self.in_flight), timeout=POLL_SECONDS, return_when="FIRST_COMPLETED"
+                    )
+                except TimeoutError:
+                    done = set()
+                except FuturesCancelledError:
+                    done = {f for f in self.in_flight if f.status == "cancelled"}
+                for future in done:
+                    self._collect(future)
+                self.progress.update(self.counts)
+        finally:
+            if self.in_flight:
+                self.client.cancel(list(self.in_flight), force=True)
+            if self._journal is not None:
+                self._journal.close()
+
+    def batch_size(self) -> int:
+        if self.task_partitions < self.slots:
+            return 1
+        per_partition = self.task_seconds / self.task_partitions
+        by_time = int(TARGET_TASK_SECONDS / max(per_partition, 1e-6))
+        guided = math.ceil(len(self.pending) / (GUIDED_FACTOR * self.slots))
+        return max(1, min(by_time, guided, self.chunk))
+
+    def _next_batch(self) -> list[int]:
+        if self.isolated:
+            return [self.isolated.popleft()]
+        size = self.batch_size()
+        batch = [self.pending.popleft()]
+        cells = self.plan.n_cells_of(batch[0])
+        while self.pending and len(batch) < size:
+            more = self.plan.n_cells_of(self.pending[0])
+            if cells + more > self.chunk:
+                break
+            cells += more
+            batch.append(self.pending.popleft())
+        return batch
+
+    def _fill(self) -> None:
+        while len(self.in_flight) < 2 * self.slots and (self.pending or self.isolated):
+            batch = self._next_batch()
+            future = self.client.submit(
+                run_batch,
+                self._ctx_future,
+                batch,
+                pure=False,
+                key=f"hpctune-batch-{batch[0]}-{time.monotonic_ns()}",
+            )
+            self.in_flight[future] = batch
+
+    def _collect(self, future: Any) -> None:
+        batch = self.in_flight.pop(future)
+        try:
+            outcome = batch_outcome(future, self.stop)
+        except RunStopped:
+            return  # its partitions are in the journal of the worker that computed them
+        except OutputError:
+            raise
+        except Exception as exc:  # the task as a whole failed or its worker died
+            if len(batch) > 1:
+                self.isolated.extend(batch)
+                log.warning(
+                    "a batch of %d partitions failed (%s); retrying them one by one",
+                    len(batch),
+                    describe_exception(exc),
+                )
+                return
+            self._record_failure(batch[0], exc)
+            return
+        self.task_seconds += outcome["seconds"]
+        self.task_partitions += len(batch)
+        for _index, status in outcome["statuses"]:
+            self.counts.add(status)
+
+    def _record_failure(self, index: int, exc: BaseException) -> None:
+        from distributed import KilledWorker
+
+        if isinstance(exc, KilledWorker):
+            reason = "its worker died each time it computed it (out of memory, or a crash)"
+        else:
+            reason = describe_exception(exc)
+        if self._journal is None:
+            self._journal = Journal(Store(Path(self.ctx.output)).parts)
+        result = PartitionResult(index=index, status="failed", reason=reason, node=node_name())
+        self._journal.append(result.record())
+        self.counts.add("failed")
+
+
+def batch_outcome(future: Any, stop: threading.Event) -> Any:
+    """The outcome of a batch the scheduler reported finished.
+
+    The worker holding it may have died since (a preemption signals every process of the job at
+    once): the scheduler then computes the batch again, and fetching its outcome waits for that.
+    Not once the run is stopped: the batch is cancelled and :class:`RunStopped` raised. Its
+    partitions were recorded in the dead worker's journal before it finished; computed again,
+    they would be recorded twice, and the stopped run would wait for them past the grace the
+    scheduler gives before it kills the job.
+    """
+    while True:
+        try:
+            return future.result(timeout=POLL_SECONDS)
+        except TimeoutError:
+            if stop.is_set():
+                future.cancel()
+                raise RunStopped("stopped while a lost batch was computed again") from None

@@ -1,0 +1,20 @@
+"""The checks a run makes, in the two halves its driver needs: the data first (the execution
+plan is decided from the partitions), then the search while the local cluster starts. The
+checks themselves are :mod:`hpctune.checks`, shared with validate, plan and submit."""
+
+from __future__ import annotations
+
+from ..checks import Checked, check_job, check_partitions
+from ..checks import check_search as check_estimator
+
+Prepared = Checked
+"""A job checked against its data (and, after :func:`check_search`, its estimator)."""
+
+check_data = check_partitions
+prepare = check_job
+
+
+def check_search(prepared: Checked) -> Checked:
+    """Check ``prepared``'s estimator, parameters, candidates and scorers; returns it."""
+    check_estimator(prepared.job)
+    return prepared

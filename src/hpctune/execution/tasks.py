@@ -1,0 +1,156 @@
+"""The worker side of a run: what a task computes, and the state each worker process keeps for a
+run.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..cluster import (
+    node_name,
+)
+from ..data import CellBlock, CellReader, DatasetInfo
+from ..partitions import PartitionPlan
+from ..sandbox import SearchProcess
+from ..search import (
+    PartitionResult,
+    PartitionSearch,
+)
+from ..spec import Job
+from ..store import Journal, Store
+
+log = logging.getLogger("hpctune")
+
+
+@dataclass(frozen=True)
+class TaskContext:
+    """What every task needs; sent to each worker once."""
+
+    job: Job
+    info: DatasetInfo
+    plan: PartitionPlan
+    output: str
+    run_id: str = field(default_factory=lambda: secrets.token_hex(8))
+    """Each run has its own worker state: a restart on a reused cluster opens new journals."""
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.output, self.run_id)
+
+
+class _WorkerState:
+    """What a worker process keeps between the tasks of one run."""
+
+    def __init__(self, ctx: TaskContext) -> None:
+        search, test = ctx.job.search, ctx.job.data.test
+        self.search_spec = search
+        self.test_start = test.start if test else None
+        self.reader = CellReader(ctx.job.data, ctx.info)
+        self.store = Store(Path(ctx.output))
+        self.journal = Journal(self.store.parts)
+        self.node = node_name()
+        self._local = threading.local()
+        self._children: list[SearchProcess] = []
+        self._lock = threading.Lock()
+
+    @property
+    def search(self) -> PartitionSearch | SearchProcess:
+        """This thread's searcher: with ``search.timeout``, a child process of its own."""
+        searcher = getattr(self._local, "searcher", None)
+        if searcher is None:
+            spec = self.search_spec
+            if spec.timeout:
+                searcher = SearchProcess(spec, self.test_start, spec.timeout)
+                with self._lock:
+                    self._children.append(searcher)
+            else:
+                searcher = PartitionSearch(spec, test_start=self.test_start)
+            self._local.searcher = searcher
+        return searcher
+
+    def close(self) -> None:
+        self.journal.close()
+        with self._lock:
+            children, self._children = self._children, []
+        for child in children:
+            child.close()
+
+
+_WORKER_STATES: dict[tuple[str, str], _WorkerState] = {}
+_WORKER_STATES_LOCK = threading.Lock()
+
+
+def _worker_state(ctx: TaskContext) -> _WorkerState:
+    with _WORKER_STATES_LOCK:
+        state = _WORKER_STATES.get(ctx.key)
+        if state is None:
+            for old in _WORKER_STATES.values():
+                old.close()
+            _WORKER_STATES.clear()
+            state = _WORKER_STATES[ctx.key] = _WorkerState(ctx)
+        return state
+
+
+def shared_context(ctx: TaskContext) -> TaskContext:
+    """The run's context as a task of its own, which the batch tasks depend on: a task rather
+    than scattered data, so that it is recomputed if every worker holding it dies."""
+    return ctx
+
+
+def partition_rows(
+    block: CellBlock, offset: int, members: np.ndarray, times: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Inputs, target and times of one partition whose cells start at ``offset`` in ``block``.
+
+    A cell gives its time series; a group gives the rows of all its cells, ordered by time.
+    """
+    x = block.x[offset : offset + members.size]
+    y = block.y[offset : offset + members.size]
+    if members.size == 1:
+        return x[0], y[0], times
+    t = np.tile(times, members.size)
+    order = np.argsort(t, kind="stable")
+    return x.reshape(-1, x.shape[-1])[order], y.reshape(-1)[order], t[order]
+
+
+def run_batch(ctx: TaskContext, indices: list[int]) -> dict[str, Any]:
+    """Compute and record the partitions ``indices`` (a Dask task)."""
+    started = time.perf_counter()
+    state = _worker_state(ctx)
+    plan = ctx.plan
+    cells = [plan.cells(i) for i in indices]
+    block = state.reader.read(np.concatenate(cells))
+    statuses = []
+    offset = 0
+    for index, members in zip(indices, cells, strict=True):
+        x, y, t = partition_rows(block, offset, members, ctx.info.times)
+        offset += members.size
+        result = state.search.run(index, x, y, t, node=state.node)
+        record_result(state.store, state.journal, plan, result)
+        statuses.append((index, result.status))
+    return {"statuses": statuses, "seconds": time.perf_counter() - started}
+
+
+def record_result(
+    store: Store, journal: Journal, plan: PartitionPlan, result: PartitionResult
+) -> None:
+    """Make one partition's result durable: its model file first, then its journal record."""
+    if result.model is not None:
+        store.write_model(plan.model_name(result.index), result.model)
+    journal.append(result.record())
+
+
+def warm_up() -> None:
+    """Import what the first task needs, on each worker while the driver prepares. Workers
+    forked from hpctune's forkserver have it already; spawned ones (``HPCTUNE_FORKSERVER=0``)
+    import it here, and skops at their first model file."""
+    import dask_ml.model_selection  # noqa: F401
+    import xarray  # noqa: F401
