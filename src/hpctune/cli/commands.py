@@ -105,17 +105,6 @@ def merge(job: str, overrides: tuple[str, ...], as_json: bool) -> None:
     sys.exit(3 if counts.failed or counts.pending else 0)
 
 
-template_dir_option = click.option(
-    "--template-dir",
-    "template_dirs",
-    multiple=True,
-    metavar="DIR",
-    type=click.Path(file_okay=False, path_type=str),
-    help="Look for job-script templates here first (before HPCTUNE_TEMPLATE_DIR, "
-    "~/.config/hpctune/templates and the shipped ones). Repeatable.",
-)
-
-
 @click.command(cls=Command, epilog=EPILOG_EXIT_CODES)
 @job_options
 @click.option(
