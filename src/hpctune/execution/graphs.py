@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import logging
@@ -29,6 +30,9 @@ from .tasks import (
     partition_rows,
     record_result,
 )
+
+#: Seconds a retry waits, at most, for ended workers to be replaced.
+RESTART_WAIT = 120
 
 log = logging.getLogger("hpctune")
 
@@ -94,6 +98,7 @@ class SearchGraphRunner(Runner):
         self.store = Store(Path(self.ctx.output))
         self.journal = Journal(self.store.parts)
         nodes = self.client.run(node_name).values() if self.client is not None else ()
+        workers = len(nodes)
         self.nodes = ",".join(sorted(set(nodes))) or node_name()
         pool = ThreadPoolExecutor(self.concurrency(), thread_name_prefix="hpctune-search")
         pending = {pool.submit(self._one, index) for index in self.todo}
@@ -106,7 +111,10 @@ class SearchGraphRunner(Runner):
                         self.counts.add(status)
                 self.progress.update(self.counts)
             for index in self.retry_at_end:
-                status = None if self.stop.is_set() else self._one(index, last_try=True)
+                if self.stop.is_set():
+                    break
+                self._wait_for_workers(workers)
+                status = self._one(index, last_try=True)
                 if status is not None:
                     self.counts.add(status)
                 self.progress.update(self.counts)
@@ -151,6 +159,15 @@ class SearchGraphRunner(Runner):
                 return None
             record_result(self.store, self.journal, self.ctx.plan, result)
         return result.status
+
+    def _wait_for_workers(self, workers: int) -> None:
+        """Before a retry: wait (a bounded time) for the workers a timed-out search ended to be
+        replaced, so that the retry's ``search.timeout`` counts its own fits, not the restart
+        of the workers (their imports take seconds, tens on a loaded node)."""
+        if self.client is None or not self.execution.processes or workers == 0:
+            return
+        with contextlib.suppress(Exception):
+            self.client.wait_for_workers(workers, timeout=RESTART_WAIT)
 
     def _import_skops(self) -> None:
         """The models are written here: import skops (0.8 CPU s: it imports every scikit-learn
