@@ -112,6 +112,61 @@ def test_the_process_ends_with_its_code_after_the_atexit_handlers(other_thread):
     assert done.stderr == ""
 
 
+NESTED = """
+import signal, sys, threading
+from hpctune.cluster.waiting import watch_stop_signals
+from hpctune.execution.driver import _stop_on_signals
+from hpctune.startup import StopEvent
+
+
+class SignalWhileHeld:
+    \"\"\"The lock of an event's condition: each of the first acquisitions raises a signal in
+    this thread while it holds the lock, as a second signal arriving inside Event.set does.\"\"\"
+
+    def __init__(self, signals):
+        self.lock, self.signals = threading.Lock(), list(signals)
+
+    def acquire(self, blocking=True, timeout=-1):
+        got = self.lock.acquire(blocking, timeout)
+        if got and self.signals:
+            signal.raise_signal(self.signals.pop(0))
+        return got
+
+    def release(self):
+        self.lock.release()
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *_exc):
+        self.release()
+
+
+stop, caught = StopEvent(), []
+stop._cond = threading.Condition(SignalWhileHeld([signal.SIGTERM, signal.SIGINT]))
+with _stop_on_signals(stop, caught):
+    with watch_stop_signals() as starting:
+        starting._cond = threading.Condition(SignalWhileHeld([signal.SIGINT, signal.SIGUSR1]))
+        signal.raise_signal(signal.SIGINT)
+        print(starting.is_set(), stop.is_set(), caught)
+"""
+
+
+def test_signals_arriving_inside_the_handler_of_another_set_the_stop_once():
+    """``scancel --signal=INT --full`` signals hpctune and the job script, which passes it on:
+    two SIGINT within microseconds. A handler running inside the ``Event.set`` of the one before
+    (whose lock its own thread holds) once left a stopped run waiting for ever on that lock,
+    its job RUNNING until the walltime; each signal here arrives exactly there."""
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(NESTED)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "True True ['SIGINT']\n"
+
+
 @pytest.mark.full
 @pytest.mark.parametrize("layout", ["threads", "processes", "forked"])
 def test_stops_at_random_moments_exit_128_plus_n_and_resume(layout, tmp_path):

@@ -24,6 +24,13 @@ them.) A disposition inherited as ignored is replaced too (a shell starts
 background commands with SIGINT ignored, and the job scripts pass INT on to ``hpctune run``
 running in the background), as the run's own handlers always did.
 
+A stop signal is recorded in a :class:`StopEvent`, which a handler sets with
+:meth:`StopEvent.set_from_handler`: a handler runs in the main thread between two bytecodes,
+possibly in the middle of ``threading.Event.set`` called by the same handler for the signal
+before (``scancel --signal=INT --full`` signals hpctune and the job script, which passes the
+signal on: two SIGINT within microseconds), and ``Event.set`` there would wait for ever on the
+lock its own thread holds.
+
 How the process ends: :func:`end`.
 """
 
@@ -53,6 +60,31 @@ class Interrupted(KeyboardInterrupt):
     def __init__(self, signum: int = signal.SIGINT) -> None:
         super().__init__(signal.Signals(signum).name)
         self.signum = int(signum)
+
+
+class StopEvent(threading.Event):
+    """A :class:`threading.Event` that signal handlers set: :meth:`set_from_handler` never
+    waits on the event's lock held by the main thread itself.
+
+    ``Event.set`` takes a non-reentrant lock. A second signal whose handler runs while the
+    first handler is inside ``set`` (holding that lock) would block the main thread on it for
+    ever: the run, stopped, never ends (seen as a job left RUNNING after ``scancel
+    --signal=INT --full``). A handler arriving there returns at once instead: the outer
+    handler, which resumes right after it, completes the ``set``. Any other thread may
+    ``wait`` on the event as usual."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._in_handler = False
+
+    def set_from_handler(self) -> None:
+        if self._in_handler:  # a handler below this one, in this thread, is inside set()
+            return
+        self._in_handler = True
+        try:
+            self.set()
+        finally:
+            self._in_handler = False
 
 
 def _interrupt(signum: int, _frame: Any) -> None:

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..errors import ClusterError
+from ..startup import StopEvent
 
 log = logging.getLogger("hpctune")
 
@@ -82,9 +83,10 @@ def watch_stop_signals() -> Iterator[threading.Event]:
 
     Each signal is passed on to the handler already in place (the run's own, which records
     that the run must stop), so that waiting for workers ends at once and the run then stops in
-    order instead of after ``cluster.start_timeout``.
+    order instead of after ``cluster.start_timeout``. Signals arriving together are safe
+    (:class:`hpctune.startup.StopEvent`).
     """
-    event = threading.Event()
+    event = StopEvent()
     if threading.current_thread() is not threading.main_thread():
         yield event
         return
@@ -94,7 +96,7 @@ def watch_stop_signals() -> Iterator[threading.Event]:
         old = previous.get(signum)
         if old == signal.SIG_IGN:
             return
-        event.set()
+        event.set_from_handler()
         if callable(old):
             old(signum, frame)
         elif signum == signal.SIGINT:

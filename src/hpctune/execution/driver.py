@@ -114,9 +114,11 @@ class RunSummary:
 
 
 @contextlib.contextmanager
-def _stop_on_signals(stop: threading.Event, caught: list[str]) -> Iterator[None]:
+def _stop_on_signals(stop: startup.StopEvent, caught: list[str]) -> Iterator[None]:
     """SIGINT, SIGTERM and SIGUSR1 (the scheduler's warning before the walltime) stop the run:
-    no new partitions are started, finished ones are already on disk."""
+    no new partitions are started, finished ones are already on disk. Any number of signals,
+    arriving together or during the handler of another, set ``stop`` once
+    (:class:`hpctune.startup.StopEvent`)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -124,7 +126,7 @@ def _stop_on_signals(stop: threading.Event, caught: list[str]) -> Iterator[None]
     def handler(signum: int, _frame: Any) -> None:
         if not caught:
             caught.append(signal.Signals(signum).name)
-        stop.set()
+        stop.set_from_handler()
 
     wanted = [signal.SIGINT, signal.SIGTERM, signal.SIGUSR1]
     previous = {sig: signal.signal(sig, handler) for sig in wanted}
@@ -154,7 +156,7 @@ def run_prepared(
     if start is None:
         left = partitions_left(prepared.job, prepared.plan.size, part, restart)
         start = ClusterStart(prepared.job, decide(prepared.job, left, client), client)
-    stop = threading.Event()
+    stop = startup.StopEvent()
     caught: list[str] = []
     with _stop_on_signals(stop, caught):
         try:
