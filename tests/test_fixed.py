@@ -3,6 +3,8 @@ like ``search.params``, absent from results.nc's ``best_*`` variables."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import xarray as xr
 from helpers import INPUTS, synthetic, synthetic_spec, write_spec
@@ -23,7 +25,8 @@ def test_fixed_arguments_reach_the_saved_models_and_are_no_best_variables(
     tmp_path, real_data, dask_client
 ):
     """On the real data, a Ridge without intercept: every saved model has it (fitted so: its
-    intercept is 0), while only the searched alpha is a ``best_*`` variable."""
+    intercept is 0), results.nc's spec records it, and only the searched alpha is a ``best_*``
+    variable or a report map."""
     spec = synthetic_spec(
         real_data,
         data__inputs=INPUTS,
@@ -39,6 +42,8 @@ def test_fixed_arguments_reach_the_saved_models_and_are_no_best_variables(
     assert best == ["best_ridge__alpha", "best_score"]
     on_disk = xr.open_dataset(tmp_path / "out" / "synthetic" / "results.nc")
     assert not [name for name in on_disk.data_vars if "intercept" in name or "solver" in name]
+    recorded = json.loads(on_disk.attrs["hpctune_spec"])["search"]["fixed"]
+    assert recorded == {"ridge__fit_intercept": False, "ridge__solver": "svd"}
     loaded = api.load_spec(job)
     for cell in range(5):
         model = api.load_model(loaded, cell)
