@@ -8,6 +8,7 @@ from . import plan as _plan_module  # noqa: F401
 from . import predict as _predict_module  # noqa: F401
 from .api import (
     cancel,
+    init,
     merge,
     plan,
     predict,
@@ -49,6 +50,7 @@ __all__ = [
     "UsageError",
     "__version__",
     "cancel",
+    "init",
     "load_model",
     "load_spec",
     "merge",

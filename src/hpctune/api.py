@@ -249,6 +249,22 @@ def plan(
     return planning(_job(job, overrides), sample, target_walltime=target, client=client)
 
 
+def init(
+    data: str | Path | Iterable[str | Path],
+    out: str | Path = "job.yaml",
+    *,
+    target: str | None = None,
+    force: bool = False,
+    overrides: Iterable[str] = (),
+) -> Any:
+    """Write a commented starter spec for ``data`` (a file, a glob, or a list of them) from its
+    metadata; returns a ``Starter`` (``path``, ``spec``, ``next``: the command to type next)."""
+    from .submission.starter import write_starter
+
+    paths = _paths(data) or []
+    return write_starter(paths, out, target=target, force=force, overrides=overrides)
+
+
 def _warn_spec_changed(output: str, changed: list[str]) -> None:
     if changed:  # stacklevel: the caller of the API function
         warnings.warn(SpecChangedWarning(output, changed), stacklevel=3)

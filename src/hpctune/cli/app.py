@@ -22,6 +22,7 @@ from ..errors import HpctuneError, HpctuneWarning
 from .batch import cancel, render, status, submit
 from .commands import merge, plan, predict, report, run, validate
 from .options import EPILOG_EXIT_CODES, Command
+from .starter import init
 
 
 class Group(click.Group):
@@ -54,7 +55,7 @@ def cli(verbose: bool) -> None:
     logger.setLevel(logging.INFO if verbose else logging.WARNING)
 
 
-for command in (validate, run, merge, render, submit, status, cancel, report, predict, plan):
+for command in (init, validate, run, merge, render, submit, status, cancel, report, predict, plan):
     cli.add_command(command)
 
 
