@@ -312,8 +312,9 @@ def render(spec: dict[str, Any], found: Found) -> str:
     if not found.test_from:
         header.append("# No test period: the time coordinate holds no dates.")
     if found.others:
-        shown = "; ".join(f"{k}: {why}" for k, why in list(found.others.items())[:20])
-        header.append(f"# Not inputs (not numeric along space and time): {shown}")
+        shown = ", ".join(f"{k} ({why})" for k, why in list(found.others.items())[:20])
+        dims = ", ".join([*found.space, found.time])
+        header.append(f"# Not inputs (an input is a number along {dims}): {shown}")
     body = _lines(spec, notes, 0, "")
     return "\n".join([*header, *body]) + "\n"
 
