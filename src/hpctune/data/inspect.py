@@ -190,6 +190,28 @@ def listing(names: Any) -> str:
     return ", ".join(sorted(map(str, names))) or "(none)"
 
 
+LAT_NAMES = ("lat", "latitude", "nav_lat", "lats")
+LON_NAMES = ("lon", "longitude", "nav_lon", "lons", "long")
+
+
+def is_latitude(name: str, attrs: dict[str, Any]) -> bool:
+    """A latitude, by its name, its ``standard_name`` or its units (CF conventions)."""
+    return (
+        name.lower() in LAT_NAMES
+        or attrs.get("standard_name") == "latitude"
+        or str(attrs.get("units", "")).lower() in ("degrees_north", "degree_north", "degrees_n")
+    )
+
+
+def is_longitude(name: str, attrs: dict[str, Any]) -> bool:
+    """A longitude, by its name, its ``standard_name`` or its units (CF conventions)."""
+    return (
+        name.lower() in LON_NAMES
+        or attrs.get("standard_name") == "longitude"
+        or str(attrs.get("units", "")).lower() in ("degrees_east", "degree_east", "degrees_e")
+    )
+
+
 def space_coordinates(ds: Any, space_dims: tuple[str, ...]) -> dict[str, tuple[np.ndarray, dict]]:
     """Coordinates along space, flattened to one value per cell (C order of the space dims).
 
