@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import glob
 import threading
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,11 @@ def open_dataset(data: DataSpec, paths: list[str] | None = None) -> Any:
     # Zarr: consolidated metadata where every store has it, each array's own where not.
     extra = {"consolidated": all(map(consolidated, paths))} if engine == ZARR else {}
     try:
-        ds = _open(xr, paths, engine, chunks, extra)
+        with warnings.catch_warnings():
+            # data.chunk is the most cells a task reads: it may split a store's chunk, which
+            # then is read by each task that needs a part of it, as NetCDF's chunks are.
+            warnings.filterwarnings("ignore", "The specified chunks separate the stored chunks")
+            ds = _open(xr, paths, engine, chunks, extra)
     except (OSError, ValueError, TypeError, KeyError, RuntimeError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise DataError("data.paths", f"cannot open {_names(paths)}: {first}") from None

@@ -50,11 +50,14 @@ def check_path(path: str, pattern: str | None = None) -> str:
         return path
     matched = f"the pattern {pattern} matches " if pattern else ""
     if os.path.isdir(path):
-        what = "a Zarr store" if path.rstrip("/").endswith(ZARR_SUFFIX) else "a file or Zarr store"
-        markers = " or ".join(ZARR_MARKERS[:2])
-        raise DataError(
-            "data.paths", f"{matched}a folder that is not {what} (no {markers}): {path}"
+        zarr_named = path.rstrip("/").endswith(ZARR_SUFFIX)
+        what = (
+            "a folder that is not a Zarr store"
+            if zarr_named
+            else "a folder, not a file or Zarr store"
         )
+        markers = " or ".join(ZARR_MARKERS[:2])
+        raise DataError("data.paths", f"{matched}{what} (no {markers} in it): {path}")
     if os.path.exists(path):
         raise DataError("data.paths", f"{matched}not a file or Zarr store: {path}")
     raise DataError("data.paths", f"no such file or Zarr store: {path}")
