@@ -41,18 +41,19 @@ def open_dataset(data: DataSpec, paths: list[str] | None = None) -> Any:
     paths = paths if paths is not None else resolve_paths(data)
     engine = engine_for(data, paths)
     chunks = {data.space[0]: data.chunk}
-    # Zarr: consolidated metadata where every store has it, each array's own where not.
-    extra = {"consolidated": all(map(consolidated, paths))} if engine == ZARR else {}
     try:
+        if engine != ZARR:
+            return _open(xr, paths, engine, chunks, {})
+        # Consolidated metadata where every store has it, each array's own where not.
+        extra = {"consolidated": all(map(consolidated, paths))}
         with warnings.catch_warnings():
-            # data.chunk is the most cells a task reads: it may split a store's chunk, which
-            # then is read by each task that needs a part of it, as NetCDF's chunks are.
+            # data.chunk is the most cells a task reads: it may split a stored chunk, which
+            # each task that needs a part of it then reads, as with NetCDF's chunks.
             warnings.filterwarnings("ignore", "The specified chunks separate the stored chunks")
-            ds = _open(xr, paths, engine, chunks, extra)
+            return _open(xr, paths, engine, chunks, extra)
     except (OSError, ValueError, TypeError, KeyError, RuntimeError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise DataError("data.paths", f"cannot open {_names(paths)}: {first}") from None
-    return ds
 
 
 def _open(xr: Any, paths: list[str], engine: str | None, chunks: dict, extra: dict) -> Any:

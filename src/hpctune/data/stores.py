@@ -66,8 +66,9 @@ def check_path(path: str, pattern: str | None = None) -> str:
 def engine_for(data: DataSpec, paths: list[str]) -> str | None:
     """The engine that opens ``paths``: ``data.engine`` if given (it must fit the paths),
     ``zarr`` for Zarr stores, or None (xarray's choice) for NetCDF files."""
-    stores = [p for p in paths if is_zarr_store(p)]
-    files = [p for p in paths if p not in set(stores)]
+    is_store = [is_zarr_store(p) for p in paths]
+    stores = [p for p, store in zip(paths, is_store, strict=True) if store]
+    files = [p for p, store in zip(paths, is_store, strict=True) if not store]
     if data.engine == ZARR and files:
         raise DataError("data.engine", f"'zarr' opens Zarr stores; {_name(files[0])} is a file")
     if data.engine is not None and data.engine != ZARR and stores:
