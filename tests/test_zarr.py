@@ -196,13 +196,17 @@ def test_paths_and_engines_that_do_not_fit(tmp_path, capsys):
     to_zarr(ds, tmp_path / "cells.zarr", **LAYOUTS["v2"])
     (tmp_path / "empty.zarr").mkdir()
     (tmp_path / "plain").mkdir()
+    zarr = pytest.importorskip("zarr")
+    zarr.create_array(tmp_path / "array.zarr", shape=(3,), dtype="f4")
     cases = {
+        "array.zarr": "data.paths: a Zarr array, not a group of variables (a dataset): "
+        f"{tmp_path / 'array.zarr'}",
         "empty.zarr": "data.paths: a folder that is not a Zarr store (no zarr.json or .zgroup "
         f"in it): {tmp_path / 'empty.zarr'}",
         "plain": "data.paths: a folder, not a file or Zarr store (no zarr.json or .zgroup in "
         f"it): {tmp_path / 'plain'}",
         "missing.zarr": f"data.paths: no such file or Zarr store: {tmp_path / 'missing.zarr'}",
-        "*": f"data.paths: the pattern {tmp_path / '*'} matches a folder that is not a Zarr "
+        "e*": f"data.paths: the pattern {tmp_path / 'e*'} matches a folder that is not a Zarr "
         f"store (no zarr.json or .zgroup in it): {tmp_path / 'empty.zarr'}",
     }
     for path, expected in cases.items():

@@ -43,12 +43,29 @@ def consolidated(store: str) -> bool:
     return isinstance(group, dict) and bool(group.get("consolidated_metadata"))
 
 
+def is_zarr_array(path: str) -> bool:
+    """Whether ``path`` is a Zarr store of one array (``.zarray``, or ``zarr.json`` of node
+    type ``array``): a variable, not a dataset of them."""
+    if os.path.isfile(os.path.join(path, ".zarray")):
+        return True
+    try:
+        with open(os.path.join(path, "zarr.json"), encoding="utf-8") as file:
+            node = json.load(file)
+    except (OSError, ValueError):
+        return False
+    return isinstance(node, dict) and node.get("node_type") == "array"
+
+
 def check_path(path: str, pattern: str | None = None) -> str:
-    """``path`` if it is a file or a Zarr store; else the error names it (and the pattern that
-    matched it)."""
+    """``path`` if it is a file or a Zarr store of a group; else the error names it (and the
+    pattern that matched it)."""
+    matched = f"the pattern {pattern} matches " if pattern else ""
+    if os.path.isdir(path) and is_zarr_array(path):
+        raise DataError(
+            "data.paths", f"{matched}a Zarr array, not a group of variables (a dataset): {path}"
+        )
     if os.path.isfile(path) or is_zarr_store(path):
         return path
-    matched = f"the pattern {pattern} matches " if pattern else ""
     if os.path.isdir(path):
         zarr_named = path.rstrip("/").endswith(ZARR_SUFFIX)
         what = (
