@@ -104,6 +104,29 @@ def test_each_cell_reads_as_from_netcdf(tmp_path, layout):
 
 
 @needs_zarr
+def test_a_read_touches_only_the_stored_chunks_of_its_cells(tmp_path):
+    """One stored chunk per cell, the last cell's chunks overwritten with garbage: the other
+    cells read as from NetCDF (their reads never open it), and reading the last cell fails."""
+    ds = xr.open_dataset(REAL_DATA)
+    encoding = {name: {"chunks": (1, ds.sizes["time"])} for name in ds.data_vars}
+    store = to_zarr(ds, tmp_path / "cells.zarr", encoding=encoding, **LAYOUTS["v3"])
+    spoiled = sorted(store.glob("*/c/4/0"))
+    assert len(spoiled) == len(ds.data_vars)
+    for chunk in spoiled:
+        chunk.write_bytes(b"not a compressed chunk")
+    nc_job = load_spec(demo_spec(tmp_path, REAL_DATA, "nc"), ["data.chunk=2"])
+    zarr_job = load_spec(demo_spec(tmp_path, store, "zarr"), ["data.chunk=2"])
+    nc_reader = CellReader(nc_job.data, check_data(nc_job))
+    zarr_reader = CellReader(zarr_job.data, check_data(zarr_job))
+    for cells in ([0, 1], [2, 3], [3]):
+        got, expected = zarr_reader.read(np.array(cells)), nc_reader.read(np.array(cells))
+        np.testing.assert_array_equal(got.y, expected.y)
+        np.testing.assert_array_equal(got.x, expected.x)
+    with pytest.raises(RuntimeError, match="decompression"):
+        zarr_reader.read(np.array([4]))
+
+
+@needs_zarr
 def test_validate_and_plan_on_a_zarr_spec(tmp_path, capsys):
     store = to_zarr(xr.open_dataset(REAL_DATA), tmp_path / "cells.zarr", **LAYOUTS["v2"])
     job = demo_spec(tmp_path, store, "out")
