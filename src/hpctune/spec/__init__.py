@@ -5,7 +5,8 @@ become a :class:`~hpctune.errors.SpecError` naming the dotted key at fault, for 
 ``search.cv.splits: must be >= 2; got 1``.
 
 ``schema`` holds the sections, ``scheduler`` the scheduler section, ``load`` the reading of a
-file and its overrides, ``messages`` the wording of errors.
+file and its overrides, ``messages`` the wording of errors, ``engines`` the xarray engines
+``data.engine`` may name.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
+from .engines import check_engine
 from .fields import SpecModel, as_list, check_line, check_name
 from .scheduler import SchedulerSpec
 
@@ -42,8 +43,8 @@ class HoldOut(SpecModel):
 
 
 class DataSpec(SpecModel):
-    """``data``: the NetCDF files, which dims are space and time, the inputs and the target,
-    and the optional held-out test period."""
+    """``data``: the NetCDF files or Zarr stores, which dims are space and time, the inputs and
+    the target, and the optional held-out test period."""
 
     paths: list[str] = Field(min_length=1)
     space: list[str] = Field(default=["space"], min_length=1)
@@ -52,9 +53,10 @@ class DataSpec(SpecModel):
     target: str
     chunk: int = Field(default=500, ge=1)
     test: HoldOut | None = None
-    engine: Literal["netcdf4", "h5netcdf"] | None = None
+    engine: str | None = None
 
     _normalise = field_validator("paths", "space", mode="before")(as_list)
+    _engine = field_validator("engine")(check_engine)
 
     @field_validator("paths")
     @classmethod
