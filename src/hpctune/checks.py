@@ -16,6 +16,7 @@ import numpy as np
 
 from .data.inspect import DatasetInfo, check_data, space_coordinates
 from .data.partitions import Partitioning, partitioning
+from .data.periods import period_masks
 from .data.source import open_dataset
 from .search.cv import n_folds
 from .search.estimator import (
@@ -44,13 +45,10 @@ class Checked:
         return self.partitioning
 
     def train_times(self) -> tuple[np.ndarray, int]:
-        """The time steps of the training period, and how many the test period holds."""
-        times = self.info.times
-        test = self.job.data.test
-        if test is not None and self.info.is_datetime:
-            start = np.datetime64(test.start, "ns")
-            return times[times < start], int((times >= start).sum())
-        return times, 0
+        """The time steps of the training period (inside ``data.train``, before
+        ``data.test.from``), and how many the test period holds."""
+        train, test = period_masks(self.job.data, self.info.times)
+        return self.info.times[train], int(test.sum())
 
     def train_folds(self) -> int | None:
         """Folds of a search over the whole training period (None: unknown before the rows

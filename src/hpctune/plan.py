@@ -80,7 +80,11 @@ def _state(prepared: Checked) -> Any:
         test = prepared.job.data.test
         state = _STATES[key] = (
             CellReader(prepared.job.data, prepared.info),
-            PartitionSearch(prepared.job.search, test_start=test.start if test else None),
+            PartitionSearch(
+                prepared.job.search,
+                test_start=test.start if test else None,
+                window=prepared.job.data.train,
+            ),
         )
     return state
 

@@ -30,6 +30,7 @@ from .schema import (
     PartitionSpec,
     SearchSpec,
 )
+from .subset import TrainWindow
 
 validate = from_mapping
 
@@ -50,6 +51,7 @@ __all__ = [
     "SchedulerSpec",
     "SearchSpec",
     "SpecLoader",
+    "TrainWindow",
     "apply_override",
     "from_mapping",
     "load_spec",

@@ -17,7 +17,11 @@ from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from .fields import SpecModel, as_list, check_line, check_name
 from .scheduler import SchedulerSpec
+from .subset import TrainWindow
 
+NEW_DATA_KEYS = ("train",)
+"""Optional ``data`` keys added since fingerprints were first written: left out of the hash
+while unset, so that the results of an existing spec keep their fingerprint."""
 IMPORT_PATH_PATTERN = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)+$")
 #: Distributions a random search may name in YAML, e.g. ``{loguniform: [1e-5, 1e-1]}``.
 DISTRIBUTIONS = ("loguniform", "uniform", "randint")
@@ -43,7 +47,7 @@ class HoldOut(SpecModel):
 
 class DataSpec(SpecModel):
     """``data``: the NetCDF files, which dims are space and time, the inputs and the target,
-    and the optional held-out test period."""
+    the optional held-out test period and the optional training window."""
 
     paths: list[str] = Field(min_length=1)
     space: list[str] = Field(default=["space"], min_length=1)
@@ -52,6 +56,7 @@ class DataSpec(SpecModel):
     target: str
     chunk: int = Field(default=500, ge=1)
     test: HoldOut | None = None
+    train: TrainWindow | None = None
     engine: Literal["netcdf4", "h5netcdf"] | None = None
 
     _normalise = field_validator("paths", "space", mode="before")(as_list)
@@ -302,7 +307,9 @@ class Job(SpecModel):
     def result_defining(self) -> dict[str, Any]:
         """The keys that decide results (the data read, partitions, the search), as plain
         data: what :meth:`fingerprint` hashes and what a changed spec is compared on."""
-        data = self.data.model_dump(mode="json", by_alias=True, exclude={"chunk", "engine"})
+        unset = {key for key in NEW_DATA_KEYS if getattr(self.data, key) is None}
+        exclude = {"chunk", "engine", *unset}
+        data = self.data.model_dump(mode="json", by_alias=True, exclude=exclude)
         search = self.search.model_dump(mode="json", by_alias=True, exclude={"timeout"})
         return {
             "data": data,
