@@ -18,6 +18,7 @@ from .data.inspect import DatasetInfo, check_data, space_coordinates
 from .data.partitions import Partitioning, partitioning
 from .data.periods import period_masks
 from .data.source import open_dataset
+from .data.where import where_mask
 from .search.cv import n_folds
 from .search.estimator import (
     build_estimator,
@@ -60,6 +61,8 @@ class Checked:
         """What ``validate`` reports: the data, the partitions and the work of the search."""
         job = self.job
         train_times, n_test_steps = self.train_times()
+        parts = self.partitioning
+        outside = sum(map(parts.outside, range(parts.size)))
         return {
             "name": job.name,
             "output": job.output,
@@ -67,10 +70,11 @@ class Checked:
             "partitions": {
                 "by": job.partition.by,
                 "count": self.partitioning.size,
+                "outside_where": outside,
                 "train_steps": int(train_times.size),
                 "test_steps": n_test_steps,
             },
-            "search": work_counts(job.search, self.partitioning.size, self.train_folds()),
+            "search": work_counts(job.search, parts.size - outside, self.train_folds()),
         }
 
 
@@ -84,7 +88,8 @@ def check_layout(
     with dask.config.set(scheduler="sync"):
         try:
             info = check_data(job, ds)
-            parts = partitioning(job.partition.by, info.n_cells, ds, info.space_dims)
+            inside = where_mask(job.data, ds)
+            parts = partitioning(job.partition.by, info.n_cells, ds, info.space_dims, inside)
             coords = {} if parts.grouped else space_coordinates(ds, info.space_dims)
         finally:
             ds.close()

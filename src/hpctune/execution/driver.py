@@ -35,6 +35,7 @@ from ..spec import Job
 from ..store import Store
 from .batches import BatchRunner
 from .graphs import SearchGraphRunner
+from .outside import skip_outside
 from .prepare import Prepared, check_data, check_search, prepare
 from .runner import Runner
 from .tasks import (
@@ -189,6 +190,7 @@ def _run_prepared(
         # then fewer are left, and the plan stands
         todo = np.array([i for i in mine if int(i) not in finished], dtype=np.int64)
         counts = Counts(total=int(mine.size), resumed=int(mine.size - todo.size))
+        todo = skip_outside(store, plan, todo, counts)
         summary = RunSummary(name=job.name, output=str(store.root), total=counts.total)
         if part is not None:
             summary.slice = f"{part[0]}/{part[1]}"

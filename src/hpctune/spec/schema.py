@@ -17,9 +17,9 @@ from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from .fields import SpecModel, as_list, check_line, check_name
 from .scheduler import SchedulerSpec
-from .subset import TrainWindow
+from .subset import TrainWindow, check_where
 
-NEW_DATA_KEYS = ("train",)
+NEW_DATA_KEYS = ("train", "where")
 """Optional ``data`` keys added since fingerprints were first written: left out of the hash
 while unset, so that the results of an existing spec keep their fingerprint."""
 IMPORT_PATH_PATTERN = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)+$")
@@ -47,7 +47,7 @@ class HoldOut(SpecModel):
 
 class DataSpec(SpecModel):
     """``data``: the NetCDF files, which dims are space and time, the inputs and the target,
-    the optional held-out test period and the optional training window."""
+    the optional held-out test period, and the optional time window and cells trained on."""
 
     paths: list[str] = Field(min_length=1)
     space: list[str] = Field(default=["space"], min_length=1)
@@ -57,9 +57,11 @@ class DataSpec(SpecModel):
     chunk: int = Field(default=500, ge=1)
     test: HoldOut | None = None
     train: TrainWindow | None = None
+    where: str | dict[str, list[float]] | None = None
     engine: Literal["netcdf4", "h5netcdf"] | None = None
 
     _normalise = field_validator("paths", "space", mode="before")(as_list)
+    _where = field_validator("where", mode="before")(check_where)
 
     @field_validator("paths")
     @classmethod

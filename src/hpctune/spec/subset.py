@@ -1,7 +1,9 @@
-"""``data.train``: which part of the data a job trains on, in time.
+"""Which part of the data a job trains on: ``data.train``, a window in time, and
+``data.where``, the cells.
 
 The window narrows the training period only: the test period stays what ``data.test`` says,
-inside the window or not, so a model trained on 2010-2015 can be scored on 2016 on.
+inside the window or not, so a model trained on 2010-2015 can be scored on 2016 on. Cells
+outside ``data.where`` keep their place in results.nc, ``skipped`` with that reason.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Any
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
-from .fields import SpecModel
+from .fields import SpecModel, check_line
 
 
 def parse_date(value: Any, *, keep_day: bool = False) -> dt.date:
@@ -97,3 +99,31 @@ def show_time(value: Any) -> str:
             return f"{value:%Y-%m-%d}"
         return f"{value:%Y-%m-%d %H:%M}" if value.second == 0 else f"{value:%Y-%m-%d %H:%M:%S}"
     return str(value)
+
+
+def check_where(value: Any) -> Any:
+    """``data.where``: the name of a boolean or 0/1 variable on the space dims, or a box of
+    ``{coordinate: [low, high]}`` (bounds included) over coordinates along space."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if not value.strip():
+            raise ValueError("must name a mask variable or give {coordinate: [low, high]}")
+        return check_line(value)
+    if not isinstance(value, dict) or not value:
+        raise ValueError(
+            "must be a mask variable's name or a box such as {lat: [40, 50], lon: [0, 10]}; "
+            f"got {value!r}"
+        )
+    box: dict[str, list[float]] = {}
+    for name, bounds in value.items():
+        numbers = isinstance(bounds, list | tuple) and all(
+            isinstance(b, int | float) and not isinstance(b, bool) for b in bounds
+        )
+        if not numbers or len(bounds) != 2:
+            raise ValueError(f"{name}: give [low, high]; got {bounds!r}")
+        low, high = float(bounds[0]), float(bounds[1])
+        if not low <= high:
+            raise ValueError(f"{name}: low {bounds[0]} is above high {bounds[1]}")
+        box[check_line(str(name))] = [low, high]
+    return box
