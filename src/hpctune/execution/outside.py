@@ -7,10 +7,10 @@ import numpy as np
 
 from ..data.partitions import Partitioning
 from ..data.where import OUTSIDE_REASON
+from ..output.folder import Store
 from ..output.journal import Journal
 from ..output.record import PartitionResult
 from ..progress import Counts
-from ..store import Store
 
 
 def skip_outside(store: Store, plan: Partitioning, todo: np.ndarray, counts: Counts) -> np.ndarray:
