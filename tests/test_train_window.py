@@ -11,6 +11,7 @@ from helpers_cli import hpctune
 
 import hpctune as api
 from hpctune.errors import SpecError
+from hpctune.reporting.page import page_context, render_index
 from hpctune.search.partition import select_rows
 from hpctune.spec import from_mapping
 
@@ -58,6 +59,8 @@ def test_the_window_trains_on_exactly_its_steps_of_the_real_data(real_data, tmp_
     test = ds.sel(time=slice("2016-01-01", None))
     assert list(results.n_test.values) == list(valid_steps(test, names).values)
     assert np.isfinite(results.test_r2.values).all()
+    context = page_context(api.load_spec(path), results, {}, [], [], generated="now")
+    assert "; trained on 2010-01-01 .. 2012-12-31" in render_index(context)
 
 
 def test_a_window_with_a_time_of_day_ends_at_that_instant():

@@ -11,6 +11,7 @@ from helpers_cli import hpctune
 
 import hpctune as api
 from hpctune.data.where import where_mask
+from hpctune.reporting.page import page_context, render_index
 from hpctune.spec import from_mapping
 
 RIDGE = ["sklearn.preprocessing.StandardScaler", "sklearn.linear_model.Ridge"]
@@ -80,13 +81,16 @@ def test_a_region_model_pools_only_its_cells_inside(tmp_path):
         cluster__processes=False,
         cluster__workers=2,
     )
-    results = api.run(write_spec(tmp_path, spec)).results
+    path = write_spec(tmp_path, spec)
+    results = api.run(path).results
     assert list(results.partition.values) == [1, 2, 3]  # region 3 keeps its row
     assert list(results.n_cells.values) == [1, 2, 0]
     assert list(results.status.values) == ["ok", "ok", "skipped"]
     assert results.reason.values[2] == "outside data.where"
     valid = np.isfinite(ds.y.values).sum(axis=1)
     assert list(results.n_train.values) == [valid[0], valid[2] + valid[3], 0]
+    page = render_index(page_context(api.load_spec(path), results, {}, [], [], generated="now"))
+    assert "cells where keep" in page
 
 
 def test_a_mask_of_floats_with_nan_and_of_booleans():
