@@ -156,3 +156,17 @@ def test_an_unset_where_leaves_the_fingerprint_of_existing_specs():
     box = from_mapping({**base, "data": {**base["data"], "where": {"lat": [40, 50]}}})
     assert box.data.where == {"lat": [40.0, 50.0]}
     assert from_mapping(box.to_dict()).fingerprint() == box.fingerprint()
+
+
+def test_a_slice_wholly_outside_records_its_cells_and_starts_no_cluster(tmp_path, monkeypatch):
+    from hpctune.execution import driver
+
+    started = []
+    monkeypatch.setattr(driver.ClusterStart, "begin", lambda self: started.append(self))
+    monkeypatch.setattr(driver.ClusterStart, "handle", lambda self: started.append(self))
+    mask = np.array([[0, 0, 0, 0], [0, 0, 1, 1], [1, 0, 1, 1]], dtype="int8")
+    grid_with_mask(tmp_path, mask)
+    spec = synthetic_spec(tmp_path / "grid.nc", data__space=["lat", "lon"], data__where="land")
+    summary = api.run(write_spec(tmp_path, spec), slice="0/2")  # cells 0..5: all outside
+    assert summary.skipped == 6 and summary.ok == 0
+    assert not started, "a cluster was started for partitions outside data.where"
