@@ -92,7 +92,7 @@ def select_rows(
     valid = np.isfinite(y) & np.isfinite(x).all(axis=-1)
     train = valid if test_start is None else valid & (times < test_start)
     if window is not None:
-        train &= window.contains(times)
+        train = train & window.contains(times)
     test = np.zeros_like(valid) if test_start is None else valid & (times >= test_start)
     as_float = np.float64
     return PartitionRows(
