@@ -192,3 +192,26 @@ def test_a_search_in_its_own_process_keeps_the_window():
         searcher.close()
     assert result.status == "ok", result.reason
     assert result.n_train == expected < int(np.isfinite(y).sum())
+
+
+def test_the_real_data_ending_before_the_test_period_is_refused(real_data, tmp_path, capsys):
+    spec = {
+        "name": "late",
+        "data": {
+            "paths": str(real_data),
+            "inputs": INPUTS,
+            "target": "sig",
+            "test": {"from": "2021-01-01"},
+        },
+        "search": {"estimator": ["sklearn.linear_model.Ridge"], "params": {"alpha": [1.0]}},
+        "output": str(tmp_path / "out"),
+    }
+    path = write_spec(tmp_path, spec)
+    for command in ("validate", "run"):
+        result = hpctune(capsys, command, path)
+        assert result.code == 2
+        assert result.err == (
+            "hpctune: error: data.test.from: 2021-01-01 is after the data's last time "
+            "2020-01-01 01:00: the test period holds no steps\n"
+        )
+    assert not (tmp_path / "out").exists()
