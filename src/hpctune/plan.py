@@ -80,7 +80,11 @@ def _state(prepared: Checked) -> Any:
         test = prepared.job.data.test
         state = _STATES[key] = (
             CellReader(prepared.job.data, prepared.info),
-            PartitionSearch(prepared.job.search, test_start=test.start if test else None),
+            PartitionSearch(
+                prepared.job.search,
+                test_start=test.start if test else None,
+                window=prepared.job.data.train,
+            ),
         )
     return state
 
@@ -433,9 +437,10 @@ def plan(
         raise UsageError(f"--sample must be at least 1; got {sample}")
     started = time.monotonic()
     prepared = check_job(job)
-    size = prepared.plan.size
+    inside = [i for i in range(prepared.plan.size) if not prepared.plan.outside(i)]
+    size = len(inside)  # partitions outside data.where are recorded, not computed
     rng = np.random.default_rng(job.search.seed)
-    chosen = sorted(int(i) for i in rng.choice(size, size=min(sample, size), replace=False))
+    chosen = sorted(int(i) for i in rng.choice(inside, size=min(sample, size), replace=False))
     allocation = registry.detect_allocation()
     job_mode = choose_mode(job, allocation)  # the run's, with or without a client here
     mode = "external" if client is not None else job_mode

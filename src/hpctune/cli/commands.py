@@ -34,8 +34,9 @@ def validate(job: str, overrides: tuple[str, ...], as_json: bool) -> None:
         f"  data:       {data['files']} file(s), {space}, {data['time']['steps']} time steps "
         f"({data['time']['first']} .. {data['time']['last']})"
     )
+    outside = f", {parts['outside_where']} outside data.where" if parts["outside_where"] else ""
     echo(
-        f"  partitions: {parts['count']} (by {parts['by']}), "
+        f"  partitions: {parts['count']} (by {parts['by']}){outside}, "
         f"{parts['train_steps']} training and {parts['test_steps']} test steps"
     )
     folds = search["folds"] if search["folds"] is not None else "?"

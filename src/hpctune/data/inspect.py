@@ -12,6 +12,7 @@ import numpy as np
 
 from ..errors import DataError
 from ..spec import DataSpec, Job
+from .periods import check_periods
 from .source import open_dataset, resolve_paths
 
 
@@ -152,6 +153,7 @@ def check_data(job: Job, ds: Any | None = None) -> DatasetInfo:
                 )
     if data.test is not None and not np.issubdtype(times.dtype, np.datetime64):
         raise DataError("data.test.from", f"the time coordinate {data.time!r} holds no dates")
+    check_periods(data, times)
     if job.search.cv.kind == "years" and not np.issubdtype(times.dtype, np.datetime64):
         raise DataError(
             "search.cv.kind", f"'years' needs dates on the time coordinate {data.time!r}"

@@ -31,6 +31,7 @@ from .schema import (
     PartitionSpec,
     SearchSpec,
 )
+from .subset import TrainWindow
 
 validate = from_mapping
 
@@ -51,6 +52,7 @@ __all__ = [
     "SchedulerSpec",
     "SearchSpec",
     "SpecLoader",
+    "TrainWindow",
     "apply_override",
     "from_mapping",
     "load_spec",

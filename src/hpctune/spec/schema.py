@@ -18,7 +18,11 @@ from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_
 from .engines import check_engine
 from .fields import SpecModel, as_list, check_line, check_name
 from .scheduler import SchedulerSpec
+from .subset import TrainWindow, check_where
 
+NEW_DATA_KEYS = ("train", "where")
+"""Optional ``data`` keys added since fingerprints were first written: left out of the hash
+while unset, so that the results of an existing spec keep their fingerprint."""
 IMPORT_PATH_PATTERN = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)+$")
 #: Distributions a random search may name in YAML, e.g. ``{loguniform: [1e-5, 1e-1]}``.
 DISTRIBUTIONS = ("loguniform", "uniform", "randint")
@@ -44,7 +48,8 @@ class HoldOut(SpecModel):
 
 class DataSpec(SpecModel):
     """``data``: the NetCDF files or Zarr stores, which dims are space and time, the inputs and
-    the target, and the optional held-out test period."""
+    the target, the optional held-out test period, and the optional time window and cells
+    trained on."""
 
     paths: list[str] = Field(min_length=1)
     space: list[str] = Field(default=["space"], min_length=1)
@@ -53,10 +58,13 @@ class DataSpec(SpecModel):
     target: str
     chunk: int = Field(default=500, ge=1)
     test: HoldOut | None = None
+    train: TrainWindow | None = None
+    where: str | dict[str, list[float]] | None = None
     engine: str | None = None
 
     _normalise = field_validator("paths", "space", mode="before")(as_list)
     _engine = field_validator("engine")(check_engine)
+    _where = field_validator("where", mode="before")(check_where)
 
     @field_validator("paths")
     @classmethod
@@ -320,7 +328,9 @@ class Job(SpecModel):
     def result_defining(self) -> dict[str, Any]:
         """The keys that decide results (the data read, partitions, the search), as plain
         data: what :meth:`fingerprint` hashes and what a changed spec is compared on."""
-        data = self.data.model_dump(mode="json", by_alias=True, exclude={"chunk", "engine"})
+        unset = {key for key in NEW_DATA_KEYS if getattr(self.data, key) is None}
+        exclude = {"chunk", "engine", *unset}
+        data = self.data.model_dump(mode="json", by_alias=True, exclude=exclude)
         search = self.search.model_dump(mode="json", by_alias=True, exclude={"timeout"})
         if not search["fixed"]:  # the fingerprint of a spec without fixed arguments is unchanged
             del search["fixed"]
