@@ -43,6 +43,7 @@ from .errors import UsageError
 from .execution.tasks import partition_rows
 from .schedulers import registry
 from .search import n_candidates
+from .search.halving import plan_estimate
 from .spec import Job, SchedulerSpec
 from .units import clock, hms, size_text
 
@@ -210,6 +211,8 @@ class PlanEstimate:
     workers: str = "processes"
     """What the run's workers would be: ``processes``, or ``threads`` of the hpctune process
     (:func:`hpctune.cluster.plan_execution`)."""
+    halving: dict[str, Any] | None = None
+    """A halving search's estimated iterations and fits (:func:`search.halving.plan_estimate`)."""
     lines: list[str] = field(default_factory=list)
 
     # ------------------------------------------------------------------ sample statistics
@@ -297,6 +300,7 @@ class PlanEstimate:
             f"= {self.core_hours:.3g} core-hours",
             f"slots           {r.nodes} nodes x {r.workers_per_node} workers x {r.threads} "
             f"threads = {r.slots} ({r.source})",
+            *([self.halving["line"]] if self.halving else []),
             f"layout          {self._layout()}",
             f"compute         {self.core_seconds:.1f} s / ({r.slots} slots x {EFFICIENCY} "
             f"efficiency) = {self.compute_seconds:.1f} s",
@@ -409,6 +413,7 @@ class PlanEstimate:
             "target_walltime": hms(self.target_walltime),
             "nodes_for_target": self.nodes_for_target,
             "lines": self.lines,
+            **({"halving": self.halving} if self.halving else {}),
         }
 
 
@@ -460,6 +465,11 @@ def plan(
         description = handle.description
     folds = prepared.train_folds()
     per_partition = None if folds is None else n_candidates(job.search) * folds + 1
+    halving = plan_estimate(
+        job.search, n_candidates(job.search), folds, measured, prepared.train_rows()
+    )
+    if halving is not None:
+        per_partition = halving["fits_per_partition"]
     available = resources(job, job_mode)
     target = target_plan(job, mode, available, size)
     return PlanEstimate(
@@ -473,4 +483,5 @@ def plan(
         target_walltime=target_walltime or job.scheduler.walltime,
         granularity=target.granularity,
         workers="processes" if target.processes else "threads",
+        halving=halving,
     )

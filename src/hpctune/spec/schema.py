@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from .fields import SpecModel, as_list, check_line, check_name
+from .halving import GRID_METHODS, HalvingSpec, halving_defaults
 from .scheduler import SchedulerSpec
 
 IMPORT_PATH_PATTERN = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)+$")
@@ -123,7 +124,7 @@ class SearchSpec(SpecModel):
     """``search``: the estimator (one class or a pipeline), the parameters searched, scoring,
     and what makes a partition skipped or failed."""
 
-    method: Literal["grid", "random"] = "grid"
+    method: Literal["grid", "random", "halving", "halving-random"] = "grid"
     estimator: list[str] = Field(min_length=1)
     params: dict[str, Any] = Field(min_length=1)
     n_iter: int = Field(default=10, ge=1)
@@ -134,8 +135,10 @@ class SearchSpec(SpecModel):
     min_samples: int = Field(default=50, ge=1)
     timeout: float | None = Field(default=None, gt=0)
     error_score: Literal["raise", "nan"] = "raise"
+    halving: HalvingSpec | None = None
 
     _normalise = field_validator("estimator", "scoring", mode="before")(as_list)
+    _halving = model_validator(mode="before")(halving_defaults)
 
     @field_validator("estimator")
     @classmethod
@@ -171,10 +174,12 @@ class SearchSpec(SpecModel):
             raise ValueError(
                 f"refit {self.refit!r} must be one of the scoring names: {', '.join(self.scoring)}"
             )
-        if self.method == "grid":
+        if self.method in GRID_METHODS:
             for name, values in self.params.items():
                 if isinstance(values, Mapping):
-                    raise ValueError(f"params.{name}: distributions need method: random")
+                    raise ValueError(
+                        f"params.{name}: distributions need method: random or halving-random"
+                    )
         return self
 
     @property
@@ -303,7 +308,8 @@ class Job(SpecModel):
         """The keys that decide results (the data read, partitions, the search), as plain
         data: what :meth:`fingerprint` hashes and what a changed spec is compared on."""
         data = self.data.model_dump(mode="json", by_alias=True, exclude={"chunk", "engine"})
-        search = self.search.model_dump(mode="json", by_alias=True, exclude={"timeout"})
+        unset = {"halving"} if self.search.halving is None else set()
+        search = self.search.model_dump(mode="json", by_alias=True, exclude={"timeout", *unset})
         return {
             "data": data,
             "partition": self.partition.model_dump(mode="json"),
