@@ -286,7 +286,8 @@ class PlanEstimate:
         statuses = {s: sum(1 for x in self.sample if x["status"] == s) for s in ("ok", "skipped")}
         failed = k - statuses["ok"] - statuses["skipped"]
         fits = (
-            f"{self.fits_per_partition} fits per partition, {self.fits_per_partition * n} fits"
+            f"{'about ' if self.halving else ''}{self.fits_per_partition} fits per partition, "
+            f"{self.fits_per_partition * n} fits"
             if self.fits_per_partition
             else "fits per partition depend on the years of each partition"
         )
