@@ -206,7 +206,7 @@ def plan_estimate(
     counts["line"] = (
         f"halving         an estimate: {counts['text']} + refit = about "
         f"{counts['fits_per_partition']} fits per partition, {counts['full_size_fits']} in "
-        f"full-size fits (the full grid: {n_candidates * folds + 1}), for {rows} training rows "
+        f"full-size fits (a full search: {n_candidates * folds + 1}), for {rows} training rows "
         f"({source}); each partition's own rows decide its iterations"
     )
     return counts
