@@ -23,8 +23,9 @@ from helpers import synthetic, synthetic_spec, write_spec
 from helpers_cli import hpctune
 
 from hpctune.cluster import login_node
+from hpctune.cluster.jobqueue import build, import_dask_jobqueue, plan
+from hpctune.cluster.security import write_credentials
 from hpctune.errors import SchedulerError, SpecError
-from hpctune.jobqueue import build, import_dask_jobqueue, plan
 from hpctune.schedulers.jobs import Dependency
 from hpctune.schedulers.launch import Layout, WorkerSpec
 from hpctune.schedulers.lsf import (
@@ -36,7 +37,6 @@ from hpctune.schedulers.lsf import (
     parse_bjobs_text,
 )
 from hpctune.schedulers.registry import KINDS, detect_allocation, get_scheduler, scheduler_for
-from hpctune.security import write_credentials
 from hpctune.spec import load_spec
 
 TESTS = Path(__file__).resolve().parent

@@ -16,7 +16,7 @@
   login node (a batch system's commands, no job) on :data:`LOGIN_NODE_CORES` cores, with a
   warning.
 
-Every mode talks TLS with credentials made for the run (:mod:`hpctune.security`); every HTTP
+Every mode talks TLS with credentials made for the run (:mod:`hpctune.cluster.security`); every HTTP
 endpoint (the dashboard) listens on 127.0.0.1 only, reached from elsewhere with ``ssh -L``.
 Worker threads talk to nothing: no listener at all.
 

@@ -30,9 +30,9 @@ def allocation_cluster(job: Job, plan: ExecutionPlan) -> Iterator[ClusterHandle]
     """The scheduler here, workers on every host of ``plan``'s allocation."""
     from distributed import Client, LocalCluster
 
-    from ..launch import WorkerProcesses
     from ..schedulers.launch import WorkerSpec, worker_environment
-    from ..security import write_credentials
+    from .processes import WorkerProcesses
+    from .security import write_credentials
 
     allocation, layout = plan.allocation, plan.placement.layout
     assert allocation is not None and layout is not None  # place() refuses an allocation run

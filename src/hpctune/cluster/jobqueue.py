@@ -235,7 +235,7 @@ def jobqueue_cluster(job: Job, settings: JobqueuePlan | None = None) -> Iterator
     added; :func:`plan` of ``job`` without), wait for the first workers, and stop them after."""
     from distributed import Client
 
-    from ..security import write_credentials
+    from .security import write_credentials
 
     credentials = write_credentials(job.output_dir)
     cluster = client = None

@@ -17,7 +17,7 @@ from .plan import ExecutionPlan
 
 
 def prepare_local_workers(job: Job) -> None:
-    """Start the process local workers are forked from (:mod:`hpctune.forkserver`), so that
+    """Start the process local workers are forked from (:mod:`hpctune.cluster.forkserver`), so that
     its imports run beside the driver's own start-up and the data checks. Nothing else starts:
     the workers do, once the checks have passed."""
     import dask
@@ -26,7 +26,7 @@ def prepare_local_workers(job: Job) -> None:
     # would remove a ``distributed`` section that it had to create
     import distributed  # noqa: F401
 
-    from .. import forkserver
+    from . import forkserver
 
     with dask.config.set(WORKER_CONFIG):
         forkserver.start(forkserver.worker_modules(job.search.estimator))
@@ -38,8 +38,8 @@ def local_cluster(job: Job, plan: ExecutionPlan) -> Iterator[ClusterHandle]:
     import dask
     from distributed import Client, LocalCluster
 
-    from .. import forkserver
-    from ..security import temporary_security
+    from . import forkserver
+    from .security import temporary_security
 
     workers, threads = plan.workers, plan.threads
     security = temporary_security()

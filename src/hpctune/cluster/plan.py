@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..allocation import plan_layout
 from ..errors import AllocationError, ClusterError
 from ..schedulers import registry
 from ..schedulers.base import Allocation
@@ -20,6 +19,7 @@ from ..schedulers.launch import Layout
 from ..spec import HALVING_METHODS, Job
 from . import jobqueue
 from .handle import available_cores
+from .layout import plan_layout
 
 GIL_RELEASING_STEPS = frozenset(
     f"sklearn.{path}"
@@ -222,7 +222,7 @@ class Placement:
     layout: Layout | None = None
     """Allocation mode: the workers of each host."""
     jobqueue: Any = None
-    """Jobqueue mode: the worker jobs' settings (:class:`hpctune.jobqueue.JobqueuePlan`)."""
+    """Jobqueue mode: the worker jobs' settings (:class:`hpctune.cluster.jobqueue.JobqueuePlan`)."""
 
     @property
     def slots(self) -> int:

@@ -27,11 +27,12 @@ from ..cluster import (
     node_name,
 )
 from ..errors import OutputError, RunStopped
+from ..output.folder import Store
+from ..output.journal import Journal
 from ..search import (
     PartitionResult,
     describe_exception,
 )
-from ..store import Journal, Store
 from .runner import POLL_SECONDS, Runner
 from .tasks import (
     run_batch,

@@ -18,13 +18,14 @@ from ..cluster import (
     node_name,
 )
 from ..data import CellReader
+from ..output.folder import Store
+from ..output.journal import Journal
 from ..search import (
     PartitionSearch,
     SearchTimeout,
     n_candidates,
     n_folds,
 )
-from ..store import Journal, Store
 from .runner import POLL_SECONDS, Runner
 from .tasks import (
     partition_rows,
