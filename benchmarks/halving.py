@@ -22,9 +22,8 @@ import platform
 import time
 from pathlib import Path
 
-import numpy as np
-
 import make_data
+import numpy as np
 
 GRID = {
     "svr__C": [0.1, 0.3, 1, 3, 10, 30],
@@ -115,7 +114,7 @@ def main() -> None:
         "test_r2_gap_max": max(gaps),
         "test_r2_gap_mean": float(np.mean(gaps)),
         "load": os.getloadavg(),
-        "machine": f"{platform.machine()} {os.cpu_count()} CPUs, Python {platform.python_version()}",
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.python_version()}",
     }
     print(
         f"{args.cells} cells, 48 candidates x 3 folds: grid {grid_cpu:.1f} CPU s, halving "
