@@ -33,6 +33,7 @@ GRID = {
 
 
 def search_spec(method: str, factor: float) -> object:
+    """The benchmark's search section, as a run validates it, for ``method``."""
     from hpctune.spec import SearchSpec
 
     extra = {"halving": {"factor": factor}} if method == "halving" else {}
@@ -49,6 +50,7 @@ def search_spec(method: str, factor: float) -> object:
 
 
 def main() -> None:
+    """Search each cell with both methods, print a line per cell and the summary."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cells", type=int, default=8, help="cells of the heavy data searched")
     parser.add_argument("--steps", type=int, default=3000)

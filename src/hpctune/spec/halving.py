@@ -24,6 +24,7 @@ GRID_METHODS = ("grid", "halving")
 """``search.method`` values whose candidates are the whole grid of ``search.params``."""
 
 MIN_RESOURCES_WORDS = ("exhaust", "smallest")
+"""The words ``search.halving.min_resources`` takes besides a whole number (scikit-learn's)."""
 
 
 class HalvingSpec(SpecModel):
