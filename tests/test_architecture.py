@@ -1,8 +1,8 @@
 """The house's rules, checked on the source: no import cycle among hpctune's modules (imports
 inside functions count too: a lazy import that dodges a cycle is still one), each package
-importing only the layers below its own (:data:`LAYERS`), no module over
-400 lines but the two still to be split, and ``import hpctune`` stays light (the command line's
-start-up is measured in benchmarks/RESULTS.md)."""
+importing only the layers below its own (:data:`LAYERS`), a docstring on every module and public
+function and class, no module over 400 lines but the two still to be split, and ``import
+hpctune`` stays light (the command line's start-up is measured in benchmarks/RESULTS.md)."""
 
 from __future__ import annotations
 
@@ -137,6 +137,30 @@ def test_module_size(path: Path) -> None:
     if path.relative_to(PACKAGE).as_posix() in NOT_YET_SPLIT:
         return
     assert lines <= MAX_LINES, f"{path.name}: {lines} lines; split it by concept"
+
+
+def undocumented(path: Path) -> list[str]:
+    """The module, or its public functions and classes, without a docstring."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found = [] if ast.get_docstring(tree) else ["the module"]
+    kinds = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+    for node in tree.body:
+        public = isinstance(node, kinds) and not node.name.startswith("_")
+        if public and not ast.get_docstring(node):
+            found.append(node.name)
+    return found
+
+
+@pytest.mark.parametrize(
+    "path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: str(p.relative_to(PACKAGE))
+)
+def test_modules_and_public_names_say_what_they_are_for(path: Path) -> None:
+    assert undocumented(path) == []
+
+
+def test_the_docstring_check_sees_a_missing_one(tmp_path: Path) -> None:
+    (tmp_path / "m.py").write_text('"""doc"""\n\ndef f():\n    pass\n\n\ndef _g():\n    pass\n')
+    assert undocumented(tmp_path / "m.py") == ["f"]
 
 
 HEAVY = ("distributed", "sklearn", "dask_ml", "xarray", "matplotlib", "netCDF4", "skops")

@@ -168,6 +168,13 @@ def test_halving_random_draws_n_iter_candidates(tmp_path):
             "search.halving.max_resources",
         ),
         ({"halving": {"ratio": 2}}, "search.halving.ratio"),
+        (
+            {
+                "halving": {"resource": "kneighborsregressor__leaf_size", "max_resources": 40},
+                "fixed": {"kneighborsregressor__leaf_size": 30},
+            },
+            "search.halving.resource",
+        ),
         ({"method": "grid"}, "search.halving"),
         ({"scoring": ["r2", "neg_mean_squared_error"]}, "search.scoring"),
         ({"method": "halvin"}, "search.method"),

@@ -56,6 +56,8 @@ def nworkers(args: Sequence[str]) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    """``dask worker`` with hpctune's worker settings, estimators' output kept off stdout, and
+    ``--nworkers N`` forked from one preloaded process (the imports paid once per node)."""
     import dask
     from distributed.cli.dask_worker import main as dask_worker
 

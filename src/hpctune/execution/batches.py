@@ -94,6 +94,9 @@ class BatchRunner(Runner):
                 self._journal.close()
 
     def batch_size(self) -> int:
+        """Partitions in the next task: one a task until as many partitions as slots were timed,
+        then as many as fill :data:`TARGET_TASK_SECONDS`, at most a guided share of those left
+        and ``data.chunk``."""
         if self.task_partitions < self.slots:
             return 1
         per_partition = self.task_seconds / self.task_partitions

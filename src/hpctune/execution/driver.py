@@ -47,6 +47,9 @@ log = logging.getLogger("hpctune")
 
 @dataclass
 class RunSummary:
+    """What a run did, as ``hpctune run`` prints it (:meth:`line`, ``--json``: :meth:`to_dict`)
+    and the Python API returns it; its :attr:`exit_code` is the command's."""
+
     name: str
     output: str
     total: int

@@ -84,6 +84,7 @@ class SearchGraphRunner(Runner):
         self._ended = False  # under _io: no read nor record starts any more
 
     def concurrency(self) -> int:
+        """Searches in flight at once: enough fits to keep every slot busy twice over."""
         search = self.ctx.job.search
         per_search = n_candidates(search) * (n_folds(search.cv) or 1)
         wanted = math.ceil(2 * max(1, self.execution.slots) / per_search)

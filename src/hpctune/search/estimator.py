@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import importlib
+import inspect
 import math
 from collections.abc import Iterator
 from typing import Any
@@ -52,16 +53,36 @@ def build_estimator(search: SearchSpec) -> Any:
 
 
 def check_params(search: SearchSpec, estimator: Any) -> None:
-    """Every searched parameter must be one of the estimator's ``get_params()``."""
-    known = estimator.get_params(deep=True)
-    tunable = [k for k in known if "__" in k] if len(search.estimator) > 1 else list(known)
+    """Every searched parameter must be one the estimator takes (:func:`check_param_name`)."""
     for name in search.params:
-        if name not in known:
-            close = difflib.get_close_matches(name, tunable, n=1, cutoff=0.6)
-            listing = _clip(", ".join(tunable))
-            hint = f"did you mean {close[0]}?" if close else f"parameters: {listing}"
-            message = f"not a parameter of {_describe(search)}; {hint}"
-            raise SpecError(f"search.params.{name}", message)
+        check_param_name(search, estimator, name, f"search.params.{name}")
+
+
+def check_param_name(search: SearchSpec, estimator: Any, name: str, key: str) -> None:
+    """``name`` must be one of the estimator's ``get_params()``, or a name for a step whose
+    constructor takes ``**kwargs`` (LightGBM's and XGBoost's pass any name on to their
+    library); else a :class:`SpecError` on ``key`` offering the closest name."""
+    known = estimator.get_params(deep=True)
+    if name in known or _takes_any_name(estimator, name):
+        return
+    tunable = [k for k in known if "__" in k] if len(search.estimator) > 1 else list(known)
+    close = difflib.get_close_matches(name, tunable, n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]}?" if close else f"parameters: {_clip(', '.join(tunable))}"
+    raise SpecError(key, f"not a parameter of {_describe(search)}; {hint}")
+
+
+def _takes_any_name(estimator: Any, name: str) -> bool:
+    steps = getattr(estimator, "named_steps", None)
+    if steps is not None:
+        step, _, name = name.partition("__")
+        if not name or step not in steps:
+            return False
+        estimator = steps[step]
+    init = type(estimator).__init__
+    if "__" in name or init is object.__init__:  # object's (*args, **kwargs) takes nothing
+        return False
+    kinds = (p.kind for p in inspect.signature(init).parameters.values())
+    return inspect.Parameter.VAR_KEYWORD in kinds
 
 
 def check_scoring(search: SearchSpec) -> None:

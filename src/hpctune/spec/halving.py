@@ -116,6 +116,12 @@ def check_halving(job: Any) -> None:
                 f"{settings.resource} is searched in search.params; the resource is set by "
                 "each iteration, not searched",
             )
+        if settings.resource in search.fixed:
+            raise SpecError(
+                "search.halving.resource",
+                f"{settings.resource} is set in search.fixed; the resource is set by each "
+                "iteration",
+            )
         if settings.max_resources == "auto":
             raise SpecError(
                 "search.halving.max_resources",
