@@ -245,3 +245,31 @@ def test_plan_gives_the_cost_of_a_halving_search(real_cells, tmp_path, dask_clie
     assert "an estimate" in line and "10 x 3 at" in line
     assert estimate.to_dict()["halving"]["fits_per_partition"] == estimate.fits_per_partition
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.filterwarnings("ignore")  # scikit-learn's notes on the dummy candidates' scores
+@pytest.mark.parametrize(
+    "halving",
+    [
+        {"factor": 2},
+        {"factor": 3, "min_resources": "smallest"},
+        {"factor": 3, "min_resources": 40},
+        {"factor": 4, "min_resources": "smallest", "aggressive_elimination": True},
+        {"factor": 2.5, "max_resources": 300},
+    ],
+)
+def test_the_schedule_follows_scikit_learn_for_every_setting(halving):
+    """The iterations ``validate`` and ``plan`` estimate are those scikit-learn runs."""
+    from sklearn.dummy import DummyRegressor
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(500, 2)), rng.normal(size=500)
+    grid = {"strategy": ["mean", "median"], "quantile": [0.1, 0.3, 0.5, 0.7, 0.9, None]}
+    reference = ms.HalvingGridSearchCV(
+        DummyRegressor(), grid, cv=ms.KFold(n_splits=3), random_state=0, **halving
+    ).fit(x, y)
+    spec = halving_spec("x.nc", "out", params=grid, halving=halving)
+    spec["search"]["estimator"] = "sklearn.dummy.DummyRegressor"
+    plan = schedule(from_mapping(spec).search, 12, 3, 500)
+    assert list(plan.candidates) == reference.n_candidates_
+    assert list(plan.resources) == reference.n_resources_
