@@ -123,18 +123,28 @@ def check_candidates(search: SearchSpec, estimator: Any) -> None:
     (:func:`fast_checks`), which is a large share of the cost of a small fit.
     """
     from sklearn.base import clone
-    from sklearn.utils._param_validation import InvalidParameterError
 
     for candidate in candidates(search):
-        model = clone(estimator).set_params(**candidate)
-        for step in getattr(model, "steps", [("", model)]):
-            validate = getattr(step[1], "_validate_params", None)
-            if validate is None or not hasattr(step[1], "_parameter_constraints"):
-                continue
-            try:
-                validate()
-            except InvalidParameterError as exc:
-                raise SpecError(_param_key(search, exc, candidate), _sentence(exc)) from None
+        refused = invalid_step(clone(estimator).set_params(**candidate))
+        if refused is not None:
+            exc = refused[1]
+            raise SpecError(_param_key(search, exc, candidate), _sentence(exc)) from None
+
+
+def invalid_step(model: Any) -> tuple[str, Exception] | None:
+    """The first step of ``model`` (its name, ``""`` outside a pipeline) whose parameters
+    scikit-learn's declared constraints refuse, and the refusal; None when all are valid."""
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    for name, step in getattr(model, "steps", [("", model)]):
+        validate = getattr(step, "_validate_params", None)
+        if validate is None or not hasattr(step, "_parameter_constraints"):
+            continue
+        try:
+            validate()
+        except InvalidParameterError as exc:
+            return name, exc
+    return None
 
 
 def _param_key(search: SearchSpec, exc: Exception, candidate: dict[str, Any]) -> str:
