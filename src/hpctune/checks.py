@@ -28,6 +28,7 @@ from .search.estimator import (
     work_counts,
 )
 from .search.fixed import check_fixed
+from .search.halving import check_resource
 from .spec import Job
 
 
@@ -58,6 +59,12 @@ class Checked:
         train_times, _ = self.train_times()
         return n_folds(self.job.search.cv, train_times if self.info.is_datetime else None)
 
+    def train_rows(self) -> int:
+        """Training rows of a mean partition when no value is missing (time steps x cells):
+        the rows a halving search's schedule is estimated for."""
+        cells = self.partitioning.n_cells / max(1, self.partitioning.size)
+        return int(self.train_times()[0].size * cells)
+
     def describe(self) -> dict[str, Any]:
         """What ``validate`` reports: the data, the partitions and the work of the search."""
         job = self.job
@@ -75,7 +82,9 @@ class Checked:
                 "train_steps": int(train_times.size),
                 "test_steps": n_test_steps,
             },
-            "search": work_counts(job.search, parts.size - outside, self.train_folds()),
+            "search": work_counts(
+                job.search, parts.size - outside, self.train_folds(), self.train_rows()
+            ),
         }
 
 
@@ -104,6 +113,7 @@ def check_search(job: Job) -> None:
     check_params(job.search, estimator)
     check_fixed(job.search, estimator)
     check_candidates(job.search, estimator)
+    check_resource(job.search, estimator)
     check_scoring(job.search)
 
 

@@ -41,10 +41,19 @@ def validate(job: str, overrides: tuple[str, ...], as_json: bool) -> None:
     )
     folds = search["folds"] if search["folds"] is not None else "?"
     fits = search["fits"] if search["fits"] is not None else "?"
-    echo(
-        f"  search:     {search['method']}, {search['candidates']} candidates x {folds} folds "
-        f"+ refit = {fits} fits in all"
-    )
+    halving = search.get("halving")
+    if halving is not None and halving["iterations"] is not None:
+        echo(
+            f"  search:     {search['method']}, {search['candidates']} candidates: "
+            f"{halving['text']} + refit = about {fits} fits in all, "
+            f"{halving['full_size_fits']} per partition in full-size fits (an estimate for "
+            f"{halving['rows']} training rows a partition)"
+        )
+    else:
+        echo(
+            f"  search:     {search['method']}, {search['candidates']} candidates x {folds} "
+            f"folds + refit = {fits} fits in all"
+        )
     echo(f"  output:     {report['output']}")
 
 

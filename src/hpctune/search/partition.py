@@ -22,6 +22,7 @@ from ..spec import SearchSpec, TrainWindow
 from .cv import make_cv, n_folds
 from .estimator import build_estimator, fast_checks, n_candidates, param_space
 from .fixed import apply_fixed
+from .halving import is_halving, iterations, make_halving_search
 
 
 def rank_nan_last(values: Any, method: str = "min") -> np.ndarray:
@@ -44,7 +45,10 @@ def rank_nan_last(values: Any, method: str = "min") -> np.ndarray:
 
 
 def make_search(search: SearchSpec, estimator: Any, cv: Any, scheduler: Any = "sync") -> Any:
-    """The dask-ml search object for one partition."""
+    """The dask-ml search object for one partition (scikit-learn's for a halving method)."""
+    if is_halving(search):
+        space = param_space(search)
+        return make_halving_search(search, estimator, cv, space, n_candidates(search))
     import dask_ml.model_selection as dms
     import dask_ml.model_selection.methods as dask_ml_methods
 
@@ -219,6 +223,8 @@ class PartitionSearch:
             for scorer in self.search.scoring
         }
         result.best_score = result.cv_scores[self.search.refit_metric]
+        if is_halving(self.search):
+            result.halving = iterations(searcher)
         if not math.isfinite(result.best_score):
             raise ValueError(f"every candidate scored NaN on {self.search.refit_metric}")
         model = searcher.best_estimator_

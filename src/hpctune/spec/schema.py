@@ -17,6 +17,7 @@ from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_
 
 from .engines import check_engine
 from .fields import SpecModel, as_list, check_line, check_name
+from .halving import GRID_METHODS, HalvingSpec, halving_defaults
 from .scheduler import SchedulerSpec
 from .subset import TrainWindow, check_where
 
@@ -133,7 +134,7 @@ class SearchSpec(SpecModel):
     """``search``: the estimator (one class or a pipeline), the parameters searched, scoring,
     and what makes a partition skipped or failed."""
 
-    method: Literal["grid", "random"] = "grid"
+    method: Literal["grid", "random", "halving", "halving-random"] = "grid"
     estimator: list[str] = Field(min_length=1)
     params: dict[str, Any] = Field(min_length=1)
     fixed: dict[str, Any] = Field(default_factory=dict)
@@ -146,8 +147,10 @@ class SearchSpec(SpecModel):
     min_samples: int = Field(default=50, ge=1)
     timeout: float | None = Field(default=None, gt=0)
     error_score: Literal["raise", "nan"] = "raise"
+    halving: HalvingSpec | None = None
 
     _normalise = field_validator("estimator", "scoring", mode="before")(as_list)
+    _halving = model_validator(mode="before")(halving_defaults)
 
     @field_validator("estimator")
     @classmethod
@@ -197,10 +200,12 @@ class SearchSpec(SpecModel):
             raise ValueError(
                 f"refit {self.refit!r} must be one of the scoring names: {', '.join(self.scoring)}"
             )
-        if self.method == "grid":
+        if self.method in GRID_METHODS:
             for name, values in self.params.items():
                 if isinstance(values, Mapping):
-                    raise ValueError(f"params.{name}: distributions need method: random")
+                    raise ValueError(
+                        f"params.{name}: distributions need method: random or halving-random"
+                    )
         return self
 
     @property
@@ -334,6 +339,8 @@ class Job(SpecModel):
         search = self.search.model_dump(mode="json", by_alias=True, exclude={"timeout"})
         if not search["fixed"]:  # the fingerprint of a spec without fixed arguments is unchanged
             del search["fixed"]
+        if search.get("halving") is None:  # nor of one without halving settings
+            search.pop("halving", None)
         return {
             "data": data,
             "partition": self.partition.model_dump(mode="json"),
