@@ -9,6 +9,8 @@ from . import predict as _predict_module  # noqa: F401
 from .api import (
     cancel,
     init,
+    load_model,
+    location,
     merge,
     plan,
     predict,
@@ -30,7 +32,6 @@ from .errors import (
     SpecError,
     UsageError,
 )
-from .search.model_file import load_model
 from .spec import Job, load_spec
 
 try:
@@ -53,6 +54,7 @@ __all__ = [
     "init",
     "load_model",
     "load_spec",
+    "location",
     "merge",
     "plan",
     "predict",
