@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import numpy as np
@@ -158,7 +159,7 @@ def test_an_existing_file_is_kept_unless_force(tmp_path, capsys):
     ("make", "args", "starts"),
     [
         (lambda p: p.write_text("not netcdf\n"), [], "hpctune: error: DATA: cannot open bad.nc"),
-        (lambda p: None, [], "hpctune: error: DATA: no such file:"),
+        (lambda p: None, [], "hpctune: error: DATA: no such file"),
         (None, ["--target", "z"], "hpctune: error: --target: no numeric variable 'z'"),
         (None, ["--target", "region"], "hpctune: error: --target: no numeric variable 'region'"),
         (None, ["--set", "search.cv.splits=1"], "hpctune: error: search.cv.splits:"),
@@ -188,3 +189,15 @@ def test_several_files_are_read_as_a_run_reads_them(tmp_path, capsys, monkeypatc
     assert yaml.safe_load(job.read_text())["data"]["paths"] == "part*.nc"
     report = validated(capsys, job)
     assert report["data"]["files"] == 2 and report["data"]["time"]["steps"] == 120
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("zarr") is None,
+    reason="zarr is not installed (pip install 'hpctune[zarr]')",
+)
+def test_a_zarr_store_is_read_as_a_run_reads_it(tmp_path, capsys):
+    synthetic(grid=(3, 4), steps=120).to_zarr(tmp_path / "grid.zarr", zarr_format=2)
+    job = tmp_path / "job.yaml"
+    assert hpctune(capsys, "init", tmp_path / "grid.zarr", "--target", "y", "-o", job).code == 0
+    assert yaml.safe_load(job.read_text())["data"]["space"] == ["lat", "lon"]
+    assert validated(capsys, job)["partitions"]["count"] == 12
