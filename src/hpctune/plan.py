@@ -43,6 +43,7 @@ from .errors import UsageError
 from .execution.tasks import partition_rows
 from .schedulers import registry
 from .search import n_candidates
+from .search.halving import plan_estimate
 from .spec import Job, SchedulerSpec
 from .units import clock, hms, size_text
 
@@ -80,7 +81,11 @@ def _state(prepared: Checked) -> Any:
         test = prepared.job.data.test
         state = _STATES[key] = (
             CellReader(prepared.job.data, prepared.info),
-            PartitionSearch(prepared.job.search, test_start=test.start if test else None),
+            PartitionSearch(
+                prepared.job.search,
+                test_start=test.start if test else None,
+                window=prepared.job.data.train,
+            ),
         )
     return state
 
@@ -210,6 +215,8 @@ class PlanEstimate:
     workers: str = "processes"
     """What the run's workers would be: ``processes``, or ``threads`` of the hpctune process
     (:func:`hpctune.cluster.plan_execution`)."""
+    halving: dict[str, Any] | None = None
+    """A halving search's estimated iterations and fits (:func:`search.halving.plan_estimate`)."""
     lines: list[str] = field(default_factory=list)
 
     # ------------------------------------------------------------------ sample statistics
@@ -283,7 +290,8 @@ class PlanEstimate:
         statuses = {s: sum(1 for x in self.sample if x["status"] == s) for s in ("ok", "skipped")}
         failed = k - statuses["ok"] - statuses["skipped"]
         fits = (
-            f"{self.fits_per_partition} fits per partition, {self.fits_per_partition * n} fits"
+            f"{'about ' if self.halving else ''}{self.fits_per_partition} fits per partition, "
+            f"{self.fits_per_partition * n} fits"
             if self.fits_per_partition
             else "fits per partition depend on the years of each partition"
         )
@@ -297,6 +305,7 @@ class PlanEstimate:
             f"= {self.core_hours:.3g} core-hours",
             f"slots           {r.nodes} nodes x {r.workers_per_node} workers x {r.threads} "
             f"threads = {r.slots} ({r.source})",
+            *([self.halving["line"]] if self.halving else []),
             f"layout          {self._layout()}",
             f"compute         {self.core_seconds:.1f} s / ({r.slots} slots x {EFFICIENCY} "
             f"efficiency) = {self.compute_seconds:.1f} s",
@@ -409,6 +418,7 @@ class PlanEstimate:
             "target_walltime": hms(self.target_walltime),
             "nodes_for_target": self.nodes_for_target,
             "lines": self.lines,
+            **({"halving": self.halving} if self.halving else {}),
         }
 
 
@@ -433,9 +443,10 @@ def plan(
         raise UsageError(f"--sample must be at least 1; got {sample}")
     started = time.monotonic()
     prepared = check_job(job)
-    size = prepared.plan.size
+    inside = [i for i in range(prepared.plan.size) if not prepared.plan.outside(i)]
+    size = len(inside)  # partitions outside data.where are recorded, not computed
     rng = np.random.default_rng(job.search.seed)
-    chosen = sorted(int(i) for i in rng.choice(size, size=min(sample, size), replace=False))
+    chosen = sorted(int(i) for i in rng.choice(inside, size=min(sample, size), replace=False))
     allocation = registry.detect_allocation()
     job_mode = choose_mode(job, allocation)  # the run's, with or without a client here
     mode = "external" if client is not None else job_mode
@@ -460,6 +471,11 @@ def plan(
         description = handle.description
     folds = prepared.train_folds()
     per_partition = None if folds is None else n_candidates(job.search) * folds + 1
+    halving = plan_estimate(
+        job.search, n_candidates(job.search), folds, measured, prepared.train_rows()
+    )
+    if halving is not None:
+        per_partition = halving["fits_per_partition"]
     available = resources(job, job_mode)
     target = target_plan(job, mode, available, size)
     return PlanEstimate(
@@ -473,4 +489,5 @@ def plan(
         target_walltime=target_walltime or job.scheduler.walltime,
         granularity=target.granularity,
         workers="processes" if target.processes else "threads",
+        halving=halving,
     )

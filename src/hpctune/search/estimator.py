@@ -12,7 +12,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..errors import SpecError
-from ..spec import SearchSpec
+from ..spec import GRID_METHODS, SearchSpec
+from .halving import halving_counts, is_halving
 
 
 def import_estimator(path: str, key: str = "search.estimator") -> type:
@@ -110,7 +111,7 @@ def candidates(search: SearchSpec) -> list[dict[str, Any]]:
     from sklearn.model_selection import ParameterGrid, ParameterSampler
 
     space = param_space(search)
-    if search.method == "grid":
+    if search.method in GRID_METHODS:
         return list(ParameterGrid(space))
     return list(ParameterSampler(space, n_iter=n_candidates(search), random_state=search.seed))
 
@@ -122,18 +123,28 @@ def check_candidates(search: SearchSpec, estimator: Any) -> None:
     (:func:`fast_checks`), which is a large share of the cost of a small fit.
     """
     from sklearn.base import clone
-    from sklearn.utils._param_validation import InvalidParameterError
 
     for candidate in candidates(search):
-        model = clone(estimator).set_params(**candidate)
-        for step in getattr(model, "steps", [("", model)]):
-            validate = getattr(step[1], "_validate_params", None)
-            if validate is None or not hasattr(step[1], "_parameter_constraints"):
-                continue
-            try:
-                validate()
-            except InvalidParameterError as exc:
-                raise SpecError(_param_key(search, exc, candidate), _sentence(exc)) from None
+        refused = invalid_step(clone(estimator).set_params(**candidate))
+        if refused is not None:
+            exc = refused[1]
+            raise SpecError(_param_key(search, exc, candidate), _sentence(exc)) from None
+
+
+def invalid_step(model: Any) -> tuple[str, Exception] | None:
+    """The first step of ``model`` (its name, ``""`` outside a pipeline) whose parameters
+    scikit-learn's declared constraints refuse, and the refusal; None when all are valid."""
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    for name, step in getattr(model, "steps", [("", model)]):
+        validate = getattr(step, "_validate_params", None)
+        if validate is None or not hasattr(step, "_parameter_constraints"):
+            continue
+        try:
+            validate()
+        except InvalidParameterError as exc:
+            return name, exc
+    return None
 
 
 def _param_key(search: SearchSpec, exc: Exception, candidate: dict[str, Any]) -> str:
@@ -182,19 +193,27 @@ def n_candidates(search: SearchSpec) -> int:
     """Candidates the search tries: the grid's size, or ``n_iter`` (at most the grid)."""
     sizes = [len(v) if isinstance(v, list) else math.inf for v in search.params.values()]
     grid = math.prod(sizes)
-    if search.method == "grid":
+    if search.method in GRID_METHODS:
         return int(grid)
     return int(min(search.n_iter, grid))
 
 
-def work_counts(search: SearchSpec, n_partitions: int, folds: int | None) -> dict[str, Any]:
-    """Candidates, folds and fits of a whole run (refits included), for ``validate``."""
+def work_counts(
+    search: SearchSpec, n_partitions: int, folds: int | None, rows: int | None = None
+) -> dict[str, Any]:
+    """Candidates, folds and fits of a whole run (refits included), for ``validate``; a halving
+    search's fits are estimated for partitions of ``rows`` training rows (``halving``)."""
     candidates = n_candidates(search)
     per_partition = None if folds is None else candidates * folds + 1
+    counts: dict[str, Any] = {}
+    if is_halving(search):
+        counts["halving"] = halving_counts(search, candidates, folds, rows)
+        per_partition = counts["halving"]["fits_per_partition"]
     return {
         "method": search.method,
         "candidates": candidates,
         "folds": folds,
         "fits_per_partition": per_partition,
         "fits": None if per_partition is None else per_partition * n_partitions,
+        **counts,
     }

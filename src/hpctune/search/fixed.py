@@ -12,7 +12,7 @@ from typing import Any
 
 from ..errors import SpecError
 from ..spec import SearchSpec
-from .estimator import check_param_name
+from .estimator import check_param_name, invalid_step
 
 
 def apply_fixed(search: SearchSpec, estimator: Any) -> Any:
@@ -25,22 +25,16 @@ def apply_fixed(search: SearchSpec, estimator: Any) -> Any:
 def check_fixed(search: SearchSpec, estimator: Any) -> None:
     """Check the fixed arguments' names and values, and set them on ``estimator`` (so that
     the candidates checked next are checked with them)."""
-    from sklearn.utils._param_validation import InvalidParameterError
-
     for name in search.fixed:
         check_param_name(search, estimator, name, f"search.fixed.{name}")
     try:
         apply_fixed(search, estimator)
     except Exception as exc:  # a **kwargs estimator's own set_params may refuse a value
         raise SpecError("search.fixed", _sentence(exc)) from None
-    for step in getattr(estimator, "steps", [("", estimator)]):
-        validate = getattr(step[1], "_validate_params", None)
-        if validate is None or not hasattr(step[1], "_parameter_constraints"):
-            continue
-        try:
-            validate()
-        except InvalidParameterError as exc:
-            raise SpecError(_key(search, step[0], exc), _sentence(exc)) from None
+    refused = invalid_step(estimator)
+    if refused is not None:
+        step, exc = refused
+        raise SpecError(_key(search, step, exc), _sentence(exc)) from None
 
 
 def _key(search: SearchSpec, step: str, exc: Exception) -> str:
