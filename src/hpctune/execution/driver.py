@@ -32,6 +32,7 @@ from ..output.folder import Store
 from ..output.status import StatusCounts
 from ..progress import Counts, Progress
 from ..schedulers import registry
+from ..search.metrics import test_metric_names
 from ..spec import Job
 from .batches import BatchRunner
 from .graphs import SearchGraphRunner
@@ -233,7 +234,9 @@ def _run_prepared(
         summary.resumed = counts.resumed
         summary.pending = counts.remaining
         if part is None and not stop.is_set():
-            summary.results = store.write_results(job, plan, prepared.coords)
+            summary.results = store.write_results(
+                job, plan, prepared.coords, test_metrics=test_metric_names(job.search)
+            )
         summary.seconds = time.monotonic() - started
         return summary
     finally:
@@ -378,7 +381,9 @@ def merge(job: Job) -> Any:
     store.check_compatible(job)
     locks = store.lock(None)
     try:
-        return store.write_results(job, prepared.plan, prepared.coords)
+        return store.write_results(
+            job, prepared.plan, prepared.coords, test_metrics=test_metric_names(job.search)
+        )
     finally:
         for lock in locks:
             lock.release()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -31,9 +32,14 @@ def param_kinds(job: Job) -> dict[str, str]:
 
 
 def results_dataset(
-    job: Job, plan: Any, coords: dict[str, tuple[np.ndarray, dict]], records: dict[int, dict]
+    job: Job,
+    plan: Any,
+    coords: dict[str, tuple[np.ndarray, dict]],
+    records: dict[int, dict],
+    test_metrics: Sequence[str] = TEST_METRICS,
 ) -> Any:
-    """One row per partition: dimension ``space`` (cells) or ``partition`` (groups)."""
+    """One row per partition: dimension ``space`` (cells) or ``partition`` (groups);
+    ``test_metrics``: the ``test_<name>`` variables (a classifier's are its scorers)."""
     import xarray as xr
 
     size = plan.size
@@ -65,7 +71,7 @@ def results_dataset(
             lambda r, s=scorer: r.cv_scores.get(s, np.nan), np.float64, np.nan
         )
     if job.data.test is not None:
-        for metric in TEST_METRICS:
+        for metric in test_metrics:
             variables[f"test_{metric}"] = column(
                 lambda r, m=metric: r.test_scores.get(m, np.nan), np.float64, np.nan
             )

@@ -24,7 +24,7 @@ import os
 import shutil
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,7 @@ from ..spec import Job
 from .dataset import results_dataset
 from .files import FileLock, io_error, take_lock, write_atomic
 from .journal import read_journal
-from .record import FINISHED
+from .record import FINISHED, TEST_METRICS
 from .versions import versions
 
 MANIFEST = "hpctune.json"
@@ -203,10 +203,11 @@ class Store:
         plan: Any,
         coords: dict[str, tuple[np.ndarray, dict]],
         records: dict[int, dict[str, Any]] | None = None,
+        test_metrics: Sequence[str] = TEST_METRICS,
     ) -> Any:
         """Merge every partition's record into results.nc (atomically) and return the Dataset."""
         records = self.records() if records is None else records
-        ds = results_dataset(job, plan, coords, records)
+        ds = results_dataset(job, plan, coords, records, test_metrics)
         tmp = self.root / f".{RESULTS}.{os.getpid()}.tmp"
         try:
             ds.to_netcdf(tmp, engine="netcdf4")

@@ -17,6 +17,10 @@ from .layout import CellLayout
 #: colour means "good" on every map.
 LOWER_IS_BETTER = ("rmse", "mae", "mse", "error", "fit_seconds")
 
+#: Scorers bounded by 0 and 1 (a classifier's accuracy, f1, roc_auc, ...): their maps span
+#: [0, 1], so that 0.95 does not look poor beside 0.97, and maps of different runs compare.
+UNIT_INTERVAL = ("accuracy", "f1", "roc_auc", "precision", "recall", "jaccard")
+
 STATUS_COLORS = {"ok": "#2a9d8f", "skipped": "#9e9e9e", "failed": "#d62828", "pending": "#f4a261"}
 
 
@@ -33,6 +37,13 @@ def _save(fig: Any, path: Path) -> None:
 def lower_is_better(name: str) -> bool:
     """Whether smaller values of ``name`` are better (its map's colours are reversed)."""
     return any(word in name.lower() for word in LOWER_IS_BETTER) and not name.startswith("neg_")
+
+
+def score_limits(scorer: str) -> tuple[float, float] | None:
+    """(0, 1) for a scorer bounded by 0 and 1 (``f1_macro``, ``test_roc_auc``), else None."""
+    name = scorer.lower().removeprefix("test_")
+    bounded = any(word in name for word in UNIT_INTERVAL) and not name.startswith("neg_")
+    return (0.0, 1.0) if bounded else None
 
 
 def _color_range(values: np.ndarray) -> tuple[float, float]:
@@ -305,8 +316,10 @@ def draw_score_vs_n_train(job: Job, results: Any, path: Path) -> None:
     ok = status == "ok"
     n_train = np.asarray(results["n_train"].values, dtype=float)
     panels = [("best_score", f"cross-validated {job.search.refit_metric} (best candidate)")]
-    if "test_r2" in results:
-        panels.append(("test_r2", "r2 on the test period"))
+    refit_test = f"test_{job.search.refit_metric}"  # a classifier's test metrics: its scorers
+    if "test_r2" in results or refit_test in results:
+        name = "test_r2" if "test_r2" in results else refit_test
+        panels.append((name, f"{name[5:]} on the test period"))
     fig = _new_figure(5.0 * len(panels), 4.2)
     for position, (name, label) in enumerate(panels, start=1):
         ax = fig.add_subplot(1, len(panels), position)

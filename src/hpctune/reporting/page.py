@@ -45,6 +45,7 @@ from .figures import (
     draw_status_map,
     grid_values,
     lower_is_better,
+    score_limits,
 )
 from .layout import cell_layout
 
@@ -169,7 +170,11 @@ def draw_all(job: Job, results: Any, manifest: dict[str, Any], folder: Path) -> 
         lower = lower_is_better(name) or (
             kind == "score" and lower_is_better(job.search.refit_metric)
         )
-        limits = None
+        limits = (
+            None
+            if kind == "param"
+            else score_limits(job.search.refit_metric if kind == "score" else name)
+        )
         if kind == "param":
             grid = grid_values(job, name[5:])
             finite = np.asarray(grid, dtype=float) if grid else values[np.isfinite(values)]

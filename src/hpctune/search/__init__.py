@@ -1,6 +1,7 @@
 """The search of one partition: the estimator and its checks (``estimator``), the cv kinds
 (``cv``), one partition's search (``partition``), the same in a child process with a timeout
-(``sandbox``), model files (``model_file``), and the fixed arguments (``fixed``).
+(``sandbox``), model files (``model_file``), the fixed arguments (``fixed``), and the
+test-period metrics (``metrics``).
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ from .cv import make_cv, n_folds
 from .estimator import build_estimator, fast_checks, n_candidates, param_space
 from .fixed import apply_fixed
 from .halving import is_halving, iterations, make_halving_search
+from .metrics import is_classifier, scorer_scores
 
 
 def rank_nan_last(values: Any, method: str = "min") -> np.ndarray:
@@ -159,6 +160,7 @@ class PartitionSearch:
 
         self.search = search
         self.estimator = apply_fixed(search, build_estimator(search))
+        self.classifier = is_classifier(self.estimator)  # test period: the spec's scorers
         self.test_start = None if test_start is None else np.datetime64(test_start, "ns")
         self.save_models = save_models
         self.window = window
@@ -228,7 +230,9 @@ class PartitionSearch:
         if not math.isfinite(result.best_score):
             raise ValueError(f"every candidate scored NaN on {self.search.refit_metric}")
         model = searcher.best_estimator_
-        if rows.y_test.size:
+        if rows.y_test.size and self.classifier:
+            result.test_scores = scorer_scores(self.search.scoring, model, rows.x_test, rows.y_test)
+        elif rows.y_test.size:
             result.test_scores = holdout_scores(rows.y_test, model.predict(rows.x_test))
         if self.save_models:
             import skops.io
