@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
-from .search.model_file import load_model, load_model_file, model_path, trusted_types
+from .search.model_file import (
+    check_model_file,
+    load_model,
+    load_model_file,
+    model_path,
+    trusted_types,
+)
 
-__all__ = ["load_model", "load_model_file", "model_path", "trusted_types"]
+__all__ = ["check_model_file", "load_model", "load_model_file", "model_path", "trusted_types"]

@@ -12,6 +12,7 @@ from typing import Any
 
 from ..errors import SpecError
 from ..spec import SearchSpec
+from .boost import constructor_names, follows_sklearn, library_of, step_defaults
 
 
 def import_estimator(path: str, key: str = "search.estimator") -> type:
@@ -31,7 +32,7 @@ def import_estimator(path: str, key: str = "search.estimator") -> type:
         )
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
         raise SpecError(key, f"module {module_name!r} has no {attr!r}{hint}") from None
-    if not (isinstance(obj, type) and issubclass(obj, BaseEstimator)):
+    if not (isinstance(obj, type) and (issubclass(obj, BaseEstimator) or follows_sklearn(obj))):
         raise SpecError(key, f"{path!r} is not a scikit-learn estimator class")
     return obj
 
@@ -44,15 +45,23 @@ def build_estimator(search: SearchSpec) -> Any:
     steps = []
     for path, cls in zip(search.estimator, classes, strict=True):
         try:
-            steps.append(cls())
+            steps.append(cls(**step_defaults(cls, _named(search, cls))))
         except Exception as exc:
             raise SpecError("search.estimator", f"cannot create {path}(): {exc}") from None
     return steps[0] if len(steps) == 1 else make_pipeline(*steps)
 
 
+def _named(search: SearchSpec, cls: type) -> set[str]:
+    """The parameters the spec sets on the step of class ``cls`` (without the step prefix)."""
+    if len(search.estimator) == 1:
+        return set(search.params)
+    prefix = f"{cls.__name__.lower()}__"
+    return {name[len(prefix) :] for name in search.params if name.startswith(prefix)}
+
+
 def check_params(search: SearchSpec, estimator: Any) -> None:
     """Every searched parameter must be one of the estimator's ``get_params()``."""
-    known = estimator.get_params(deep=True)
+    known = dict.fromkeys(estimator.get_params(deep=True)) | dict.fromkeys(_unlisted(estimator))
     tunable = [k for k in known if "__" in k] if len(search.estimator) > 1 else list(known)
     for name in search.params:
         if name not in known:
@@ -61,6 +70,18 @@ def check_params(search: SearchSpec, estimator: Any) -> None:
             hint = f"did you mean {close[0]}?" if close else f"parameters: {listing}"
             message = f"not a parameter of {_describe(search)}; {hint}"
             raise SpecError(f"search.params.{name}", message)
+
+
+def _unlisted(estimator: Any) -> list[str]:
+    """Parameters of library steps that ``get_params()`` lists only once set (CatBoost)."""
+    steps = getattr(estimator, "steps", None)
+    pairs = [(f"{name}__", step) for name, step in steps] if steps else [("", estimator)]
+    return [
+        prefix + arg
+        for prefix, step in pairs
+        if library_of(type(step)) is not None
+        for arg in constructor_names(type(step))
+    ]
 
 
 def check_scoring(search: SearchSpec) -> None:
