@@ -116,13 +116,22 @@ def step_defaults(cls: type, given: Collection[str]) -> dict[str, Any]:
 
 
 def constructor_names(cls: type) -> list[str]:
-    """The named arguments of ``cls.__init__``: CatBoost's ``get_params()`` lists only the
-    arguments that were set, so a search of ``depth`` checks against these too."""
+    """Arguments a library estimator takes that ``get_params()`` may not list: the named
+    arguments of ``cls.__init__`` (CatBoost's ``get_params()`` lists only those set, so a
+    search of ``depth`` is checked against these) and the library's defaults and their aliases
+    (LightGBM takes ``verbose`` as one of its ``**kwargs``)."""
     import inspect
 
+    library = library_of(cls)
+    if library is None:
+        return []
+    names = [name for d in library.defaults for name in (d.name, *d.aliases)]
     try:
         signature = inspect.signature(cls.__init__)
     except (TypeError, ValueError):
-        return []
+        return names
     kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    return [p.name for p in signature.parameters.values() if p.kind in kinds and p.name != "self"]
+    return [
+        *(p.name for p in signature.parameters.values() if p.kind in kinds and p.name != "self"),
+        *names,
+    ]

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..errors import SpecError
 from ..spec import SearchSpec
-from .boost import constructor_names, follows_sklearn, library_of, step_defaults
+from .boost import constructor_names, follows_sklearn, step_defaults
 
 
 def import_estimator(path: str, key: str = "search.estimator") -> type:
@@ -73,13 +73,13 @@ def check_params(search: SearchSpec, estimator: Any) -> None:
 
 
 def _unlisted(estimator: Any) -> list[str]:
-    """Parameters of library steps that ``get_params()`` lists only once set (CatBoost)."""
+    """Parameters of library steps that ``get_params()`` lists only once set (CatBoost's,
+    LightGBM's ``verbose``)."""
     steps = getattr(estimator, "steps", None)
     pairs = [(f"{name}__", step) for name, step in steps] if steps else [("", estimator)]
     return [
         prefix + arg
         for prefix, step in pairs
-        if library_of(type(step)) is not None
         for arg in constructor_names(type(step))
     ]
 
