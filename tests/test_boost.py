@@ -229,3 +229,41 @@ def test_lightgbm_output_never_reaches_stdout(tmp_path, chatty):
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["ok"] == 2
     assert ("[LightGBM] [Info]" in done.stderr) is chatty
+
+
+@pytest.mark.parametrize(
+    ("library", "regressor", "classifier"),
+    [
+        ("lightgbm", "LGBMRegressor", "LGBMClassifier"),
+        ("xgboost", "XGBRegressor", "XGBClassifier"),
+        ("catboost", "CatBoostRegressor", "CatBoostClassifier"),
+    ],
+)
+def test_regressors_and_classifiers_round_trip_with_the_reviewed_types_alone(
+    tmp_path, library, regressor, classifier
+):
+    """A pipeline of each library's regressor, and its classifier (three classes), saved as a
+    run saves them, loads trusting only the class and the library's reviewed types, and
+    predicts exactly as before."""
+    import skops.io
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from hpctune.search.boost import library_types, step_defaults
+    from hpctune.search.model_file import load_model_file
+
+    module = pytest.importorskip(library, reason=f"{library} is not installed")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 4))
+    targets = {
+        regressor: x[:, 0] + 0.1 * rng.normal(size=300),
+        classifier: np.digitize(x[:, 0], [-0.5, 0.5]),
+    }
+    for name, y in targets.items():
+        cls = getattr(module, name)
+        model = make_pipeline(StandardScaler(), cls(**step_defaults(cls, ()))).fit(x, y)
+        path = tmp_path / f"{name}.skops"
+        path.write_bytes(skops.io.dumps(model))
+        trusted = [f"{cls.__module__}.{cls.__qualname__}", *library_types([cls])]
+        loaded = load_model_file(path, trusted)
+        np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
