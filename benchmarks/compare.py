@@ -1,7 +1,7 @@
 """Side by side on the same data and grid: the ideal, the MOTrainer reference and hpctune.
 
-    python benchmarks/compare.py [heavy] [tiny] [onecell] [memory] [--quick] [--workdir DIR]
-        [--cores 2] [--repeat 1] [--ideal-each] [--reference-modes sync,secede]
+    python benchmarks/compare.py [heavy] [tiny] [onecell] [memory] [--quick] [--cells N]
+        [--workdir DIR] [--cores 2] [--repeat 1] [--ideal-each] [--reference-modes sync,secede]
         [--timeout 1800] [--json-out FILE]
 
 Presets (the data are generated under --workdir, default /tmp/hpctune-bench, if missing):
@@ -435,6 +435,8 @@ def _plain_row(row: dict[str, Any]) -> dict[str, Any]:
 
 def compare_preset(preset: str, args: argparse.Namespace) -> dict[str, Any]:
     (cells, steps, files) = SIZES[preset][1 if args.quick else 0]
+    if args.cells:
+        cells = args.cells  # the preset scaled to the node: same search, steps and files
     workdir = Path(args.workdir)
     folder, spec = data_for(workdir, preset, cells, steps, files)
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -715,6 +717,14 @@ def main(argv: list[str] | None = None) -> None:
         type=int,
         default=2,
         help="workers of the reference and of hpctune, cores of the ideal",
+    )
+    parser.add_argument(
+        "--cells",
+        type=int,
+        default=None,
+        metavar="N",
+        help="cells of heavy and tiny (default: the preset's own); scales a preset to the "
+        "node, e.g. heavy --cells 640 --cores 16",
     )
     parser.add_argument("--repeat", type=int, default=1, help="hpctune runs per preset")
     parser.add_argument(

@@ -33,7 +33,7 @@ def _rows(spec: str, overrides: list[str], index: int) -> tuple[Any, Any, Any]:
 
     import hpctune
     from hpctune.data import CellReader
-    from hpctune.execute import prepare
+    from hpctune.execution.prepare import prepare
     from hpctune.search import build_estimator, make_cv, select_rows
 
     job = hpctune.load_spec(spec, [*overrides, "output=/tmp/hpctune-fit-speed"])
@@ -99,8 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     import dask
     from distributed import Client, LocalCluster
 
-    from hpctune import forkserver
-    from hpctune.cluster import WORKER_CONFIG
+    from hpctune.cluster import WORKER_CONFIG, forkserver
 
     for n in (int(v) for v in args.workers.split(",")):
         modules = forkserver.worker_modules(job.search.estimator)

@@ -84,7 +84,7 @@ def ideal_seconds(
 
     import hpctune
     from hpctune.data import CellReader
-    from hpctune.execute import prepare
+    from hpctune.execution.prepare import prepare
     from hpctune.search import build_estimator, make_cv, select_rows
 
     job = hpctune.load_spec(spec_path, list(overrides))

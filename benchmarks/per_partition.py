@@ -32,9 +32,10 @@ def main(argv: list[str] | None = None) -> None:
 
     import hpctune
     from hpctune.data import CellReader
-    from hpctune.execute import TaskContext, prepare, run_batch
+    from hpctune.execution.prepare import prepare
+    from hpctune.execution.tasks import TaskContext, run_batch
+    from hpctune.output.folder import Store
     from hpctune.search import build_estimator, make_cv, select_rows
-    from hpctune.store import Store
 
     warnings.simplefilter("ignore")
     job = hpctune.load_spec(args.spec, [f"output={tempfile.mkdtemp(prefix='hpctune-pp-')}"])

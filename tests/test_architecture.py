@@ -1,7 +1,8 @@
 """The house's rules, checked on the source: no import cycle among hpctune's modules (imports
-inside functions count too: a lazy import that dodges a cycle is still one), no module over
-400 lines but the two still to be split, and ``import hpctune`` stays light (the command line's
-start-up is measured in benchmarks/RESULTS.md)."""
+inside functions count too: a lazy import that dodges a cycle is still one), each package
+importing only the layers below its own (:data:`LAYERS`), a docstring on every module and public
+function and class, no module over 400 lines but the two still to be split, and ``import
+hpctune`` stays light (the command line's start-up is measured in benchmarks/RESULTS.md)."""
 
 from __future__ import annotations
 
@@ -78,6 +79,56 @@ def test_the_cycle_check_sees_a_cycle(tmp_path: Path) -> None:
     assert imports("hpctune.b", known["hpctune.b"], known) == {"hpctune.a"}
 
 
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("errors", "units"),
+    ("streams", "startup", "progress", "schedulers"),
+    ("spec",),
+    ("data", "cluster"),
+    ("output",),
+    ("search",),
+    ("checks",),
+    ("execution", "submission"),
+    ("plan", "predict", "reporting"),
+    ("api",),
+    ("cli", "worker", "hpctune"),
+    ("__main__",),
+)
+"""hpctune's packages and top-level modules from the bottom up: each imports only from the
+layers below its own, so the folders read as the architecture (the README's diagram) and a
+newcomer knows where a new piece may import from. ``hpctune`` is the package's ``__init__``."""
+
+
+def unit(module: str) -> str:
+    """The package or top-level module a module belongs to, as :data:`LAYERS` names them."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "hpctune"
+
+
+def layer_violations(edges: dict[str, set[str]]) -> list[str]:
+    rank = {name: i for i, layer in enumerate(LAYERS) for name in layer}
+    found = []
+    for module, targets in sorted(edges.items()):
+        for target in sorted(targets):
+            a, b = unit(module), unit(target)
+            if a != b and rank[b] >= rank[a]:
+                found.append(f"{module} imports {target}: {a} is not above {b} in LAYERS")
+    return found
+
+
+def test_each_package_imports_only_the_layers_below() -> None:
+    known = modules()
+    placed = {name for layer in LAYERS for name in layer}
+    assert {unit(name) for name in known} <= placed, "a package or module missing from LAYERS"
+    edges = {name: imports(name, path, known) for name, path in known.items()}
+    assert layer_violations(edges) == []
+
+
+def test_the_layer_check_sees_an_import_upwards() -> None:
+    assert layer_violations({"hpctune.output.folder": {"hpctune.execution.tasks"}}) != []
+    assert layer_violations({"hpctune.execution.tasks": {"hpctune.output.folder"}}) == []
+    assert layer_violations({"hpctune.data.source": {"hpctune.cluster.plan"}}) != []
+
+
 @pytest.mark.parametrize(
     "path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: str(p.relative_to(PACKAGE))
 )
@@ -86,6 +137,30 @@ def test_module_size(path: Path) -> None:
     if path.relative_to(PACKAGE).as_posix() in NOT_YET_SPLIT:
         return
     assert lines <= MAX_LINES, f"{path.name}: {lines} lines; split it by concept"
+
+
+def undocumented(path: Path) -> list[str]:
+    """The module, or its public functions and classes, without a docstring."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found = [] if ast.get_docstring(tree) else ["the module"]
+    kinds = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+    for node in tree.body:
+        public = isinstance(node, kinds) and not node.name.startswith("_")
+        if public and not ast.get_docstring(node):
+            found.append(node.name)
+    return found
+
+
+@pytest.mark.parametrize(
+    "path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: str(p.relative_to(PACKAGE))
+)
+def test_modules_and_public_names_say_what_they_are_for(path: Path) -> None:
+    assert undocumented(path) == []
+
+
+def test_the_docstring_check_sees_a_missing_one(tmp_path: Path) -> None:
+    (tmp_path / "m.py").write_text('"""doc"""\n\ndef f():\n    pass\n\n\ndef _g():\n    pass\n')
+    assert undocumented(tmp_path / "m.py") == ["f"]
 
 
 HEAVY = ("distributed", "sklearn", "dask_ml", "xarray", "matplotlib", "netCDF4", "skops")

@@ -17,14 +17,6 @@ from pathlib import Path
 import pytest
 from helpers import synthetic_spec, write_spec
 
-from hpctune.allocation import (
-    Allocation,
-    AllocationError,
-    detect,
-    expand_counts,
-    expand_hostlist,
-    plan_layout,
-)
 from hpctune.cluster import (
     ClusterError,
     node_name,
@@ -33,16 +25,16 @@ from hpctune.cluster import (
     start_cluster,
     wait_for_workers,
 )
-from hpctune.launch import (
-    SRUN_INPUT_VARIABLES,
-    LaunchCommand,
-    MpiexecLauncher,
-    PbsdshLauncher,
-    SrunLauncher,
-    WorkerProcesses,
-    WorkerSpec,
-)
-from hpctune.security import write_credentials
+from hpctune.cluster.layout import plan_layout
+from hpctune.cluster.processes import WorkerProcesses
+from hpctune.cluster.security import write_credentials
+from hpctune.errors import AllocationError
+from hpctune.schedulers.base import Allocation
+from hpctune.schedulers.launch import LaunchCommand, MpiexecLauncher, WorkerSpec
+from hpctune.schedulers.pbs import PbsdshLauncher
+from hpctune.schedulers.registry import detect_allocation as detect
+from hpctune.schedulers.slurm import SRUN_INPUT_VARIABLES, SrunLauncher
+from hpctune.schedulers.slurm_hostlist import expand_counts, expand_hostlist
 from hpctune.spec import ClusterSpec, load_spec
 from hpctune.worker import nworkers, worker_args
 
@@ -424,7 +416,7 @@ def test_the_forkserver_environment_is_what_a_nanny_gives_its_worker(config, env
     from distributed import Nanny
 
     from hpctune.cluster import WORKER_CONFIG
-    from hpctune.forkserver import server_environment
+    from hpctune.cluster.forkserver import server_environment
 
     for key, value in environ.items():
         monkeypatch.setenv(key, value)
@@ -570,7 +562,7 @@ def test_importing_dask_jobqueue_keeps_the_sigint_handler():
         def mine(*_):
             pass
         signal.signal(signal.SIGINT, mine)
-        from hpctune.jobqueue import import_dask_jobqueue
+        from hpctune.cluster.jobqueue import import_dask_jobqueue
         import_dask_jobqueue()
         assert signal.getsignal(signal.SIGINT) is mine, signal.getsignal(signal.SIGINT)
         import dask_jobqueue.runner  # what replaced it

@@ -9,9 +9,9 @@ import dask
 import pytest
 from helpers import synthetic_spec
 
+from hpctune.cluster.jobqueue import build, import_dask_jobqueue, lifetime, plan
+from hpctune.cluster.security import write_credentials
 from hpctune.errors import ClusterError
-from hpctune.jobqueue import build, import_dask_jobqueue, lifetime, plan
-from hpctune.security import write_credentials
 from hpctune.spec import load_spec
 
 import_dask_jobqueue()  # its defaults in the config before a test changes it

@@ -22,7 +22,8 @@ from helpers import mounted_tmpfs, read_only_folder, synthetic, synthetic_spec, 
 
 import hpctune
 from hpctune.errors import OutputError
-from hpctune.store import Store, read_journal
+from hpctune.output.folder import Store
+from hpctune.output.journal import read_journal
 
 #: Faults injected into whole runs of their own (killed workers, hung fits): the full tier.
 pytestmark = pytest.mark.full
@@ -117,7 +118,7 @@ def test_a_worker_killed_mid_run_is_replaced_and_every_partition_finishes(tmp_pa
     """The first fit of the run blocks its worker (tests_support.BlockOnce) until the test,
     once two partitions have finished elsewhere, kills that worker: it held a partition. The
     worker is restarted, and the partition is computed again on another worker."""
-    from hpctune.execute import _executing_keys
+    from hpctune.execution.graphs import _executing_keys
 
     synthetic(cells=12, steps=3000).to_netcdf(tmp_path / "cells.nc")
     gate = tmp_path / "gate"
@@ -200,7 +201,7 @@ def test_a_stopped_run_does_not_wait_for_a_lost_batch_computed_again(tmp_path):
     signals every process of the job at once): the scheduler computes it again. A stopped run
     cancels it instead of waiting for it; its partitions are in the dead worker's journal."""
     from hpctune.errors import RunStopped
-    from hpctune.execute import batch_outcome
+    from hpctune.execution.batches import batch_outcome
 
     runs, release = tmp_path / "runs", tmp_path / "release"
     with private_cluster() as client:
@@ -220,7 +221,7 @@ def test_a_stopped_run_does_not_wait_for_a_lost_batch_computed_again(tmp_path):
 
 def test_a_batch_computed_again_after_its_worker_died_is_waited_for_while_the_run_goes_on():
     """Not stopped, the run takes the outcome of the batch computed again."""
-    from hpctune.execute import batch_outcome
+    from hpctune.execution.batches import batch_outcome
 
     with private_cluster() as client:
         future = client.submit(lambda: 7, pure=False)

@@ -7,7 +7,7 @@ import xarray as xr
 from helpers import synthetic, synthetic_spec, write_spec
 
 import hpctune
-from hpctune.execute import choose_granularity
+from hpctune.cluster import choose_granularity
 from hpctune.spec import load_spec
 
 

@@ -12,19 +12,18 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import dask
 import pytest
-import xarray as xr
 from helpers import synthetic, synthetic_spec, write_spec
 from helpers_cli import hpctune
+from standin_launcher import assert_worked_on_every_host, run_in_standin_job
 
 from hpctune.cluster import login_node
+from hpctune.cluster.jobqueue import build, import_dask_jobqueue, plan
+from hpctune.cluster.security import write_credentials
 from hpctune.errors import SchedulerError, SpecError
-from hpctune.jobqueue import build, import_dask_jobqueue, plan
 from hpctune.schedulers.jobs import Dependency
 from hpctune.schedulers.launch import Layout, WorkerSpec
 from hpctune.schedulers.lsf import (
@@ -36,7 +35,6 @@ from hpctune.schedulers.lsf import (
     parse_bjobs_text,
 )
 from hpctune.schedulers.registry import KINDS, detect_allocation, get_scheduler, scheduler_for
-from hpctune.security import write_credentials
 from hpctune.spec import load_spec
 
 TESTS = Path(__file__).resolve().parent
@@ -322,59 +320,18 @@ def test_a_login_node_has_bsub(tmp_path: Path) -> None:
     assert login_node({**env, "LSB_JOBID": "4711"}) is None
 
 
-BLAUNCH = """#!/bin/sh
-# blaunch stand-in: note the arguments, then run the command here
-printf "%s\\n" "$*" >> "{calls}"
-shift
-exec "$@"
-"""
-
-
 def test_workers_start_on_every_host_through_blaunch(tmp_path: Path) -> None:
-    synthetic(cells=8).to_netcdf(tmp_path / "cells.nc")
-    spec = synthetic_spec(
-        tmp_path / "cells.nc",
-        cluster__mode="allocation",
-        cluster__interface="lo",
-        cluster__start_timeout=120,
-        scheduler__kind="lsf",
-        # 0.7 s per search: every worker gets partitions
-        search__estimator=["sklearn.preprocessing.StandardScaler", "tests_support.SlowRidge"],
-        search__params={"slowridge__alpha": [0.1, 1.0]},
+    """``blaunch HOST command``: the stand-in drops the host and runs the command here."""
+    run = run_in_standin_job(
+        tmp_path,
+        "lsf",
+        "blaunch",
+        "shift",
+        lambda hosts: {"LSB_JOBID": "4711", "LSB_DJOB_HOSTFILE": str(hosts)},
     )
-    path = write_spec(tmp_path, spec)
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    blaunch_calls = tmp_path / "blaunch-calls.txt"
-    (bin_dir / "blaunch").write_text(BLAUNCH.format(calls=blaunch_calls))
-    (bin_dir / "blaunch").chmod(0o755)
-    hostfile = tmp_path / "hostfile"
-    hostfile.write_text("cn01\ncn01\ncn02\ncn02\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM", "PBS_", "LSB_"))}
-    env.update(
-        PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
-        LSB_JOBID="4711",
-        LSB_DJOB_HOSTFILE=str(hostfile),
-        PYTHONPATH=os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")])),
-    )
-    out = subprocess.run(
-        [sys.executable, "-m", "hpctune", "-v", "run", str(path)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-        check=False,
-    )
-    assert out.returncode == 0, out.stderr
-    assert "allocation (lsf job 4711): 4 workers" in out.stderr
-    lines = sorted(blaunch_calls.read_text().splitlines())
-    assert [line.split()[0] for line in lines] == ["cn01", "cn02"]
-    assert all("--nworkers 2" in line for line in lines)
-    output = tmp_path / "out" / "synthetic"
-    with xr.open_dataset(output / "results.nc") as results:
-        assert set(results.status.values) == {"ok"}
-        assert set(results.node.values) == {"cn01", "cn02"}, out.stderr
-    assert not list(output.glob(".dask-tls-*")), "credentials left behind"
+    assert_worked_on_every_host(run)
+    assert "allocation (lsf job 4711): 4 workers" in run.process.stderr
+    assert [line.split()[0] for line in run.calls] == ["cn01", "cn02"]
 
 
 # --------------------------------------------------------------------------- dask-jobqueue

@@ -11,7 +11,7 @@ import xarray as xr
 from helpers import synthetic, synthetic_spec, write_spec
 
 import hpctune as api
-from hpctune.execute import RunSummary
+from hpctune.execution.driver import RunSummary
 from hpctune.progress import MIN_RATE_SECONDS, Counts, Progress, format_rate, summary_table
 from hpctune.units import clock
 

@@ -24,10 +24,10 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 import hpctune as api
-from hpctune.render import render_script, template_dirs
 from hpctune.search import PartitionSearch, candidates, select_rows
 from hpctune.search import partition as search_module
 from hpctune.spec import load_spec
+from hpctune.submission.render import render_script, template_dirs
 
 ALPHAS = [0.01, 1.0, 100.0]
 

@@ -11,19 +11,12 @@ import pytest
 from helpers import synthetic, synthetic_spec, write_spec
 from helpers_cli import hpctune
 
-from hpctune.errors import SpecError
-from hpctune.render import (
-    ArrayPart,
-    TemplateError,
-    pbs_memory,
-    pbs_time,
-    render_script,
-    slurm_memory,
-    slurm_time,
-    template_dirs,
-)
+from hpctune.errors import SpecError, TemplateError
+from hpctune.schedulers.pbs import pbs_memory, pbs_time
 from hpctune.schedulers.registry import KINDS
+from hpctune.schedulers.slurm import slurm_memory, slurm_time
 from hpctune.spec import load_spec
+from hpctune.submission.render import ArrayPart, render_script, template_dirs
 
 BASH = shutil.which("bash") or "/bin/bash"
 

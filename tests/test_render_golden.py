@@ -18,9 +18,9 @@ import pytest
 import yaml
 from helpers import ROOT
 
-from hpctune.render import ArrayPart, render_script
 from hpctune.schedulers.registry import KINDS, SCHEDULERS
 from hpctune.spec import load_spec
+from hpctune.submission.render import ArrayPart, render_script
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 SBATCH = ROOT / "sbatch"

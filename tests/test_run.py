@@ -212,7 +212,7 @@ def test_local_workers_started_early_stop_when_the_checks_fail(tmp_path, change,
     import psutil
 
     from hpctune.errors import HpctuneError
-    from hpctune.execute import run
+    from hpctune.execution.driver import run
 
     synthetic(cells=2).to_netcdf(tmp_path / "cells.nc")
     spec = synthetic_spec(tmp_path / "cells.nc", **change)

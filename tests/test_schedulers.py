@@ -17,13 +17,13 @@ from helpers import synthetic, synthetic_spec, write_spec
 from helpers_cli import hpctune
 
 from hpctune.errors import SchedulerError, UsageError
-from hpctune.render import ArrayPart
 from hpctune.schedulers import Dependency, PBSPro, Slurm, Torque, get_scheduler, run_command
-from hpctune.schedulers.common import JobState, summarise
+from hpctune.schedulers.jobs import JobState, summarise
 from hpctune.schedulers.pbs import PHASE, parse_qstat_f, parse_qstat_json
 from hpctune.schedulers.registry import KINDS
 from hpctune.spec import load_spec
 from hpctune.submission import array_parts
+from hpctune.submission.render import ArrayPart
 
 SAMPLES = Path(__file__).resolve().parent / "golden" / "qstat"
 

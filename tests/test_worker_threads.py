@@ -31,8 +31,8 @@ from hpctune.cluster import (
     in_process_workers,
     processes_not_honoured,
 )
+from hpctune.output.folder import Store
 from hpctune.spec import load_spec
-from hpctune.store import Store
 
 SVR = ["sklearn.preprocessing.StandardScaler", "sklearn.svm.SVR"]
 _TESTS_ON_PATH = {  # tests_support, for the estimators of a run in another process
@@ -214,7 +214,7 @@ def test_a_run_on_worker_threads_starts_no_process(tmp_path, processes):
 def test_the_model_files_import_waits_for_the_refit(tmp_path, monkeypatch):
     """skops (0.8 CPU s) is imported beside a search's refit, its second graph, which leaves
     workers idle; not during the first graph's fits, where it would take a core from them."""
-    from hpctune.execute import SearchGraphRunner
+    from hpctune.execution.graphs import SearchGraphRunner
 
     graphs_at_import: list[int] = []
     original = SearchGraphRunner._import_skops

@@ -6,7 +6,6 @@ from importlib.metadata import PackageNotFoundError, version
 # the functions (hpctune.report(...)), not the modules.
 from . import plan as _plan_module  # noqa: F401
 from . import predict as _predict_module  # noqa: F401
-from . import report as _report_module  # noqa: F401
 from .api import (
     cancel,
     merge,
@@ -30,7 +29,7 @@ from .errors import (
     SpecError,
     UsageError,
 )
-from .models import load_model
+from .search.model_file import load_model
 from .spec import Job, load_spec
 
 try:

@@ -13,13 +13,13 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from .data.partitions import parse_slice
 from .errors import SpecChangedWarning, UsageError
 from .execution import driver
 from .execution.prepare import prepare
-from .partitions import parse_slice
+from .output.folder import Store
 from .progress import Progress
 from .spec import Job, load_spec
-from .store import Store
 from .units import parse_walltime
 
 JobLike = Job | str | Path
@@ -99,7 +99,7 @@ def render(
     Paths in it are absolute, or relative to ``relative_to`` (the folder it will be submitted
     from) so that the script is the same on every machine.
     """
-    from .render import render_script
+    from .submission.render import render_script
 
     overrides = list(overrides)
     return render_script(
@@ -191,7 +191,7 @@ def report(job: JobLike, overrides: Iterable[str] = (), *, folder: str | Path | 
     Results of another spec: drawn as that spec's, the page says so, a
     :class:`SpecChangedWarning`, and ``Report.spec_changed`` names the keys.
     """
-    from .report import write_report
+    from .reporting.page import write_report
 
     checked = _job(job, overrides)
     written = write_report(checked, folder)

@@ -25,6 +25,7 @@ from .search.estimator import (
     check_scoring,
     work_counts,
 )
+from .search.fixed import check_fixed
 from .spec import Job
 
 
@@ -94,10 +95,11 @@ def check_layout(
 
 
 def check_search(job: Job) -> None:
-    """Check the estimator, its searched parameters, every candidate's values and the
+    """Check the estimator, its searched and fixed parameters, every candidate's values and the
     scorers, before any partition is fitted."""
     estimator = build_estimator(job.search)
     check_params(job.search, estimator)
+    check_fixed(job.search, estimator)
     check_candidates(job.search, estimator)
     check_scoring(job.search)
 

@@ -88,7 +88,7 @@ def _state(prepared: Checked) -> Any:
 def _warm_up_here(prepared: Checked) -> bool:
     """Import what a search imports (dask-ml, skops for the model, the estimator's modules: the
     list hpctune's forkserver preloads) and open the data on a worker, outside the timings."""
-    from .forkserver import worker_modules
+    from .cluster.forkserver import worker_modules
 
     for module in worker_modules(prepared.job.search.estimator):
         importlib.import_module(module)

@@ -3,8 +3,8 @@
 dask-ml's ``ParallelPostFit`` idea, per partition: the new data is split into blocks of
 neighbouring cells (whole rows of the first space dimension, at most ``data.chunk`` cells);
 a task reads its block's inputs on a worker, loads the models of the partitions its cells
-belong to (safely, :func:`hpctune.models.load_model_file`) and predicts wherever every input
-is finite. Nothing but metadata is read on the driver.
+belong to (safely, :func:`hpctune.search.model_file.load_model_file`) and predicts wherever
+every input is finite. Nothing but metadata is read on the driver.
 
 :func:`predict` streams the blocks into ``OUT.nc`` as they finish (the driver holds at most a
 few blocks at once); :func:`prediction` returns the same values as a lazy, dask-backed
@@ -31,13 +31,17 @@ import numpy as np
 
 from .cluster import ClusterHandle, choose_mode, open_cluster, place, plan_execution
 from .data.inspect import check_variables
-from .data.partitions import cell_groups, dataset_partitioning, training_partitioning
+from .data.partitions import (
+    cell_groups,
+    dataset_partitioning,
+    model_file_name,
+    training_partitioning,
+)
 from .data.source import open_cached, open_dataset, resolve_paths
 from .errors import DataError, OutputError, UsageError
-from .partitions import model_file_name
+from .output.folder import Store
 from .schedulers import registry
 from .spec import DataSpec, Job
-from .store import Store
 
 log = logging.getLogger("hpctune")
 
@@ -150,7 +154,7 @@ def prepare_prediction(
     Returns the task context, the output's coordinates (name -> DataArray) and the
     prediction's attributes.
     """
-    from .models import check_model_file, trusted_types
+    from .search.model_file import check_model_file, trusted_types
 
     new_paths = list(paths) if paths else list(job.data.paths)
     data = job.data.model_copy(update={"paths": [os.path.abspath(p) for p in new_paths]})
@@ -218,7 +222,7 @@ def _dataset(ctx: PredictContext) -> Any:
 
 
 def _model(ctx: PredictContext, partition: int) -> Any:
-    from .models import load_model_file
+    from .search.model_file import load_model_file
 
     path = os.path.join(ctx.models_dir, ctx.model_files[partition])
     model = _MODELS.get(path)

@@ -209,8 +209,8 @@ def fit_time_text(results: Any) -> str | None:
 def summary_table(summary: Any) -> str:
     """A plain-text table of a finished run: statuses, times, where, and why partitions failed.
 
-    ``summary`` is an :class:`hpctune.execute.RunSummary`; fit times and failure reasons come
-    from its results (a whole run), else they are left out.
+    ``summary`` is an :class:`hpctune.execution.driver.RunSummary`; fit times and failure
+    reasons come from its results (a whole run), else they are left out.
     """
     import numpy as np
 

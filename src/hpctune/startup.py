@@ -16,13 +16,13 @@ the command line's own process (:func:`command_line_process`), never in a caller
 
 SIGINT, SIGTERM and SIGUSR1 (a batch system's warning before the walltime) raise
 :class:`Interrupted` in the command line's process until a run installs its own handlers (which
-stop the run in order, :func:`hpctune.execute.run_prepared`) and after it restores them: the
-command ends with exit code 128+N and one line, whatever it was doing, never with a traceback
-nor killed by the signal. (Before the command begins, while Python starts and imports hpctune,
-a signal acts as on any Python program; once the exit code is decided, :func:`end` ignores
-them.) A disposition inherited as ignored is replaced too (a shell starts
-background commands with SIGINT ignored, and the job scripts pass INT on to ``hpctune run``
-running in the background), as the run's own handlers always did.
+stop the run in order, :func:`hpctune.execution.driver.run_prepared`) and after it restores
+them: the command ends with exit code 128+N and one line, whatever it was doing, never with a
+traceback nor killed by the signal. (Before the command begins, while Python starts and imports
+hpctune, a signal acts as on any Python program; once the exit code is decided, :func:`end`
+ignores them.) A disposition inherited as ignored is replaced too (a shell starts background
+commands with SIGINT ignored, and the job scripts pass INT on to ``hpctune run`` running in the
+background), as the run's own handlers always did.
 
 A stop signal is recorded in a :class:`StopEvent`, which a handler sets with
 :meth:`StopEvent.set_from_handler`: a handler runs in the main thread between two bytecodes,
@@ -128,19 +128,19 @@ def end(code: int) -> NoReturn:
     When this is the process's last thread, the interpreter exits as usual. When other threads
     are left, it ends with :func:`os._exit` once the atexit handlers have run (logging's flush
     among them) and stdout and stderr are flushed. Such a thread is a worker thread of a run
-    stopped by a signal, still inside a fit (libsvm, BLAS), or a search still waiting for one:
-    a run does not wait for the fits running when it stops, and a thread cannot be stopped from
+    stopped by a signal, still inside a fit (libsvm, BLAS), or a search still waiting for one: a
+    run does not wait for the fits running when it stops, and a thread cannot be stopped from
     outside. The interpreter's exit would end in the C library's ``exit()``, whose ``_dl_fini``
     runs every shared library's finalisers; OpenBLAS, libsvm and HDF5 torn down under a thread
-    still running in them crash the process (SIGSEGV, exit 139, after the run's clean
-    summary). Waiting for those threads instead would hold a Ctrl-C for as long as the
-    slowest fit, and would still crash where a scheduler's kill grace is shorter. ``os._exit``
-    ends every thread at once and runs no finaliser, so the process ends with ``code``; what
-    the interpreter's teardown would have done is not needed here: everything hpctune writes is
-    closed by then (partition files are renamed into place whole, the journal is closed and no
-    thread appends to it once the run stopped, results.nc is closed, the locks released; no
-    thread reads NetCDF after the run's end, :class:`hpctune.execute.SearchGraphRunner`), and
-    the process's memory and file descriptors go with it.
+    still running in them crash the process (SIGSEGV, exit 139, after the run's clean summary).
+    Waiting for those threads instead would hold a Ctrl-C for as long as the slowest fit, and
+    would still crash where a scheduler's kill grace is shorter. ``os._exit`` ends every thread
+    at once and runs no finaliser, so the process ends with ``code``; what the interpreter's
+    teardown would have done is not needed here: everything hpctune writes is closed by then
+    (partition files are renamed into place whole, the journal is closed and no thread appends
+    to it once the run stopped, results.nc is closed, the locks released; no thread reads NetCDF
+    after the run's end, :class:`hpctune.execution.graphs.SearchGraphRunner`), and the process's
+    memory and file descriptors go with it.
     """
     if threading.current_thread() is threading.main_thread():
         for sig in STOP_SIGNALS:  # the command has ended: its exit code stands

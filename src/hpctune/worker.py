@@ -10,7 +10,7 @@ the node itself knows is filled in here, before ``dask worker`` starts:
 - the nanny starts its worker process with glibc's own memory thresholds
   (:data:`hpctune.cluster.WORKER_CONFIG`);
 - with ``--nworkers`` above 1, the node's workers are forked from one process that imported
-  scikit-learn and dask-ml once (:mod:`hpctune.forkserver`);
+  scikit-learn and dask-ml once (:mod:`hpctune.cluster.forkserver`);
 - what estimators print, from Python or C, goes to stderr, not to the standard output the
   launcher or the batch system collects (:mod:`hpctune.streams`).
 
@@ -56,10 +56,13 @@ def nworkers(args: Sequence[str]) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    """``dask worker`` with hpctune's worker settings, estimators' output kept off stdout, and
+    ``--nworkers N`` forked from one preloaded process (the imports paid once per node)."""
     import dask
     from distributed.cli.dask_worker import main as dask_worker
 
-    from . import forkserver, streams
+    from . import streams
+    from .cluster import forkserver
 
     streams.estimators_to_stderr()  # inherited by the nanny's worker processes
     args = worker_args(sys.argv[1:] if argv is None else argv)

@@ -29,7 +29,7 @@ from cluster_support import (
     worker_env,
 )
 
-from hpctune.store import Store
+from hpctune.output.folder import Store
 
 pytestmark = [pytest.mark.slurm, pytest.mark.full]
 

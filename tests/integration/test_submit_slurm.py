@@ -25,9 +25,9 @@ import xarray as xr
 import yaml
 from helpers import REAL_DATA, synthetic
 
-from hpctune.render import ArrayPart, render_script
+from hpctune.output.journal import read_journal
 from hpctune.spec import load_spec
-from hpctune.store import read_journal
+from hpctune.submission.render import ArrayPart, render_script
 
 pytestmark = [pytest.mark.slurm, pytest.mark.full]
 

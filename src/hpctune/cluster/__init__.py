@@ -16,7 +16,7 @@
   login node (a batch system's commands, no job) on :data:`LOGIN_NODE_CORES` cores, with a
   warning.
 
-Every mode talks TLS with credentials made for the run (:mod:`hpctune.security`); every HTTP
+Every mode talks TLS with credentials made for the run (:mod:`hpctune.cluster.security`); every HTTP
 endpoint (the dashboard) listens on 127.0.0.1 only, reached from elsewhere with ``ssh -L``.
 Worker threads talk to nothing: no listener at all.
 
@@ -43,12 +43,11 @@ from .handle import (
     ssh_tunnel,
 )
 from .local import local_cluster, prepare_local_workers
-from .modes import open_cluster, start_cluster
+from .modes import MODES, ClusterMode, open_cluster, place, start_cluster
+from .placement import ExecutionPlan, Placement
 from .plan import (
     GIL_RELEASING_STEPS,
     LOGIN_NODE_CORES,
-    ExecutionPlan,
-    Placement,
     capped_on_login_node,
     choose_granularity,
     choose_mode,
@@ -57,7 +56,6 @@ from .plan import (
     local_layout,
     login_node,
     login_node_warning,
-    place,
     plan_execution,
     processes_not_honoured,
     resolve_mode,
@@ -71,11 +69,13 @@ __all__ = [
     "DASHBOARD_ADDRESS",
     "GIL_RELEASING_STEPS",
     "LOGIN_NODE_CORES",
+    "MODES",
     "STOP_SIGNALS",
     "WORKER_CONFIG",
     "AllocationError",
     "ClusterError",
     "ClusterHandle",
+    "ClusterMode",
     "ExecutionPlan",
     "Placement",
     "RunStopped",

@@ -1,4 +1,5 @@
-"""Workers on the nodes of the batch job this process runs in, started with its launcher."""
+"""``cluster.mode: allocation``: workers on the nodes of the batch job this process runs in,
+started with its batch system's launcher."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from collections.abc import Iterator
 
 from ..errors import AllocationError, ClusterError
 from ..schedulers import registry
+from ..schedulers.base import Allocation
 from ..spec import Job
 from .handle import (
     DASHBOARD_ADDRESS,
@@ -19,7 +21,8 @@ from .handle import (
     node_name,
     remote_handle,
 )
-from .plan import ExecutionPlan
+from .layout import plan_layout
+from .placement import ExecutionPlan, Placement
 from .waiting import wait_for_workers, watch_stop_signals
 
 log = logging.getLogger("hpctune")
@@ -30,9 +33,9 @@ def allocation_cluster(job: Job, plan: ExecutionPlan) -> Iterator[ClusterHandle]
     """The scheduler here, workers on every host of ``plan``'s allocation."""
     from distributed import Client, LocalCluster
 
-    from ..launch import WorkerProcesses
     from ..schedulers.launch import WorkerSpec, worker_environment
-    from ..security import write_credentials
+    from .processes import WorkerProcesses
+    from .security import write_credentials
 
     allocation, layout = plan.allocation, plan.placement.layout
     assert allocation is not None and layout is not None  # place() refuses an allocation run
@@ -121,3 +124,28 @@ def scheduler_host(interface: str | None, hosts: tuple[str, ...] = ()) -> str:
             with contextlib.suppress(OSError):
                 return get_ip(socket.gethostbyname(host))
     return get_ip()
+
+
+def place(job: Job, allocation: Allocation | None, max_workers: int | None) -> Placement:
+    """The workers of each host of ``allocation`` (:func:`~hpctune.cluster.layout.plan_layout`);
+    outside a batch job, an error that says where to run. ``max_workers`` does not apply: every
+    allocated core is the run's."""
+    if allocation is None:
+        raise ClusterError(
+            "cluster.mode allocation: this is not a batch job (none of "
+            f"{', '.join(registry.job_variables())} is set); run inside a batch or "
+            f"interactive job ({', '.join(registry.submit_programs())}), or choose mode "
+            "local or jobqueue"
+        )
+    registry.scheduler_for(allocation, job.scheduler.kind).check_allocation(allocation)
+    try:
+        layout = plan_layout(allocation, job.cluster)
+    except AllocationError as exc:
+        raise ClusterError(str(exc)) from None
+    return Placement(
+        "allocation", layout.total_workers, layout.threads, allocation=allocation, layout=layout
+    )
+
+
+start = allocation_cluster
+"""The mode's start: :func:`allocation_cluster`."""

@@ -26,11 +26,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ClusterError
+from ..schedulers.base import Allocation
 from ..schedulers.launch import THREAD_LIMITS
 from ..schedulers.registry import get_scheduler
 from ..spec import Job
 from ..units import parse_walltime
 from .handle import DASHBOARD_ADDRESS, ClusterHandle, remote_handle
+from .placement import ExecutionPlan, Placement
 from .waiting import wait_for_workers, watch_stop_signals
 
 log = logging.getLogger("hpctune")
@@ -235,7 +237,7 @@ def jobqueue_cluster(job: Job, settings: JobqueuePlan | None = None) -> Iterator
     added; :func:`plan` of ``job`` without), wait for the first workers, and stop them after."""
     from distributed import Client
 
-    from ..security import write_credentials
+    from .security import write_credentials
 
     credentials = write_credentials(job.output_dir)
     cluster = client = None
@@ -297,3 +299,21 @@ def jobqueue_cluster(job: Job, settings: JobqueuePlan | None = None) -> Iterator
         if cluster is not None:
             cluster.close()
         credentials.remove()
+
+
+def place(job: Job, allocation: Allocation | None, max_workers: int | None) -> Placement:
+    """The worker jobs of dask-jobqueue, as :func:`plan` sets them (``max_workers`` does not
+    apply: the spec says how many jobs)."""
+    settings = plan(job, None)
+    return Placement(
+        "jobqueue",
+        settings.expected_workers,
+        settings.threads,
+        allocation=allocation,
+        jobqueue=settings,
+    )
+
+
+def start(job: Job, execution: ExecutionPlan) -> contextlib.AbstractContextManager[ClusterHandle]:
+    """Start the worker jobs of ``execution``'s placement (:func:`jobqueue_cluster`)."""
+    return jobqueue_cluster(job, execution.placement.jobqueue)

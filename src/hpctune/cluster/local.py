@@ -1,10 +1,12 @@
-"""Local worker processes: a LocalCluster forked from hpctune's forkserver."""
+"""``cluster.mode: local``: workers on this machine, as processes (a LocalCluster forked from
+hpctune's forkserver) or as threads of this process (:mod:`.threads`)."""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
 
+from ..schedulers.base import Allocation
 from ..spec import Job
 from .handle import (
     DASHBOARD_ADDRESS,
@@ -13,11 +15,13 @@ from .handle import (
     distributed_log_level,
     scratch_dir,
 )
-from .plan import ExecutionPlan
+from .placement import ExecutionPlan, Placement
+from .plan import local_layout
+from .threads import worker_threads
 
 
 def prepare_local_workers(job: Job) -> None:
-    """Start the process local workers are forked from (:mod:`hpctune.forkserver`), so that
+    """Start the process local workers are forked from (:mod:`hpctune.cluster.forkserver`), so that
     its imports run beside the driver's own start-up and the data checks. Nothing else starts:
     the workers do, once the checks have passed."""
     import dask
@@ -26,7 +30,7 @@ def prepare_local_workers(job: Job) -> None:
     # would remove a ``distributed`` section that it had to create
     import distributed  # noqa: F401
 
-    from .. import forkserver
+    from . import forkserver
 
     with dask.config.set(WORKER_CONFIG):
         forkserver.start(forkserver.worker_modules(job.search.estimator))
@@ -38,8 +42,8 @@ def local_cluster(job: Job, plan: ExecutionPlan) -> Iterator[ClusterHandle]:
     import dask
     from distributed import Client, LocalCluster
 
-    from .. import forkserver
-    from ..security import temporary_security
+    from . import forkserver
+    from .security import temporary_security
 
     workers, threads = plan.workers, plan.threads
     security = temporary_security()
@@ -76,3 +80,17 @@ def local_cluster(job: Job, plan: ExecutionPlan) -> Iterator[ClusterHandle]:
             client.close()
     finally:
         cluster.close()
+
+
+def place(job: Job, allocation: Allocation | None, max_workers: int | None) -> Placement:
+    """This machine's cores (:func:`~hpctune.cluster.plan.local_layout`), at most
+    ``max_workers`` workers."""
+    workers, threads = local_layout(job)
+    if max_workers is not None:
+        workers = max(1, min(workers, max_workers))
+    return Placement("local", workers, threads, allocation=allocation)
+
+
+def start(job: Job, plan: ExecutionPlan) -> contextlib.AbstractContextManager[ClusterHandle]:
+    """Worker threads of this process where the plan says so, else local worker processes."""
+    return local_cluster(job, plan) if plan.processes else worker_threads(job, plan)

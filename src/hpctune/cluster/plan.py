@@ -9,17 +9,13 @@ import math
 import os
 import shutil
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
-from ..allocation import plan_layout
-from ..errors import AllocationError, ClusterError
 from ..schedulers import registry
 from ..schedulers.base import Allocation
-from ..schedulers.launch import Layout
 from ..spec import Job
-from . import jobqueue
 from .handle import available_cores
+from .placement import ExecutionPlan, Placement
 
 GIL_RELEASING_STEPS = frozenset(
     f"sklearn.{path}"
@@ -174,7 +170,9 @@ def in_process_workers(
     decision :func:`plan_execution` takes, for this process's environment)."""
     if client is not None or resolve_mode(job, environ) != "local":
         return False
-    return not plan_execution(job, place(job, "local"), n_partitions).processes
+    workers, threads = local_layout(job)
+    placement = Placement("local", workers, threads)
+    return not plan_execution(job, placement, n_partitions).processes
 
 
 def _processes_note(job: Job, mode: str) -> str | None:
@@ -200,111 +198,6 @@ def processes_not_honoured(
     if job.cluster.processes is not False:
         return None
     return _processes_note(job, "external" if client is not None else resolve_mode(job, environ))
-
-
-@dataclass(frozen=True)
-class Placement:
-    """Where a run's workers are, before its partitions are counted."""
-
-    mode: str
-    """``local``, ``allocation``, ``jobqueue``, or ``external`` (a caller's Dask client)."""
-    workers: int
-    """Worker processes (or threads' groups) expected; allocation: over all hosts."""
-    threads: int
-    """Tasks at once per worker."""
-    allocation: Allocation | None = None
-    """The batch job this process runs in, detected once by the command."""
-    layout: Layout | None = None
-    """Allocation mode: the workers of each host."""
-    jobqueue: Any = None
-    """Jobqueue mode: the worker jobs' settings (:class:`hpctune.jobqueue.JobqueuePlan`)."""
-
-    @property
-    def slots(self) -> int:
-        return self.workers * self.threads
-
-
-@dataclass(frozen=True)
-class ExecutionPlan:
-    """How a run computes, decided once by :func:`plan_execution` and only read afterwards: by
-    the cluster's start, the runners, the estimate and the run's summary."""
-
-    placement: Placement
-    processes: bool
-    """False: the workers are threads of the hpctune process (dask's local scheduler)."""
-    granularity: str
-    """``partition``: a task computes whole searches; ``fit``: each fit is a task."""
-    partitions: int | None
-    """The partitions left to compute when the plan was decided (None: not counted)."""
-    notes: tuple[str, ...] = ()
-    """Warnings the run gives once (``cluster.processes: false`` not honoured)."""
-    threads_reason: str = ""
-    """Why the workers are threads of this process (empty for processes)."""
-
-    @property
-    def mode(self) -> str:
-        return self.placement.mode
-
-    @property
-    def workers(self) -> int:
-        return self.placement.workers
-
-    @property
-    def threads(self) -> int:
-        return self.placement.threads
-
-    @property
-    def slots(self) -> int:
-        return self.placement.slots
-
-    @property
-    def allocation(self) -> Allocation | None:
-        return self.placement.allocation
-
-
-def place(
-    job: Job,
-    mode: str,
-    allocation: Allocation | None = None,
-    *,
-    client: Any = None,
-    max_workers: int | None = None,
-) -> Placement:
-    """Where the workers of ``job`` in ``mode`` are, and how many: a caller's ``client``
-    (mode ``external``), this machine (:func:`local_layout`, at most ``max_workers``), the
-    hosts of ``allocation``, or the worker jobs of dask-jobqueue."""
-    if mode == "external":
-        nthreads = client.nthreads()
-        return Placement("external", len(nthreads), max(nthreads.values(), default=1))
-    if mode == "local":
-        workers, threads = local_layout(job)
-        if max_workers is not None:
-            workers = max(1, min(workers, max_workers))
-        return Placement("local", workers, threads, allocation=allocation)
-    if mode == "allocation":
-        if allocation is None:
-            raise ClusterError(
-                "cluster.mode allocation: this is not a batch job (none of "
-                f"{', '.join(registry.job_variables())} is set); run inside a batch or "
-                f"interactive job ({', '.join(registry.submit_programs())}), or choose mode "
-                "local or jobqueue"
-            )
-        registry.scheduler_for(allocation, job.scheduler.kind).check_allocation(allocation)
-        try:
-            layout = plan_layout(allocation, job.cluster)
-        except AllocationError as exc:
-            raise ClusterError(str(exc)) from None
-        return Placement(
-            "allocation", layout.total_workers, layout.threads, allocation=allocation, layout=layout
-        )
-    settings = jobqueue.plan(job, None)
-    return Placement(
-        "jobqueue",
-        settings.expected_workers,
-        settings.threads,
-        allocation=allocation,
-        jobqueue=settings,
-    )
 
 
 def plan_execution(

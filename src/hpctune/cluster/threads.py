@@ -10,7 +10,7 @@ from typing import Any
 from ..errors import RunStopped
 from ..spec import Job
 from .handle import ClusterHandle
-from .plan import ExecutionPlan
+from .placement import ExecutionPlan
 
 
 class WorkerThreads:

@@ -27,11 +27,12 @@ from ..cluster import (
     node_name,
 )
 from ..errors import OutputError, RunStopped
+from ..output.folder import Store
+from ..output.journal import Journal
 from ..search import (
     PartitionResult,
     describe_exception,
 )
-from ..store import Journal, Store
 from .runner import POLL_SECONDS, Runner
 from .tasks import (
     run_batch,
@@ -93,6 +94,9 @@ class BatchRunner(Runner):
                 self._journal.close()
 
     def batch_size(self) -> int:
+        """Partitions in the next task: one a task until as many partitions as slots were timed,
+        then as many as fill :data:`TARGET_TASK_SECONDS`, at most a guided share of those left
+        and ``data.chunk``."""
         if self.task_partitions < self.slots:
             return 1
         per_partition = self.task_seconds / self.task_partitions

@@ -27,12 +27,12 @@ from ..cluster import (
     start_cluster,
     threads_possible,
 )
+from ..data.partitions import slice_indices
+from ..output.folder import Store
 from ..output.status import StatusCounts
-from ..partitions import slice_indices
 from ..progress import Counts, Progress
 from ..schedulers import registry
 from ..spec import Job
-from ..store import Store
 from .batches import BatchRunner
 from .graphs import SearchGraphRunner
 from .prepare import Prepared, check_data, check_search, prepare
@@ -47,6 +47,9 @@ log = logging.getLogger("hpctune")
 
 @dataclass
 class RunSummary:
+    """What a run did, as ``hpctune run`` prints it (:meth:`line`, ``--json``: :meth:`to_dict`)
+    and the Python API returns it; its :attr:`exit_code` is the command's."""
+
     name: str
     output: str
     total: int
@@ -295,7 +298,7 @@ class ClusterStart:
             # this thread, it is blocked in the cluster's threads and the worker processes
             # they spawn, which a Ctrl-C at the terminal would otherwise end with a
             # KeyboardInterrupt traceback each (forked ones have the forkserver's mask)
-            from .. import forkserver
+            from ..cluster import forkserver
 
             forkserver.block_interrupts()
         if self._client is not None:

@@ -18,13 +18,14 @@ from ..cluster import (
     node_name,
 )
 from ..data import CellReader
+from ..output.folder import Store
+from ..output.journal import Journal
 from ..search import (
     PartitionSearch,
     SearchTimeout,
     n_candidates,
     n_folds,
 )
-from ..store import Journal, Store
 from .runner import POLL_SECONDS, Runner
 from .tasks import (
     partition_rows,
@@ -83,6 +84,7 @@ class SearchGraphRunner(Runner):
         self._ended = False  # under _io: no read nor record starts any more
 
     def concurrency(self) -> int:
+        """Searches in flight at once: enough fits to keep every slot busy twice over."""
         search = self.ctx.job.search
         per_search = n_candidates(search) * (n_folds(search.cv) or 1)
         wanted = math.ceil(2 * max(1, self.execution.slots) / per_search)

@@ -52,4 +52,6 @@ class Runner:
         """The runner's own state, made at the end of the constructor."""
 
     def run(self) -> None:
+        """Compute ``todo`` on the cluster, recording each partition as it ends, until done or
+        ``stop`` is set."""
         raise NotImplementedError

@@ -18,14 +18,15 @@ from ..cluster import (
     node_name,
 )
 from ..data import CellBlock, CellReader, DatasetInfo
-from ..partitions import PartitionPlan
-from ..sandbox import SearchProcess
+from ..data.partitions import PartitionPlan
+from ..output.folder import Store
+from ..output.journal import Journal
 from ..search import (
     PartitionResult,
     PartitionSearch,
 )
+from ..search.sandbox import SearchProcess
 from ..spec import Job
-from ..store import Journal, Store
 
 log = logging.getLogger("hpctune")
 

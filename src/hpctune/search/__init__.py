@@ -1,6 +1,6 @@
 """The search of one partition: the estimator and its checks (``estimator``), the cv kinds
 (``cv``), one partition's search (``partition``), the same in a child process with a timeout
-(``sandbox``), and model files (``model_file``).
+(``sandbox``), model files (``model_file``), and the fixed arguments (``fixed``).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from .estimator import (
     param_space,
     work_counts,
 )
+from .fixed import apply_fixed, check_fixed
 from .partition import (
     PartitionRows,
     PartitionSearch,
@@ -38,9 +39,11 @@ __all__ = [
     "PartitionRows",
     "PartitionSearch",
     "SearchTimeout",
+    "apply_fixed",
     "build_estimator",
     "candidates",
     "check_candidates",
+    "check_fixed",
     "check_params",
     "check_scoring",
     "describe_exception",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import importlib
+import inspect
 import math
 from collections.abc import Iterator
 from typing import Any
@@ -52,24 +53,46 @@ def build_estimator(search: SearchSpec) -> Any:
 
 
 def _named(search: SearchSpec, cls: type) -> set[str]:
-    """The parameters the spec sets on the step of class ``cls`` (without the step prefix)."""
+    """The parameters the spec searches or fixes on the step of class ``cls`` (without the
+    step prefix)."""
+    names = [*search.params, *search.fixed]
     if len(search.estimator) == 1:
-        return set(search.params)
+        return set(names)
     prefix = f"{cls.__name__.lower()}__"
-    return {name[len(prefix) :] for name in search.params if name.startswith(prefix)}
+    return {name[len(prefix) :] for name in names if name.startswith(prefix)}
 
 
 def check_params(search: SearchSpec, estimator: Any) -> None:
-    """Every searched parameter must be one of the estimator's ``get_params()``."""
-    known = dict.fromkeys(estimator.get_params(deep=True)) | dict.fromkeys(_unlisted(estimator))
-    tunable = [k for k in known if "__" in k] if len(search.estimator) > 1 else list(known)
+    """Every searched parameter must be one the estimator takes (:func:`check_param_name`)."""
     for name in search.params:
-        if name not in known:
-            close = difflib.get_close_matches(name, tunable, n=1, cutoff=0.6)
-            listing = _clip(", ".join(tunable))
-            hint = f"did you mean {close[0]}?" if close else f"parameters: {listing}"
-            message = f"not a parameter of {_describe(search)}; {hint}"
-            raise SpecError(f"search.params.{name}", message)
+        check_param_name(search, estimator, name, f"search.params.{name}")
+
+
+def check_param_name(search: SearchSpec, estimator: Any, name: str, key: str) -> None:
+    """``name`` must be one of the estimator's ``get_params()``, or a name for a step whose
+    constructor takes ``**kwargs`` (LightGBM's and XGBoost's pass any name on to their
+    library); else a :class:`SpecError` on ``key`` offering the closest name."""
+    known = dict.fromkeys(estimator.get_params(deep=True)) | dict.fromkeys(_unlisted(estimator))
+    if name in known or _takes_any_name(estimator, name):
+        return
+    tunable = [k for k in known if "__" in k] if len(search.estimator) > 1 else list(known)
+    close = difflib.get_close_matches(name, tunable, n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]}?" if close else f"parameters: {_clip(', '.join(tunable))}"
+    raise SpecError(key, f"not a parameter of {_describe(search)}; {hint}")
+
+
+def _takes_any_name(estimator: Any, name: str) -> bool:
+    steps = getattr(estimator, "named_steps", None)
+    if steps is not None:
+        step, _, name = name.partition("__")
+        if not name or step not in steps:
+            return False
+        estimator = steps[step]
+    init = type(estimator).__init__
+    if "__" in name or init is object.__init__:  # object's (*args, **kwargs) takes nothing
+        return False
+    kinds = (p.kind for p in inspect.signature(init).parameters.values())
+    return inspect.Parameter.VAR_KEYWORD in kinds
 
 
 def _unlisted(estimator: Any) -> list[str]:
@@ -122,18 +145,28 @@ def check_candidates(search: SearchSpec, estimator: Any) -> None:
     (:func:`fast_checks`), which is a large share of the cost of a small fit.
     """
     from sklearn.base import clone
-    from sklearn.utils._param_validation import InvalidParameterError
 
     for candidate in candidates(search):
-        model = clone(estimator).set_params(**candidate)
-        for step in getattr(model, "steps", [("", model)]):
-            validate = getattr(step[1], "_validate_params", None)
-            if validate is None or not hasattr(step[1], "_parameter_constraints"):
-                continue
-            try:
-                validate()
-            except InvalidParameterError as exc:
-                raise SpecError(_param_key(search, exc, candidate), _sentence(exc)) from None
+        refused = invalid_step(clone(estimator).set_params(**candidate))
+        if refused is not None:
+            exc = refused[1]
+            raise SpecError(_param_key(search, exc, candidate), _sentence(exc)) from None
+
+
+def invalid_step(model: Any) -> tuple[str, Exception] | None:
+    """The first step of ``model`` (its name, ``""`` outside a pipeline) whose parameters
+    scikit-learn's declared constraints refuse, and the refusal; None when all are valid."""
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    for name, step in getattr(model, "steps", [("", model)]):
+        validate = getattr(step, "_validate_params", None)
+        if validate is None or not hasattr(step, "_parameter_constraints"):
+            continue
+        try:
+            validate()
+        except InvalidParameterError as exc:
+            return name, exc
+    return None
 
 
 def _param_key(search: SearchSpec, exc: Exception, candidate: dict[str, Any]) -> str:

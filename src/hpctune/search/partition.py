@@ -21,6 +21,7 @@ from ..output.record import TEST_METRICS, PartitionResult
 from ..spec import SearchSpec
 from .cv import make_cv, n_folds
 from .estimator import build_estimator, fast_checks, n_candidates, param_space
+from .fixed import apply_fixed
 
 
 def rank_nan_last(values: Any, method: str = "min") -> np.ndarray:
@@ -142,7 +143,7 @@ class PartitionSearch:
         import dask_ml.model_selection  # noqa: F401 - imported here, not in the first search
 
         self.search = search
-        self.estimator = build_estimator(search)
+        self.estimator = apply_fixed(search, build_estimator(search))
         self.test_start = None if test_start is None else np.datetime64(test_start, "ns")
         self.save_models = save_models
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, PrivateAttr, field_validator, model_validator
+from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
 from .fields import SpecModel, as_list, check_line, check_name
 from .scheduler import SchedulerSpec
@@ -126,6 +126,8 @@ class SearchSpec(SpecModel):
     method: Literal["grid", "random"] = "grid"
     estimator: list[str] = Field(min_length=1)
     params: dict[str, Any] = Field(min_length=1)
+    fixed: dict[str, Any] = Field(default_factory=dict)
+    """Constructor arguments set as given and not searched (``svr__epsilon: 0.05``)."""
     n_iter: int = Field(default=10, ge=1)
     cv: CVSpec = CVSpec()
     scoring: list[str] = Field(default=["r2"], min_length=1)
@@ -160,6 +162,20 @@ class SearchSpec(SpecModel):
                 )
             elif not values:
                 raise ValueError(f"{name}: the list of values is empty")
+        return value
+
+    @field_validator("fixed")
+    @classmethod
+    def _fixed_names(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        searched = info.data.get("params") or {}
+        for name in value:
+            if not re.match(r"^[A-Za-z_]\w*$", str(name)):
+                raise ValueError(f"parameter name {name!r} is not a valid name")
+            if name in searched:
+                raise ValueError(
+                    f"{name} is also searched (search.params.{name}); "
+                    "a parameter is either fixed or searched"
+                )
         return value
 
     @model_validator(mode="after")
@@ -304,6 +320,8 @@ class Job(SpecModel):
         data: what :meth:`fingerprint` hashes and what a changed spec is compared on."""
         data = self.data.model_dump(mode="json", by_alias=True, exclude={"chunk", "engine"})
         search = self.search.model_dump(mode="json", by_alias=True, exclude={"timeout"})
+        if not search["fixed"]:  # the fingerprint of a spec without fixed arguments is unchanged
+            del search["fixed"]
         return {
             "data": data,
             "partition": self.partition.model_dump(mode="json"),

@@ -1,13 +1,10 @@
-"""Start Dask workers on the nodes of an allocation, and stop them again.
+"""The processes that start Dask workers on the nodes of an allocation, and their end.
 
 Each scheduler's launcher (:meth:`hpctune.schedulers.base.Scheduler.launcher`: ``srun``,
 ``pbsdsh``, ``mpiexec`` ...) turns a layout and one worker command into the commands that start
 the workers where the batch system put the job. :class:`WorkerProcesses` runs those commands,
 each in its own process group (a Ctrl-C at the terminal reaches the driver, which then stops the
 workers in order), with their output in a log file, and ends them all when the run is over.
-
-The launchers' names are importable from here until their importers use
-:mod:`hpctune.schedulers`.
 """
 
 from __future__ import annotations
@@ -21,45 +18,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
-from .errors import AllocationError
-from .schedulers.base import Allocation
-from .schedulers.launch import (
-    PASSED_ON,
-    THREAD_LIMITS,
-    LaunchCommand,
-    Launcher,
-    MpiexecLauncher,
-    WorkerSpec,
-    passed_on,
-    worker_command,
-    worker_environment,
-)
-from .schedulers.pbs import PbsdshLauncher
-from .schedulers.registry import scheduler_for
-from .schedulers.slurm import SRUN_INPUT_VARIABLES, SrunLauncher
-
-__all__ = [
-    "PASSED_ON",
-    "SRUN_INPUT_VARIABLES",
-    "THREAD_LIMITS",
-    "LaunchCommand",
-    "Launcher",
-    "MpiexecLauncher",
-    "PbsdshLauncher",
-    "SrunLauncher",
-    "WorkerProcesses",
-    "WorkerSpec",
-    "launcher_for",
-    "passed_on",
-    "worker_command",
-    "worker_environment",
-]
-
-
-def launcher_for(allocation: Allocation, scheduler_kind: str = "pbs") -> Launcher:
-    """The launcher for this allocation, as its scheduler (or the spec's, of the same family)
-    starts workers: srun on SLURM; pbsdsh (or mpiexec) on PBS."""
-    return scheduler_for(allocation, scheduler_kind).launcher(allocation)
+from ..errors import AllocationError
+from ..schedulers.launch import LaunchCommand
 
 
 class WorkerProcesses:

@@ -65,6 +65,8 @@ def worker_modules(estimator: Iterable[str] = ()) -> list[str]:
 
 
 def enabled() -> bool:
+    """Whether workers are forked from the forkserver: unless ``HPCTUNE_FORKSERVER`` turns it
+    off (to compare, or where fork is unsafe) and where the platform has the start method."""
     if os.environ.get(ENVIRONMENT_SWITCH, "1").strip().lower() in ("0", "no", "false", "off"):
         return False
     return "forkserver" in multiprocessing.get_all_start_methods()

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import HpctuneError
+from ..errors import HpctuneError
 
 FOLDER_PREFIX = ".dask-tls-"
 

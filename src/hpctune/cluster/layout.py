@@ -1,44 +1,21 @@
-"""Workers per node of an allocation: how many start on each of its hosts.
-
-What the batch system gave the job (its nodes and their CPUs, read from the environment) is
-each scheduler's :meth:`~hpctune.schedulers.base.Scheduler.detect`; the launchers that start
-the workers are the schedulers' too. The names that lived here are importable from here until
-their importers use :mod:`hpctune.schedulers`.
-"""
+"""Workers per node of an allocation: how many start on each of its hosts, with how much of
+its memory. What the batch system gave the job (its nodes and their CPUs, read from the
+environment) is each scheduler's :meth:`~hpctune.schedulers.base.Scheduler.detect`."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 
-from .errors import AllocationError
-from .schedulers.base import Allocation
-from .schedulers.launch import Layout
-from .schedulers.registry import SCHEDULERS, detect_allocation
-from .schedulers.slurm_hostlist import expand_counts, expand_hostlist
-from .spec import ClusterSpec
+from ..schedulers.base import Allocation
+from ..schedulers.launch import Layout
+from ..schedulers.registry import SCHEDULERS
+from ..spec import ClusterSpec
 
 log = logging.getLogger("hpctune")
-
-__all__ = [
-    "LOW_WORKER_MEMORY",
-    "Allocation",
-    "AllocationError",
-    "Layout",
-    "detect",
-    "expand_counts",
-    "expand_hostlist",
-    "plan_layout",
-]
 
 LOW_WORKER_MEMORY = 2**30
 """Below this much memory per worker process (a worker with scikit-learn loaded uses about
 300-400 MiB before any data), a warning says to ask for more."""
-
-
-def detect(environ: Mapping[str, str] | None = None) -> Allocation | None:
-    """The allocation this process runs in, or None outside every batch job."""
-    return detect_allocation(environ)
 
 
 def plan_layout(allocation: Allocation, spec: ClusterSpec) -> Layout:
