@@ -100,11 +100,7 @@ def _unlisted(estimator: Any) -> list[str]:
     LightGBM's ``verbose``)."""
     steps = getattr(estimator, "steps", None)
     pairs = [(f"{name}__", step) for name, step in steps] if steps else [("", estimator)]
-    return [
-        prefix + arg
-        for prefix, step in pairs
-        for arg in constructor_names(type(step))
-    ]
+    return [prefix + arg for prefix, step in pairs for arg in constructor_names(type(step))]
 
 
 def check_scoring(search: SearchSpec) -> None:
