@@ -27,8 +27,8 @@ def svr_spec(data, **changes):
 
 
 class Clock:
-    """An injected clock for hpctune.plan: each of its three clocks reads ``step`` seconds more
-    at every reading."""
+    """An injected clock for hpctune.plan.sample: each of its three clocks reads ``step``
+    seconds more at every reading."""
 
     def __init__(self, step):
         self.step, self.readings = step, {}
@@ -54,7 +54,7 @@ def test_the_estimate_is_built_from_the_sample_on_an_injected_clock(tmp_path, mo
     How close the estimate comes to a real run's wall time is benchmarks/plan_accuracy.py."""
     from distributed import Client, LocalCluster
 
-    plan_module = importlib.import_module("hpctune.plan")  # hpctune.plan is also a function
+    plan_module = importlib.import_module("hpctune.plan.sample")  # where the sample is timed
     synthetic(cells=16, steps=300).to_netcdf(tmp_path / "cells.nc")
     job = write_spec(tmp_path, svr_spec(tmp_path / "cells.nc"))
     monkeypatch.setattr(plan_module, "time", Clock(0.5))

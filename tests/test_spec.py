@@ -54,7 +54,7 @@ def test_relative_paths_resolve_against_base_dir_and_lists_are_normalised():
         (
             {"search__method": "bayes"},
             "search.method",
-            "must be one of 'grid' or 'random'; got 'bayes'",
+            "must be one of 'grid', 'random', 'halving' or 'halving-random'; got 'bayes'",
         ),
         ({"search__params": {}}, "search.params", "must not be empty"),
         ({"search__params": {"ridge__alpha": []}}, "search.params", "the list of values is empty"),

@@ -8,6 +8,8 @@ from . import plan as _plan_module  # noqa: F401
 from . import predict as _predict_module  # noqa: F401
 from .api import (
     cancel,
+    load_model,
+    location,
     merge,
     plan,
     predict,
@@ -29,7 +31,6 @@ from .errors import (
     SpecError,
     UsageError,
 )
-from .search.model_file import load_model
 from .spec import Job, load_spec
 
 try:
@@ -51,6 +52,7 @@ __all__ = [
     "cancel",
     "load_model",
     "load_spec",
+    "location",
     "merge",
     "plan",
     "predict",

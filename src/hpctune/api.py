@@ -18,6 +18,7 @@ from .errors import SpecChangedWarning, UsageError
 from .execution import driver
 from .execution.prepare import prepare
 from .output.folder import Store
+from .output.locate import Location, locate
 from .progress import Progress
 from .spec import Job, load_spec
 from .units import parse_walltime
@@ -182,6 +183,30 @@ def results(job: JobLike, overrides: Iterable[str] = ()) -> Any:
         loaded.attrs[SPEC_CHANGED_ATTR] = changed
         _warn_spec_changed(str(store.root), changed)
     return loaded
+
+
+def location(job: JobLike, overrides: Iterable[str] = (), **coords: float) -> Location:
+    """The cell of the training data nearest to ``coords`` (``lat=48.2, lon=16.4``, by the
+    data's own coordinate names) and the partition that trained it; a place outside the grid
+    is a :class:`UsageError` naming the nearest cell and its distance
+    (:func:`hpctune.output.locate.locate`). Reads metadata and coordinates only."""
+    return locate(_job(job, overrides), coords)
+
+
+def load_model(
+    job: JobLike, index: int | None = None, trusted: Iterable[str] = (), **coords: float
+) -> Any:
+    """The best model of partition ``index``, or of the partition that trained the cell
+    nearest to ``coords`` (``load_model(job, lat=48.2, lon=16.4)``: :func:`location`), loaded
+    safely (:func:`hpctune.search.model_file.load_model`)."""
+    from .search.model_file import load_model as load_partition_model
+
+    checked = _job(job)
+    if index is None:
+        index = locate(checked, coords).partition
+    elif coords:
+        raise UsageError("load_model: give a partition number or coordinates, not both")
+    return load_partition_model(checked, index, trusted)
 
 
 def report(job: JobLike, overrides: Iterable[str] = (), *, folder: str | Path | None = None) -> Any:

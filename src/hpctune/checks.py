@@ -16,7 +16,9 @@ import numpy as np
 
 from .data.inspect import DatasetInfo, check_data, space_coordinates
 from .data.partitions import Partitioning, partitioning
+from .data.periods import period_masks
 from .data.source import open_dataset
+from .data.where import where_mask
 from .search.cv import n_folds
 from .search.estimator import (
     build_estimator,
@@ -26,6 +28,7 @@ from .search.estimator import (
     work_counts,
 )
 from .search.fixed import check_fixed
+from .search.halving import check_resource
 from .spec import Job
 
 
@@ -45,13 +48,10 @@ class Checked:
         return self.partitioning
 
     def train_times(self) -> tuple[np.ndarray, int]:
-        """The time steps of the training period, and how many the test period holds."""
-        times = self.info.times
-        test = self.job.data.test
-        if test is not None and self.info.is_datetime:
-            start = np.datetime64(test.start, "ns")
-            return times[times < start], int((times >= start).sum())
-        return times, 0
+        """The time steps of the training period (inside ``data.train``, before
+        ``data.test.from``), and how many the test period holds."""
+        train, test = period_masks(self.job.data, self.info.times)
+        return self.info.times[train], int(test.sum())
 
     def train_folds(self) -> int | None:
         """Folds of a search over the whole training period (None: unknown before the rows
@@ -59,10 +59,18 @@ class Checked:
         train_times, _ = self.train_times()
         return n_folds(self.job.search.cv, train_times if self.info.is_datetime else None)
 
+    def train_rows(self) -> int:
+        """Training rows of a mean partition when no value is missing (time steps x cells):
+        the rows a halving search's schedule is estimated for."""
+        cells = self.partitioning.n_cells / max(1, self.partitioning.size)
+        return int(self.train_times()[0].size * cells)
+
     def describe(self) -> dict[str, Any]:
         """What ``validate`` reports: the data, the partitions and the work of the search."""
         job = self.job
         train_times, n_test_steps = self.train_times()
+        parts = self.partitioning
+        outside = sum(map(parts.outside, range(parts.size)))
         return {
             "name": job.name,
             "output": job.output,
@@ -70,10 +78,13 @@ class Checked:
             "partitions": {
                 "by": job.partition.by,
                 "count": self.partitioning.size,
+                "outside_where": outside,
                 "train_steps": int(train_times.size),
                 "test_steps": n_test_steps,
             },
-            "search": work_counts(job.search, self.partitioning.size, self.train_folds()),
+            "search": work_counts(
+                job.search, parts.size - outside, self.train_folds(), self.train_rows()
+            ),
         }
 
 
@@ -87,7 +98,8 @@ def check_layout(
     with dask.config.set(scheduler="sync"):
         try:
             info = check_data(job, ds)
-            parts = partitioning(job.partition.by, info.n_cells, ds, info.space_dims)
+            inside = where_mask(job.data, ds)
+            parts = partitioning(job.partition.by, info.n_cells, ds, info.space_dims, inside)
             coords = {} if parts.grouped else space_coordinates(ds, info.space_dims)
         finally:
             ds.close()
@@ -101,6 +113,7 @@ def check_search(job: Job) -> None:
     check_params(job.search, estimator)
     check_fixed(job.search, estimator)
     check_candidates(job.search, estimator)
+    check_resource(job.search, estimator)
     check_scoring(job.search)
 
 

@@ -34,16 +34,26 @@ def validate(job: str, overrides: tuple[str, ...], as_json: bool) -> None:
         f"  data:       {data['files']} file(s), {space}, {data['time']['steps']} time steps "
         f"({data['time']['first']} .. {data['time']['last']})"
     )
+    outside = f", {parts['outside_where']} outside data.where" if parts["outside_where"] else ""
     echo(
-        f"  partitions: {parts['count']} (by {parts['by']}), "
+        f"  partitions: {parts['count']} (by {parts['by']}){outside}, "
         f"{parts['train_steps']} training and {parts['test_steps']} test steps"
     )
     folds = search["folds"] if search["folds"] is not None else "?"
     fits = search["fits"] if search["fits"] is not None else "?"
-    echo(
-        f"  search:     {search['method']}, {search['candidates']} candidates x {folds} folds "
-        f"+ refit = {fits} fits in all"
-    )
+    halving = search.get("halving")
+    if halving is not None and halving["iterations"] is not None:
+        echo(
+            f"  search:     {search['method']}, {search['candidates']} candidates: "
+            f"{halving['text']} + refit = about {fits} fits in all, "
+            f"{halving['full_size_fits']} per partition in full-size fits (an estimate for "
+            f"{halving['rows']} training rows a partition)"
+        )
+    else:
+        echo(
+            f"  search:     {search['method']}, {search['candidates']} candidates x {folds} "
+            f"folds + refit = {fits} fits in all"
+        )
     echo(f"  output:     {report['output']}")
 
 

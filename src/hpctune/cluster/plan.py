@@ -13,7 +13,7 @@ from typing import Any
 
 from ..schedulers import registry
 from ..schedulers.base import Allocation
-from ..spec import Job
+from ..spec import HALVING_METHODS, Job
 from .handle import available_cores
 from .placement import ExecutionPlan, Placement
 
@@ -60,12 +60,15 @@ def resolve_mode(job: Job, environ: Mapping[str, str] | None = None) -> str:
 def choose_granularity(job: Job, n_todo: int, slots: int) -> str:
     """``partition`` (a task computes whole searches) or ``fit`` (each fit of a search is a task).
 
-    With many partitions, whole searches per task keep every worker busy at the least overhead.
+    A successive-halving search is always one task. With many partitions, whole searches per
+    task keep every worker busy at the least overhead.
     With few, the last round of searches would leave workers idle: when one task per partition
     would use less than 90% of the slots over the run, the fits of each search become tasks.
     """
     if job.cluster.granularity != "auto":
         return job.cluster.granularity
+    if job.search.method in HALVING_METHODS:
+        return "partition"  # its iterations depend on each other: the search is one task
     if n_todo == 0 or slots <= 1:
         return "partition"
     balance = n_todo / (slots * math.ceil(n_todo / slots))
@@ -141,11 +144,13 @@ def login_node_warning(job: Job) -> str | None:
 def threads_possible(job: Job, mode: str) -> bool:
     """Whether the spec lets local workers be threads of this process (before the number of
     partitions is known): ``cluster.processes`` false, or ``auto`` with local mode, no
-    search timeout, granularity not ``partition`` and every estimator step in
-    :data:`GIL_RELEASING_STEPS`."""
+    search timeout, granularity not ``partition``, a method other than halving, and every
+    estimator step in :data:`GIL_RELEASING_STEPS`."""
     spec = job.cluster
     if spec.processes is True or spec.granularity == "partition":
         return False
+    if job.search.method in HALVING_METHODS:
+        return False  # a halving search is one task on a worker process
     if spec.processes is False:
         return True
     return (

@@ -4,8 +4,9 @@ The driver only reads metadata (dims, dtypes, coordinates, the time axis). Each 
 the files itself and reads the hyperslab of the cells it was given (:class:`CellReader`), so
 no process ever holds more than a few chunks of the dataset.
 
-``source`` opens files (and keeps one cache of open datasets), ``inspect`` is the one data
-check, ``reader`` reads cells, ``partitions`` says which cells each search sees.
+``source`` opens NetCDF files or Zarr stores (and keeps one cache of open datasets),
+``stores`` tells stores from files and picks the engine, ``inspect`` is the one data check,
+``reader`` reads cells, ``partitions`` says which cells each search sees.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ import numpy as np
 
 from ..errors import DataError
 from ..spec import DataSpec, Job
+from .periods import check_periods
 from .source import open_dataset, resolve_paths
 
 
@@ -152,6 +153,7 @@ def check_data(job: Job, ds: Any | None = None) -> DatasetInfo:
                 )
     if data.test is not None and not np.issubdtype(times.dtype, np.datetime64):
         raise DataError("data.test.from", f"the time coordinate {data.time!r} holds no dates")
+    check_periods(data, times)
     if job.search.cv.kind == "years" and not np.issubdtype(times.dtype, np.datetime64):
         raise DataError(
             "search.cv.kind", f"'years' needs dates on the time coordinate {data.time!r}"
@@ -188,6 +190,28 @@ def _check_group_variable(ds: Any, job: Job) -> None:
 def listing(names: Any) -> str:
     """Names sorted and joined, for messages that say what there is instead."""
     return ", ".join(sorted(map(str, names))) or "(none)"
+
+
+LAT_NAMES = ("lat", "latitude", "nav_lat", "lats")
+LON_NAMES = ("lon", "longitude", "nav_lon", "lons", "long")
+
+
+def is_latitude(name: str, attrs: dict[str, Any]) -> bool:
+    """A latitude, by its name, its ``standard_name`` or its units (CF conventions)."""
+    return (
+        name.lower() in LAT_NAMES
+        or attrs.get("standard_name") == "latitude"
+        or str(attrs.get("units", "")).lower() in ("degrees_north", "degree_north", "degrees_n")
+    )
+
+
+def is_longitude(name: str, attrs: dict[str, Any]) -> bool:
+    """A longitude, by its name, its ``standard_name`` or its units (CF conventions)."""
+    return (
+        name.lower() in LON_NAMES
+        or attrs.get("standard_name") == "longitude"
+        or str(attrs.get("units", "")).lower() in ("degrees_east", "degree_east", "degrees_e")
+    )
 
 
 def space_coordinates(ds: Any, space_dims: tuple[str, ...]) -> dict[str, tuple[np.ndarray, dict]]:

@@ -30,7 +30,9 @@ class Partitioning:
     labels: np.ndarray | None = None
     """The variable's value of each partition (group plans only), sorted."""
     members: tuple[np.ndarray, ...] | None = None
-    """The cells of each partition (group plans only)."""
+    """The cells of each partition (group plans only; inside ``data.where`` where set)."""
+    inside: np.ndarray | None = None
+    """The cells ``data.where`` selects (None: every cell)."""
 
     @property
     def grouped(self) -> bool:
@@ -48,6 +50,13 @@ class Partitioning:
             return np.array([index], dtype=np.int64)
         return self.members[index]
 
+    def outside(self, index: int) -> bool:
+        """Whether ``data.where`` leaves partition ``index`` out: its cell is outside, or every
+        cell of its group is."""
+        if self.members is not None:
+            return self.members[index].size == 0
+        return self.inside is not None and not bool(self.inside[index])
+
     def n_cells_of(self, index: int) -> int:
         """How many cells partition ``index`` holds."""
         return 1 if self.members is None else int(self.members[index].size)
@@ -64,12 +73,18 @@ def model_file_name(index: int, size: int) -> str:
 
 
 def partitioning(
-    by: str, n_cells: int, ds: Any = None, space_dims: tuple[str, ...] = ()
+    by: str,
+    n_cells: int,
+    ds: Any = None,
+    space_dims: tuple[str, ...] = (),
+    inside: np.ndarray | None = None,
 ) -> Partitioning:
     """The partitions of ``n_cells`` cells: one per cell, or one per value of the variable
-    ``by`` of ``ds`` (cells where it is missing, NaN or empty belong to none)."""
+    ``by`` of ``ds`` (cells where it is missing, NaN or empty belong to none). With
+    ``inside`` (``data.where``), a group holds only its cells inside; the groups stay those
+    of every cell, so that results keep their layout."""
     if by == "cell":
-        return Partitioning(by=by, n_cells=n_cells)
+        return Partitioning(by=by, n_cells=n_cells, inside=inside)
     values = np.asarray(ds[by].transpose(*space_dims).values).reshape(-1)
     if values.dtype.kind == "f":
         assigned = np.isfinite(values)
@@ -82,7 +97,9 @@ def partitioning(
     order = np.argsort(inverse, kind="stable")
     bounds = np.searchsorted(inverse[order], np.arange(labels.size + 1))
     members = tuple(cells[order[bounds[i] : bounds[i + 1]]] for i in range(labels.size))
-    return Partitioning(by=by, n_cells=n_cells, labels=labels, members=members)
+    if inside is not None:
+        members = tuple(m[inside[m]] for m in members)
+    return Partitioning(by=by, n_cells=n_cells, labels=labels, members=members, inside=inside)
 
 
 def parse_slice(text: str | None) -> tuple[int, int] | None:

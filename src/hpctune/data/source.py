@@ -1,16 +1,17 @@
-"""Open the data of a spec: its files (globs expanded), lazily with xarray, and the one cache
-of open datasets that a worker process keeps across tasks."""
+"""Open the data of a spec: its NetCDF files or Zarr stores (globs expanded), lazily with
+xarray, and the one cache of open datasets that a worker process keeps across tasks."""
 
 from __future__ import annotations
 
 import glob
-import os
 import threading
+import warnings
 from pathlib import Path
 from typing import Any
 
 from ..errors import DataError
 from ..spec import DataSpec
+from .stores import ZARR, check_path, consolidated, engine_for
 
 #: Open datasets, one per files, engine, chunk and space dims, per process: workers reuse them
 #: across tasks.
@@ -19,20 +20,17 @@ _OPEN_LOCK = threading.Lock()
 
 
 def resolve_paths(data: DataSpec) -> list[str]:
-    """Expand globs; each entry must match at least one file."""
+    """Expand globs; each entry must match at least one file or Zarr store, and match nothing
+    else."""
     found: list[str] = []
     for pattern in data.paths:
         if glob.has_magic(pattern):
             matches = sorted(glob.glob(pattern))
             if not matches:
                 raise DataError("data.paths", f"the pattern {pattern} matches no file")
-            found.extend(matches)
-        elif os.path.isfile(pattern):
-            found.append(pattern)
-        elif os.path.exists(pattern):
-            raise DataError("data.paths", f"not a file: {pattern}")
+            found.extend(check_path(match.rstrip("/"), pattern) for match in matches)
         else:
-            raise DataError("data.paths", f"no such file: {pattern}")
+            found.append(check_path(pattern))
     return list(dict.fromkeys(found))
 
 
@@ -41,27 +39,39 @@ def open_dataset(data: DataSpec, paths: list[str] | None = None) -> Any:
     import xarray as xr
 
     paths = paths if paths is not None else resolve_paths(data)
+    engine = engine_for(data, paths)
     chunks = {data.space[0]: data.chunk}
     try:
-        if len(paths) == 1:
-            ds = xr.open_dataset(paths[0], engine=data.engine, chunks=chunks, cache=False)
-        else:
-            ds = xr.open_mfdataset(
-                paths,
-                engine=data.engine,
-                chunks=chunks,
-                combine="by_coords",
-                data_vars="minimal",
-                coords="minimal",
-                compat="override",
-                join="exact",
-                parallel=False,
-                cache=False,
-            )
+        if engine != ZARR:
+            return _open(xr, paths, engine, chunks, {})
+        # Consolidated metadata where every store has it, each array's own where not.
+        extra = {"consolidated": all(map(consolidated, paths))}
+        with warnings.catch_warnings():
+            # data.chunk is the most cells a task reads: it may split a stored chunk, which
+            # each task that needs a part of it then reads, as with NetCDF's chunks.
+            warnings.filterwarnings("ignore", "The specified chunks separate the stored chunks")
+            return _open(xr, paths, engine, chunks, extra)
     except (OSError, ValueError, TypeError, KeyError, RuntimeError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise DataError("data.paths", f"cannot open {_names(paths)}: {first}") from None
-    return ds
+
+
+def _open(xr: Any, paths: list[str], engine: str | None, chunks: dict, extra: dict) -> Any:
+    if len(paths) == 1:
+        return xr.open_dataset(paths[0], engine=engine, chunks=chunks, cache=False, **extra)
+    return xr.open_mfdataset(
+        paths,
+        engine=engine,
+        chunks=chunks,
+        combine="by_coords",
+        data_vars="minimal",
+        coords="minimal",
+        compat="override",
+        join="exact",
+        parallel=False,
+        cache=False,
+        **extra,
+    )
 
 
 def _names(paths: list[str]) -> str:
@@ -98,7 +108,8 @@ def open_cached(
     with _OPEN_LOCK:
         ds = _OPEN.get(key)
         if ds is None:
-            if chunk_bytes is not None and data.engine in (None, "netcdf4"):
+            netcdf = data.engine in (None, "netcdf4") and engine_for(data, list(paths)) != ZARR
+            if chunk_bytes is not None and netcdf:
                 set_netcdf_chunk_cache(chunk_bytes)
             ds = _OPEN[key] = open_dataset(data, list(paths))
     return ds

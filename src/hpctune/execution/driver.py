@@ -27,7 +27,7 @@ from ..cluster import (
     start_cluster,
     threads_possible,
 )
-from ..data.partitions import slice_indices
+from ..data.partitions import Partitioning, slice_indices
 from ..output.folder import Store
 from ..output.status import StatusCounts
 from ..progress import Counts, Progress
@@ -35,6 +35,7 @@ from ..schedulers import registry
 from ..spec import Job
 from .batches import BatchRunner
 from .graphs import SearchGraphRunner
+from .outside import skip_outside
 from .prepare import Prepared, check_data, check_search, prepare
 from .runner import Runner
 from .tasks import (
@@ -157,7 +158,7 @@ def run_prepared(
     them, no partition starts; while the cluster closes or results.nc is written, those end
     first. ``start``'s cluster is closed before the return."""
     if start is None:
-        left = partitions_left(prepared.job, prepared.plan.size, part, restart)
+        left = partitions_left(prepared.job, prepared.plan.size, part, restart, prepared.plan)
         start = ClusterStart(prepared.job, decide(prepared.job, left, client), client)
     stop = startup.StopEvent()
     caught: list[str] = []
@@ -192,6 +193,7 @@ def _run_prepared(
         # then fewer are left, and the plan stands
         todo = np.array([i for i in mine if int(i) not in finished], dtype=np.int64)
         counts = Counts(total=int(mine.size), resumed=int(mine.size - todo.size))
+        todo = skip_outside(store, plan, todo, counts)
         summary = RunSummary(name=job.name, output=str(store.root), total=counts.total)
         if part is not None:
             summary.slice = f"{part[0]}/{part[1]}"
@@ -243,10 +245,19 @@ RUNNERS: dict[str, type[Runner]] = {"partition": BatchRunner, "fit": SearchGraph
 """The runner of each granularity of the plan."""
 
 
-def partitions_left(job: Job, size: int, part: tuple[int, int] | None, restart: bool) -> int:
+def partitions_left(
+    job: Job,
+    size: int,
+    part: tuple[int, int] | None,
+    restart: bool,
+    plan: Partitioning | None = None,
+) -> int:
     """How many of this run's partitions have no finished record yet (a read-only scan of the
-    journals; all of them on ``restart``)."""
+    journals; all of them on ``restart``), outside ``data.where`` not counted (with ``plan``):
+    they are recorded, not computed."""
     mine = slice_indices(size, part)
+    if plan is not None:
+        mine = np.array([i for i in mine if not plan.outside(int(i))], dtype=np.int64)
     if restart:
         return int(mine.size)
     finished = Store(job.output_dir).finished()
@@ -349,7 +360,7 @@ def run(
     if mode == "local" and not threads_possible(job, mode):
         prepare_local_workers(job)  # the forkserver's imports beside the data checks
     data = check_data(job)
-    left = partitions_left(job, data.plan.size, part, restart)
+    left = partitions_left(job, data.plan.size, part, restart, data.plan)
     start = ClusterStart(job, decide(job, left, client, allocation, mode), client)
     try:
         if mode == "local" and left:

@@ -96,7 +96,9 @@ class SearchGraphRunner(Runner):
         job, info = self.ctx.job, self.ctx.info
         test = job.data.test
         self.reader = CellReader(job.data, info)
-        self.search = PartitionSearch(job.search, test_start=test.start if test else None)
+        self.search = PartitionSearch(
+            job.search, test_start=test.start if test else None, window=job.data.train
+        )
         self.store = Store(Path(self.ctx.output))
         self.journal = Journal(self.store.parts)
         nodes = self.client.run(node_name).values() if self.client is not None else ()

@@ -54,6 +54,7 @@ class _WorkerState:
         search, test = ctx.job.search, ctx.job.data.test
         self.search_spec = search
         self.test_start = test.start if test else None
+        self.window = ctx.job.data.train
         self.reader = CellReader(ctx.job.data, ctx.info)
         self.store = Store(Path(ctx.output))
         self.journal = Journal(self.store.parts)
@@ -69,11 +70,11 @@ class _WorkerState:
         if searcher is None:
             spec = self.search_spec
             if spec.timeout:
-                searcher = SearchProcess(spec, self.test_start, spec.timeout)
+                searcher = SearchProcess(spec, self.test_start, spec.timeout, self.window)
                 with self._lock:
                     self._children.append(searcher)
             else:
-                searcher = PartitionSearch(spec, test_start=self.test_start)
+                searcher = PartitionSearch(spec, test_start=self.test_start, window=self.window)
             self._local.searcher = searcher
         return searcher
 

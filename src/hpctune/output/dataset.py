@@ -8,8 +8,14 @@ from typing import Any
 
 import numpy as np
 
-from ..spec import Job
-from .record import LEADING_COLUMNS, TEST_METRICS, TRAILING_COLUMNS, PartitionResult
+from ..spec import HALVING_METHODS, Job
+from .record import (
+    HALVING_COLUMNS,
+    LEADING_COLUMNS,
+    TEST_METRICS,
+    TRAILING_COLUMNS,
+    PartitionResult,
+)
 from .versions import versions
 
 
@@ -63,6 +69,11 @@ def results_dataset(
             variables[f"test_{metric}"] = column(
                 lambda r, m=metric: r.test_scores.get(m, np.nan), np.float64, np.nan
             )
+    halving = HALVING_COLUMNS if job.search.method in HALVING_METHODS else ()
+    for col in halving:
+        variables[col.name] = column(
+            lambda r, n=col.name, m=col.missing: r.halving.get(n, m), col.dtype, col.missing
+        )
     for col in TRAILING_COLUMNS:
         variables[col.name] = column(lambda r, n=col.name: getattr(r, n), col.dtype, col.missing)
     variables["model_file"] = column(
@@ -98,7 +109,9 @@ def results_dataset(
 def _describe_variables(ds: Any, job: Job) -> None:
     refit = job.search.refit_metric
     notes = {
-        col.name: col.long_name.format(refit=refit) for col in (*LEADING_COLUMNS, *TRAILING_COLUMNS)
+        col.name: col.long_name.format(refit=refit)
+        for col in (*LEADING_COLUMNS, *HALVING_COLUMNS, *TRAILING_COLUMNS)
+        if col.name in ds
     }
     notes["model_file"] = "best model, relative to the output folder (skops format)"
     for name, text in notes.items():

@@ -52,6 +52,15 @@ TRAILING_COLUMNS = (
 """results.nc's variables after the scores (``model_file`` follows them)."""
 
 
+HALVING_COLUMNS = (
+    Column("n_iterations", np.int64, 0, "iterations of the successive-halving search"),
+    Column("n_candidates_last", np.int64, 0, "candidates left in its last iteration"),
+    Column("n_resources_last", np.int64, 0, "resource of each candidate in its last iteration"),
+)
+"""results.nc's variables of a successive-halving search (``search.method: halving`` or
+``halving-random``), after the test scores; from :attr:`PartitionResult.halving`."""
+
+
 @dataclass
 class PartitionResult:
     """The outcome of one partition's search: what a row of results.nc holds."""
@@ -68,9 +77,12 @@ class PartitionResult:
     fit_seconds: float = math.nan
     node: str = ""
     model: bytes | None = field(default=None, repr=False)
+    halving: dict[str, int] = field(default_factory=dict)
+    """A halving search's iterations (:data:`HALVING_COLUMNS`); empty for other methods."""
 
     def record(self) -> dict[str, Any]:
-        """JSON-able form without the model bytes."""
+        """JSON-able form without the model bytes (``halving`` only for a halving search)."""
+        extra = {"halving": dict(self.halving)} if self.halving else {}
         return {
             "index": self.index,
             "status": self.status,
@@ -83,6 +95,7 @@ class PartitionResult:
             "n_test": self.n_test,
             "fit_seconds": _finite_or_none(self.fit_seconds),
             "node": self.node,
+            **extra,
         }
 
     @classmethod
@@ -104,6 +117,7 @@ class PartitionResult:
             n_test=int(record.get("n_test", 0)),
             fit_seconds=num(record.get("fit_seconds")),
             node=record.get("node", ""),
+            halving={k: int(v) for k, v in record.get("halving", {}).items()},
         )
 
 

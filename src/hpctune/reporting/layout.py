@@ -10,13 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from ..data.inspect import space_coordinates
+from ..data.inspect import is_latitude, is_longitude, space_coordinates
 from ..data.partitions import cell_groups, dataset_partitioning
 from ..data.source import open_dataset
 from ..spec import Job
-
-LAT_NAMES = ("lat", "latitude", "nav_lat", "lats")
-LON_NAMES = ("lon", "longitude", "nav_lon", "lons", "long")
 
 
 @dataclass
@@ -40,22 +37,6 @@ class CellLayout:
         return int(self.row_of_cell.size)
 
 
-def _is_lat(name: str, attrs: dict[str, Any]) -> bool:
-    return (
-        name.lower() in LAT_NAMES
-        or attrs.get("standard_name") == "latitude"
-        or str(attrs.get("units", "")).lower() in ("degrees_north", "degree_north", "degrees_n")
-    )
-
-
-def _is_lon(name: str, attrs: dict[str, Any]) -> bool:
-    return (
-        name.lower() in LON_NAMES
-        or attrs.get("standard_name") == "longitude"
-        or str(attrs.get("units", "")).lower() in ("degrees_east", "degree_east", "degrees_e")
-    )
-
-
 def _pick_axes(
     coords: dict[str, tuple[np.ndarray, dict[str, Any]]],
 ) -> tuple[str, str, bool] | None:
@@ -65,8 +46,8 @@ def _pick_axes(
         for name, (values, attrs) in coords.items()
         if np.issubdtype(np.asarray(values).dtype, np.number)
     }
-    lat = next((n for n, a in numeric.items() if _is_lat(n, a)), None)
-    lon = next((n for n, a in numeric.items() if _is_lon(n, a) and n != lat), None)
+    lat = next((n for n, a in numeric.items() if is_latitude(n, a)), None)
+    lon = next((n for n, a in numeric.items() if is_longitude(n, a) and n != lat), None)
     if lat and lon:
         return lon, lat, True
     lowered = {n.lower(): n for n in numeric}

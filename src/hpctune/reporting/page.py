@@ -254,6 +254,13 @@ def _run_times(root: Path, results: Any, manifest: dict[str, Any]) -> list[tuple
     return rows
 
 
+def _where(where: Any) -> str:
+    """``data.where`` as the report names it: the mask variable, or the box."""
+    if isinstance(where, str):
+        return where
+    return ", ".join(f"{name} in [{low:g}, {high:g}]" for name, (low, high) in where.items())
+
+
 def _short_time(value: Any) -> str:
     """``2007-01-02T00:00:00.000000000`` -> ``2007-01-02T00:00:00``."""
     text = "?" if value is None else str(value)
@@ -294,7 +301,9 @@ def page_context(
             "time",
             f"{time_info.get('steps', '?')} steps, {_short_time(time_info.get('first'))} .. "
             f"{_short_time(time_info.get('last'))}"
-            + (f"; test period from {job.data.test.start:%Y-%m-%d}" if job.data.test else ""),
+            + (f"; test period from {job.data.test.start:%Y-%m-%d}" if job.data.test else "")
+            + (f"; trained on {job.data.train.describe()}" if job.data.train else "")
+            + (f"; cells where {_where(job.data.where)}" if job.data.where else ""),
         ),
         ("inputs → target", f"{', '.join(job.data.inputs)} → {job.data.target}"),
         ("partition by", job.partition.by),

@@ -12,8 +12,9 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..errors import SpecError
-from ..spec import SearchSpec
+from ..spec import GRID_METHODS, SearchSpec
 from .boost import constructor_names, follows_sklearn, step_defaults
+from .halving import halving_counts, is_halving
 
 
 def import_estimator(path: str, key: str = "search.estimator") -> type:
@@ -129,7 +130,7 @@ def candidates(search: SearchSpec) -> list[dict[str, Any]]:
     from sklearn.model_selection import ParameterGrid, ParameterSampler
 
     space = param_space(search)
-    if search.method == "grid":
+    if search.method in GRID_METHODS:
         return list(ParameterGrid(space))
     return list(ParameterSampler(space, n_iter=n_candidates(search), random_state=search.seed))
 
@@ -211,19 +212,27 @@ def n_candidates(search: SearchSpec) -> int:
     """Candidates the search tries: the grid's size, or ``n_iter`` (at most the grid)."""
     sizes = [len(v) if isinstance(v, list) else math.inf for v in search.params.values()]
     grid = math.prod(sizes)
-    if search.method == "grid":
+    if search.method in GRID_METHODS:
         return int(grid)
     return int(min(search.n_iter, grid))
 
 
-def work_counts(search: SearchSpec, n_partitions: int, folds: int | None) -> dict[str, Any]:
-    """Candidates, folds and fits of a whole run (refits included), for ``validate``."""
+def work_counts(
+    search: SearchSpec, n_partitions: int, folds: int | None, rows: int | None = None
+) -> dict[str, Any]:
+    """Candidates, folds and fits of a whole run (refits included), for ``validate``; a halving
+    search's fits are estimated for partitions of ``rows`` training rows (``halving``)."""
     candidates = n_candidates(search)
     per_partition = None if folds is None else candidates * folds + 1
+    counts: dict[str, Any] = {}
+    if is_halving(search):
+        counts["halving"] = halving_counts(search, candidates, folds, rows)
+        per_partition = counts["halving"]["fits_per_partition"]
     return {
         "method": search.method,
         "candidates": candidates,
         "folds": folds,
         "fits_per_partition": per_partition,
         "fits": None if per_partition is None else per_partition * n_partitions,
+        **counts,
     }

@@ -18,10 +18,11 @@ from typing import Any
 import numpy as np
 
 from ..output.record import TEST_METRICS, PartitionResult
-from ..spec import SearchSpec
+from ..spec import SearchSpec, TrainWindow
 from .cv import make_cv, n_folds
 from .estimator import build_estimator, fast_checks, n_candidates, param_space
 from .fixed import apply_fixed
+from .halving import is_halving, iterations, make_halving_search
 
 
 def rank_nan_last(values: Any, method: str = "min") -> np.ndarray:
@@ -44,7 +45,10 @@ def rank_nan_last(values: Any, method: str = "min") -> np.ndarray:
 
 
 def make_search(search: SearchSpec, estimator: Any, cv: Any, scheduler: Any = "sync") -> Any:
-    """The dask-ml search object for one partition."""
+    """The dask-ml search object for one partition (scikit-learn's for a halving method)."""
+    if is_halving(search):
+        space = param_space(search)
+        return make_halving_search(search, estimator, cv, space, n_candidates(search))
     import dask_ml.model_selection as dms
     import dask_ml.model_selection.methods as dask_ml_methods
 
@@ -81,11 +85,18 @@ class PartitionRows:
 
 
 def select_rows(
-    x: np.ndarray, y: np.ndarray, times: np.ndarray, test_start: np.datetime64 | None
+    x: np.ndarray,
+    y: np.ndarray,
+    times: np.ndarray,
+    test_start: np.datetime64 | None,
+    window: TrainWindow | None = None,
 ) -> PartitionRows:
-    """Drop rows with NaN or +-inf in an input or the target; split off the test period."""
+    """Drop rows with NaN or +-inf in an input or the target; split off the test period; keep
+    the training rows inside ``data.train``'s window (the test period is not narrowed)."""
     valid = np.isfinite(y) & np.isfinite(x).all(axis=-1)
     train = valid if test_start is None else valid & (times < test_start)
+    if window is not None:
+        train = train & window.contains(times)
     test = np.zeros_like(valid) if test_start is None else valid & (times >= test_start)
     as_float = np.float64
     return PartitionRows(
@@ -138,7 +149,11 @@ class PartitionSearch:
     """Runs the spec's search on one partition's rows; built once per process and reused."""
 
     def __init__(
-        self, search: SearchSpec, test_start: Any = None, save_models: bool = True
+        self,
+        search: SearchSpec,
+        test_start: Any = None,
+        save_models: bool = True,
+        window: TrainWindow | None = None,
     ) -> None:
         import dask_ml.model_selection  # noqa: F401 - imported here, not in the first search
 
@@ -146,6 +161,7 @@ class PartitionSearch:
         self.estimator = apply_fixed(search, build_estimator(search))
         self.test_start = None if test_start is None else np.datetime64(test_start, "ns")
         self.save_models = save_models
+        self.window = window
 
     def run(
         self,
@@ -156,7 +172,7 @@ class PartitionSearch:
         node: str = "",
         scheduler: Any = "sync",
     ) -> PartitionResult:
-        rows = select_rows(x, y, times, self.test_start)
+        rows = select_rows(x, y, times, self.test_start, self.window)
         result = PartitionResult(
             index=index, status="ok", n_train=len(rows.y_train), n_test=len(rows.y_test), node=node
         )
@@ -207,6 +223,8 @@ class PartitionSearch:
             for scorer in self.search.scoring
         }
         result.best_score = result.cv_scores[self.search.refit_metric]
+        if is_halving(self.search):
+            result.halving = iterations(searcher)
         if not math.isfinite(result.best_score):
             raise ValueError(f"every candidate scored NaN on {self.search.refit_metric}")
         model = searcher.best_estimator_

@@ -54,9 +54,10 @@ def _receive(stream: BinaryIO) -> Any:
 class SearchProcess:
     """Runs :class:`PartitionSearch` in a child process with a per-partition time limit."""
 
-    def __init__(self, search: Any, test_start: Any, timeout: float) -> None:
+    def __init__(self, search: Any, test_start: Any, timeout: float, window: Any = None) -> None:
         self.search = search
         self.test_start = test_start
+        self.window = window
         self.timeout = timeout
         self._child: subprocess.Popen[bytes] | None = None
 
@@ -71,7 +72,7 @@ class SearchProcess:
         )
         assert child.stdin is not None and child.stdout is not None
         try:
-            _send(child.stdin, (self.search, self.test_start))
+            _send(child.stdin, (self.search, self.test_start, self.window))
             state, detail = _receive(child.stdout)  # after its imports: not the search's time
         except (EOFError, OSError, pickle.UnpicklingError):
             state, detail = "error", self._died(child)
@@ -125,9 +126,9 @@ class SearchProcess:
 
 
 def _serve(stdin: BinaryIO, stdout: BinaryIO) -> None:
-    search_spec, test_start = _receive(stdin)
+    search_spec, test_start, window = _receive(stdin)
     try:
-        search = PartitionSearch(search_spec, test_start=test_start)
+        search = PartitionSearch(search_spec, test_start=test_start, window=window)
     except Exception as exc:
         _send(stdout, ("error", describe_exception(exc)))
         return

@@ -4,14 +4,16 @@ Every value is checked here, once, before anything is opened, rendered or writte
 become a :class:`~hpctune.errors.SpecError` naming the dotted key at fault, for example
 ``search.cv.splits: must be >= 2; got 1``.
 
-``schema`` holds the sections, ``scheduler`` the scheduler section, ``load`` the reading of a
-file and its overrides, ``messages`` the wording of errors.
+``schema`` holds the sections, ``scheduler`` the scheduler section, ``halving`` the settings of a
+successive-halving search, ``load`` the reading of a file and its overrides, ``messages`` the
+wording of errors, ``engines`` the xarray engines ``data.engine`` may name.
 """
 
 from __future__ import annotations
 
 from ..units import parse_memory, parse_walltime
 from .fields import NAME_PATTERN
+from .halving import GRID_METHODS, HALVING_METHODS, HalvingSpec
 from .load import OVERRIDE_KEY_PATTERN, SpecLoader, apply_override, from_mapping, load_spec
 from .scheduler import (
     DIRECTIVE_PATTERN,
@@ -30,6 +32,7 @@ from .schema import (
     PartitionSpec,
     SearchSpec,
 )
+from .subset import TrainWindow
 
 validate = from_mapping
 
@@ -37,6 +40,8 @@ __all__ = [
     "DIRECTIVE_PATTERN",
     "DISTRIBUTIONS",
     "ENV_NAME_PATTERN",
+    "GRID_METHODS",
+    "HALVING_METHODS",
     "IMPORT_PATH_PATTERN",
     "NAME_PATTERN",
     "OVERRIDE_KEY_PATTERN",
@@ -44,12 +49,14 @@ __all__ = [
     "CVSpec",
     "ClusterSpec",
     "DataSpec",
+    "HalvingSpec",
     "HoldOut",
     "Job",
     "PartitionSpec",
     "SchedulerSpec",
     "SearchSpec",
     "SpecLoader",
+    "TrainWindow",
     "apply_override",
     "from_mapping",
     "load_spec",

@@ -12,6 +12,7 @@ import yaml
 from pydantic import ValidationError
 
 from ..errors import SpecError
+from .halving import check_halving
 from .messages import spec_error
 from .schema import Job
 
@@ -118,6 +119,7 @@ def from_mapping(raw: Mapping[str, Any]) -> Job:
     except ValidationError as exc:
         raise spec_error(exc) from None
     _check_worker_threads(job)
+    check_halving(job)
     return job
 
 

@@ -15,9 +15,15 @@ from typing import Any, Literal
 
 from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
+from .engines import check_engine
 from .fields import SpecModel, as_list, check_line, check_name
+from .halving import GRID_METHODS, HalvingSpec, halving_defaults
 from .scheduler import SchedulerSpec
+from .subset import TrainWindow, check_where
 
+NEW_DATA_KEYS = ("train", "where")
+"""Optional ``data`` keys added since fingerprints were first written: left out of the hash
+while unset, so that the results of an existing spec keep their fingerprint."""
 IMPORT_PATH_PATTERN = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)+$")
 #: Distributions a random search may name in YAML, e.g. ``{loguniform: [1e-5, 1e-1]}``.
 DISTRIBUTIONS = ("loguniform", "uniform", "randint")
@@ -42,8 +48,9 @@ class HoldOut(SpecModel):
 
 
 class DataSpec(SpecModel):
-    """``data``: the NetCDF files, which dims are space and time, the inputs and the target,
-    and the optional held-out test period."""
+    """``data``: the NetCDF files or Zarr stores, which dims are space and time, the inputs and
+    the target, the optional held-out test period, and the optional time window and cells
+    trained on."""
 
     paths: list[str] = Field(min_length=1)
     space: list[str] = Field(default=["space"], min_length=1)
@@ -52,9 +59,13 @@ class DataSpec(SpecModel):
     target: str
     chunk: int = Field(default=500, ge=1)
     test: HoldOut | None = None
-    engine: Literal["netcdf4", "h5netcdf"] | None = None
+    train: TrainWindow | None = None
+    where: str | dict[str, list[float]] | None = None
+    engine: str | None = None
 
     _normalise = field_validator("paths", "space", mode="before")(as_list)
+    _engine = field_validator("engine")(check_engine)
+    _where = field_validator("where", mode="before")(check_where)
 
     @field_validator("paths")
     @classmethod
@@ -123,7 +134,7 @@ class SearchSpec(SpecModel):
     """``search``: the estimator (one class or a pipeline), the parameters searched, scoring,
     and what makes a partition skipped or failed."""
 
-    method: Literal["grid", "random"] = "grid"
+    method: Literal["grid", "random", "halving", "halving-random"] = "grid"
     estimator: list[str] = Field(min_length=1)
     params: dict[str, Any] = Field(min_length=1)
     fixed: dict[str, Any] = Field(default_factory=dict)
@@ -136,8 +147,10 @@ class SearchSpec(SpecModel):
     min_samples: int = Field(default=50, ge=1)
     timeout: float | None = Field(default=None, gt=0)
     error_score: Literal["raise", "nan"] = "raise"
+    halving: HalvingSpec | None = None
 
     _normalise = field_validator("estimator", "scoring", mode="before")(as_list)
+    _halving = model_validator(mode="before")(halving_defaults)
 
     @field_validator("estimator")
     @classmethod
@@ -187,10 +200,12 @@ class SearchSpec(SpecModel):
             raise ValueError(
                 f"refit {self.refit!r} must be one of the scoring names: {', '.join(self.scoring)}"
             )
-        if self.method == "grid":
+        if self.method in GRID_METHODS:
             for name, values in self.params.items():
                 if isinstance(values, Mapping):
-                    raise ValueError(f"params.{name}: distributions need method: random")
+                    raise ValueError(
+                        f"params.{name}: distributions need method: random or halving-random"
+                    )
         return self
 
     @property
@@ -318,10 +333,14 @@ class Job(SpecModel):
     def result_defining(self) -> dict[str, Any]:
         """The keys that decide results (the data read, partitions, the search), as plain
         data: what :meth:`fingerprint` hashes and what a changed spec is compared on."""
-        data = self.data.model_dump(mode="json", by_alias=True, exclude={"chunk", "engine"})
+        unset = {key for key in NEW_DATA_KEYS if getattr(self.data, key) is None}
+        exclude = {"chunk", "engine", *unset}
+        data = self.data.model_dump(mode="json", by_alias=True, exclude=exclude)
         search = self.search.model_dump(mode="json", by_alias=True, exclude={"timeout"})
         if not search["fixed"]:  # the fingerprint of a spec without fixed arguments is unchanged
             del search["fixed"]
+        if search.get("halving") is None:  # nor of one without halving settings
+            search.pop("halving", None)
         return {
             "data": data,
             "partition": self.partition.model_dump(mode="json"),

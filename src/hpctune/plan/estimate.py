@@ -1,50 +1,18 @@
-"""``hpctune plan``: time a sample of partitions, then estimate the cost of the whole run.
-
-The sample runs the way a run computes (worker processes of the job's cluster mode, BLAS
-threads capped at one per worker by Dask's nanny, each search on one slot with the synchronous
-scheduler, the model serialised as it would be written), but writes nothing. Each task reports
-its wall and CPU seconds and its worker's peak resident memory.
-
-The estimate, with the arithmetic shown line by line (:attr:`PlanEstimate.lines`)::
-
-    core-seconds   = partitions x mean seconds per partition (one slot each)
-    slots          = nodes x workers per node x threads per worker
-    compute        = core-seconds / (slots x EFFICIENCY)
-    wall           = startup + max(compute, longest sampled partition)
-    walltime       = wall x MARGIN + scheduler.grace, rounded up to 5 minutes
-    nodes(target)  = core-seconds / (slots per node x EFFICIENCY x (target / MARGIN - startup
-                     - grace)), rounded up
-
-It assumes the nodes of the run compute as fast per core as the workers that timed the sample.
-"""
+"""The estimate of ``hpctune plan``: the resources a run gets (:func:`resources`) and, from the
+timed sample, its core-hours, wall time, walltime and nodes (:class:`PlanEstimate`, with the
+arithmetic shown line by line)."""
 
 from __future__ import annotations
 
-import importlib
 import math
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from .checks import Checked, check_job
-from .cluster import (
-    ExecutionPlan,
-    Placement,
-    choose_mode,
-    local_cores,
-    local_layout,
-    open_cluster,
-    place,
-    plan_execution,
-)
-from .errors import UsageError
-from .execution.tasks import partition_rows
-from .schedulers import registry
-from .search import n_candidates
-from .spec import Job, SchedulerSpec
-from .units import clock, hms, size_text
+from ..cluster import local_cores, local_layout
+from ..spec import Job, SchedulerSpec
+from ..units import clock, hms, size_text
 
 EFFICIENCY = 0.8
 """Share of the slots' time spent in searches over a whole run: the rest goes to scheduling,
@@ -56,84 +24,9 @@ MARGIN = 1.5
 ROUND_TO = 300
 """Walltimes are rounded up to whole 5 minutes."""
 
-DEFAULT_SAMPLE = 20
-
 BUSY_SHARE = 0.6
 """Below this share of CPU in the sampled searches' wall time, the plan says the machine that
 timed them was busy (other processes took the cores): the estimate is then on the high side."""
-
-
-# --------------------------------------------------------------------------- worker side
-
-
-_STATES: dict[str, Any] = {}
-
-
-def _state(prepared: Checked) -> Any:
-    from .data import CellReader
-    from .search import PartitionSearch
-
-    key = prepared.job.fingerprint()
-    state = _STATES.get(key)
-    if state is None:
-        _STATES.clear()
-        test = prepared.job.data.test
-        state = _STATES[key] = (
-            CellReader(prepared.job.data, prepared.info),
-            PartitionSearch(prepared.job.search, test_start=test.start if test else None),
-        )
-    return state
-
-
-def _warm_up_here(prepared: Checked) -> bool:
-    """Import what a search imports (dask-ml, skops for the model, the estimator's modules: the
-    list hpctune's forkserver preloads) and open the data on a worker, outside the timings."""
-    from .cluster.forkserver import worker_modules
-
-    for module in worker_modules(prepared.job.search.estimator):
-        importlib.import_module(module)
-    reader, _search = _state(prepared)
-    _ = reader.dataset
-    return True
-
-
-def time_partition(prepared: Checked, index: int) -> dict[str, Any]:
-    """Compute one partition as a run would, keep nothing, and report what it cost."""
-    import resource
-
-    reader, search = _state(prepared)
-    wall0, cpu0 = time.perf_counter(), time.process_time()
-    members = prepared.plan.cells(index)
-    block = reader.read(members)
-    x, y, t = partition_rows(block, 0, members, prepared.info.times)
-    read_seconds = time.perf_counter() - wall0
-    result = search.run(index, x, y, t)
-    wall = time.perf_counter() - wall0
-    return {
-        "index": int(index),
-        "status": result.status,
-        "reason": result.reason,
-        "seconds": wall,
-        "cpu_seconds": time.process_time() - cpu0,
-        "read_seconds": read_seconds,
-        "n_train": result.n_train,
-        "model_bytes": len(result.model or b""),
-        # Linux reports ru_maxrss in KiB: the worker's peak resident memory so far.
-        "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-        "worker": _worker_address(),
-    }
-
-
-def _worker_address() -> str:
-    try:
-        from distributed import get_worker
-
-        return str(get_worker().address)
-    except (ImportError, ValueError):
-        return "local"
-
-
-# --------------------------------------------------------------------------- the estimate
 
 
 @dataclass
@@ -210,6 +103,8 @@ class PlanEstimate:
     workers: str = "processes"
     """What the run's workers would be: ``processes``, or ``threads`` of the hpctune process
     (:func:`hpctune.cluster.plan_execution`)."""
+    halving: dict[str, Any] | None = None
+    """A halving search's estimated iterations and fits (:func:`search.halving.plan_estimate`)."""
     lines: list[str] = field(default_factory=list)
 
     # ------------------------------------------------------------------ sample statistics
@@ -283,7 +178,8 @@ class PlanEstimate:
         statuses = {s: sum(1 for x in self.sample if x["status"] == s) for s in ("ok", "skipped")}
         failed = k - statuses["ok"] - statuses["skipped"]
         fits = (
-            f"{self.fits_per_partition} fits per partition, {self.fits_per_partition * n} fits"
+            f"{'about ' if self.halving else ''}{self.fits_per_partition} fits per partition, "
+            f"{self.fits_per_partition * n} fits"
             if self.fits_per_partition
             else "fits per partition depend on the years of each partition"
         )
@@ -297,6 +193,7 @@ class PlanEstimate:
             f"= {self.core_hours:.3g} core-hours",
             f"slots           {r.nodes} nodes x {r.workers_per_node} workers x {r.threads} "
             f"threads = {r.slots} ({r.source})",
+            *([self.halving["line"]] if self.halving else []),
             f"layout          {self._layout()}",
             f"compute         {self.core_seconds:.1f} s / ({r.slots} slots x {EFFICIENCY} "
             f"efficiency) = {self.compute_seconds:.1f} s",
@@ -409,68 +306,5 @@ class PlanEstimate:
             "target_walltime": hms(self.target_walltime),
             "nodes_for_target": self.nodes_for_target,
             "lines": self.lines,
+            **({"halving": self.halving} if self.halving else {}),
         }
-
-
-# --------------------------------------------------------------------------- driver side
-
-
-def target_plan(job: Job, mode: str, available: Resources, size: int) -> ExecutionPlan:
-    """The plan of the run the estimate is for: its workers on ``available``'s slots."""
-    workers = available.nodes * available.workers_per_node
-    return plan_execution(job, Placement(mode, workers, available.threads), size)
-
-
-def plan(
-    job: Job,
-    sample: int = DEFAULT_SAMPLE,
-    *,
-    target_walltime: int | None = None,
-    client: Any = None,
-) -> PlanEstimate:
-    """Time ``sample`` partitions (drawn with the spec's seed) and estimate the whole run."""
-    if sample < 1:
-        raise UsageError(f"--sample must be at least 1; got {sample}")
-    started = time.monotonic()
-    prepared = check_job(job)
-    size = prepared.plan.size
-    rng = np.random.default_rng(job.search.seed)
-    chosen = sorted(int(i) for i in rng.choice(size, size=min(sample, size), replace=False))
-    allocation = registry.detect_allocation()
-    job_mode = choose_mode(job, allocation)  # the run's, with or without a client here
-    mode = "external" if client is not None else job_mode
-    sampling = plan_execution(
-        job,
-        place(job, mode, allocation, client=client, max_workers=len(chosen)),
-        None,
-        need_client=True,
-    )
-    with open_cluster(job, sampling, client) as handle:
-        shared = handle.client.scatter(prepared, broadcast=True, hash=False)
-        ready = time.monotonic()
-        # One warm-up per worker (imports, open files) so that no timing pays for them. A new
-        # cluster's run pays for them once: they count as startup. A given client is warm for
-        # the run that follows on it: they do not.
-        handle.client.run(_warm_up_here, prepared)
-        startup = (ready if client is not None else time.monotonic()) - started
-        futures = [
-            handle.client.submit(time_partition, shared, index, pure=False) for index in chosen
-        ]
-        measured = handle.client.gather(futures)
-        description = handle.description
-    folds = prepared.train_folds()
-    per_partition = None if folds is None else n_candidates(job.search) * folds + 1
-    available = resources(job, job_mode)
-    target = target_plan(job, mode, available, size)
-    return PlanEstimate(
-        name=job.name,
-        partitions=size,
-        fits_per_partition=per_partition,
-        sample=sorted(measured, key=lambda s: s["index"]),
-        resources=available,
-        startup_seconds=startup,
-        measured_on=description,
-        target_walltime=target_walltime or job.scheduler.walltime,
-        granularity=target.granularity,
-        workers="processes" if target.processes else "threads",
-    )
