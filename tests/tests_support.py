@@ -206,3 +206,15 @@ def fast_then_slow(path: str, release: str = "") -> int:
     with open(path, "a") as log:
         log.write("end\n")
     return run
+
+
+class Tattletale:
+    """Leaves the file named by ``$HPCTUNE_TATTLETALE`` behind the moment an instance is
+    rebuilt from a model file: proof that a loader ran something the file asked for."""
+
+    def __setstate__(self, state):
+        path = os.environ.get("HPCTUNE_TATTLETALE")
+        if path:
+            with open(path, "w") as handle:
+                handle.write("rebuilt\n")
+        self.__dict__.update(state)

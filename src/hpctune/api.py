@@ -231,12 +231,16 @@ def predict(
     data: str | Path | Iterable[str | Path] | None = None,
     out: str | Path,
     client: Any = None,
+    trusted: Iterable[str] = (),
 ) -> Any:
     """Apply each partition's best model to ``data`` (default: the job's own data) and write
-    the variable ``prediction`` to ``out`` (NetCDF); returns a PredictSummary."""
+    the variable ``prediction`` to ``out`` (NetCDF); returns a PredictSummary. ``trusted``:
+    types the model files may ask for beyond those of the job's estimators."""
     from .predict import predict as predicting
 
-    return predicting(_job(job, overrides), _paths(data), out, client=client)
+    return predicting(
+        _job(job, overrides), _paths(data), out, client=client, trusted=tuple(trusted)
+    )
 
 
 def prediction(
@@ -244,11 +248,12 @@ def prediction(
     overrides: Iterable[str] = (),
     *,
     data: str | Path | Iterable[str | Path] | None = None,
+    trusted: Iterable[str] = (),
 ) -> Any:
     """The predictions as a lazy, dask-backed ``xarray.DataArray`` (nothing computed yet)."""
     from .predict import prediction as lazy
 
-    return lazy(_job(job, overrides), _paths(data))
+    return lazy(_job(job, overrides), _paths(data), tuple(trusted))
 
 
 def plan(

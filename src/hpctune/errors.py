@@ -84,6 +84,13 @@ class ModelError(HpctuneError):
     exit_code = 1
 
 
+class UntrustedModelError(ModelError):
+    """A model file asks for types that are not trusted: refused before anything in it is
+    rebuilt, as bad input (the user decides whether to trust them)."""
+
+    exit_code = 2
+
+
 def holds_other_spec(output: object, changed: list[str]) -> str:
     """``<output> holds results of a different spec (changed: key, ...)``, five keys at most."""
     more = f", and {len(changed) - 5} more" if len(changed) > 5 else ""

@@ -145,20 +145,26 @@ def _cell_partitions(job: Job, ds_new: Any, n_cells: int, size: int) -> np.ndarr
 
 
 def prepare_prediction(
-    job: Job, paths: Sequence[str] | None = None
+    job: Job, paths: Sequence[str] | None = None, trusted: Sequence[str] = ()
 ) -> tuple[PredictContext, dict[str, Any], dict[str, Any]]:
-    """Check the new data against the job and its results, reading metadata only.
+    """Check the new data against the job and its results, reading metadata only (and the
+    description of the first model file: types it asks for and ``trusted`` lacks are refused
+    before anything runs).
 
     Returns the task context, the output's coordinates (name -> DataArray) and the
     prediction's attributes.
     """
-    from .search.model_file import trusted_types
+    from .search.model_file import check_model_file, trusted_types
 
     new_paths = list(paths) if paths else list(job.data.paths)
     data = job.data.model_copy(update={"paths": [os.path.abspath(p) for p in new_paths]})
     resolved = resolve_paths(data)
     store = Store(job.output_dir)
     size, files = _partition_models(job, store)
+    trusted = (*trusted_types(job), *trusted)
+    first = next((name for name in files if name), None)
+    if first is not None:
+        check_model_file(store.models / first, trusted)
     ds = open_dataset(data, resolved)
     try:
         inputs = [("data.inputs", name) for name in job.data.inputs]
@@ -192,7 +198,7 @@ def prepare_prediction(
         dims=dims,
         models_dir=str(store.models),
         model_files=files,
-        trusted=tuple(trusted_types(job)),
+        trusted=trusted,
         cell_partition=mapping,
         rows_per_block=max(1, job.data.chunk // max(inner, 1)),
     )
@@ -304,7 +310,7 @@ class PredictSummary:
         )
 
 
-def prediction(job: Job, paths: Sequence[str] | None = None) -> Any:
+def prediction(job: Job, paths: Sequence[str] | None = None, trusted: Sequence[str] = ()) -> Any:
     """The predictions as a lazy ``xarray.DataArray`` (one dask task per block of cells).
 
     Compute it on any Dask scheduler (``.compute()``, ``.to_netcdf()``); :func:`predict`
@@ -314,7 +320,7 @@ def prediction(job: Job, paths: Sequence[str] | None = None) -> Any:
     import dask.array as da
     import xarray as xr
 
-    ctx, coords, attrs = prepare_prediction(job, paths)
+    ctx, coords, attrs = prepare_prediction(job, paths, trusted)
     shared = dask.delayed(ctx, pure=True)
     blocks = [
         da.from_delayed(
@@ -332,7 +338,12 @@ def prediction(job: Job, paths: Sequence[str] | None = None) -> Any:
 
 
 def predict(
-    job: Job, paths: Sequence[str] | None, out: str | Path, *, client: Any = None
+    job: Job,
+    paths: Sequence[str] | None,
+    out: str | Path,
+    *,
+    client: Any = None,
+    trusted: Sequence[str] = (),
 ) -> PredictSummary:
     """Write ``out`` (NetCDF) with the variable ``prediction``; blocks run on the cluster and
     are written as they finish. ``paths`` default to the job's own data."""
@@ -340,7 +351,7 @@ def predict(
     out = Path(out).expanduser().resolve()
     if out.is_dir():
         raise UsageError(f"-o {out} is a folder; give a file name such as predictions.nc")
-    ctx, coords, attrs = prepare_prediction(job, paths)
+    ctx, coords, attrs = prepare_prediction(job, paths, trusted)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

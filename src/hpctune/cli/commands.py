@@ -161,9 +161,22 @@ def report(job: str, overrides: tuple[str, ...], folder: str | None, as_json: bo
     type=click.Path(dir_okay=False, path_type=str),
     help="The NetCDF file to write (variable 'prediction').",
 )
+@click.option(
+    "--trust",
+    "trusted",
+    multiple=True,
+    metavar="TYPE",
+    help="A type (module.Class) the model files may ask for beyond the job's estimators and "
+    "their libraries' reviewed types (repeatable); read what it does when rebuilt first.",
+)
 @json_option
 def predict(
-    job: str, overrides: tuple[str, ...], data: tuple[str, ...], out: str, as_json: bool
+    job: str,
+    overrides: tuple[str, ...],
+    data: tuple[str, ...],
+    out: str,
+    trusted: tuple[str, ...],
+    as_json: bool,
 ) -> None:
     """Apply the best models to new data; write the predictions.
 
@@ -177,7 +190,7 @@ def predict(
     Example:
       hpctune predict jobs/example.yaml --data data/ascat_isba_5cells.nc -o predictions.nc
     """
-    summary = api.predict(job, overrides, data=list(data) or None, out=out)
+    summary = api.predict(job, overrides, data=list(data) or None, out=out, trusted=trusted)
     if as_json:
         emit_json(summary.to_dict())
     else:

@@ -13,6 +13,7 @@ from typing import Any
 
 from ..errors import SpecError
 from ..spec import GRID_METHODS, SearchSpec
+from .boost import constructor_names, follows_sklearn, step_defaults
 from .halving import halving_counts, is_halving
 
 
@@ -33,7 +34,7 @@ def import_estimator(path: str, key: str = "search.estimator") -> type:
         )
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
         raise SpecError(key, f"module {module_name!r} has no {attr!r}{hint}") from None
-    if not (isinstance(obj, type) and issubclass(obj, BaseEstimator)):
+    if not (isinstance(obj, type) and (issubclass(obj, BaseEstimator) or follows_sklearn(obj))):
         raise SpecError(key, f"{path!r} is not a scikit-learn estimator class")
     return obj
 
@@ -46,10 +47,20 @@ def build_estimator(search: SearchSpec) -> Any:
     steps = []
     for path, cls in zip(search.estimator, classes, strict=True):
         try:
-            steps.append(cls())
+            steps.append(cls(**step_defaults(cls, _named(search, cls))))
         except Exception as exc:
             raise SpecError("search.estimator", f"cannot create {path}(): {exc}") from None
     return steps[0] if len(steps) == 1 else make_pipeline(*steps)
+
+
+def _named(search: SearchSpec, cls: type) -> set[str]:
+    """The parameters the spec searches or fixes on the step of class ``cls`` (without the
+    step prefix)."""
+    names = [*search.params, *search.fixed]
+    if len(search.estimator) == 1:
+        return set(names)
+    prefix = f"{cls.__name__.lower()}__"
+    return {name[len(prefix) :] for name in names if name.startswith(prefix)}
 
 
 def check_params(search: SearchSpec, estimator: Any) -> None:
@@ -62,7 +73,7 @@ def check_param_name(search: SearchSpec, estimator: Any, name: str, key: str) ->
     """``name`` must be one of the estimator's ``get_params()``, or a name for a step whose
     constructor takes ``**kwargs`` (LightGBM's and XGBoost's pass any name on to their
     library); else a :class:`SpecError` on ``key`` offering the closest name."""
-    known = estimator.get_params(deep=True)
+    known = dict.fromkeys(estimator.get_params(deep=True)) | dict.fromkeys(_unlisted(estimator))
     if name in known or _takes_any_name(estimator, name):
         return
     tunable = [k for k in known if "__" in k] if len(search.estimator) > 1 else list(known)
@@ -83,6 +94,14 @@ def _takes_any_name(estimator: Any, name: str) -> bool:
         return False
     kinds = (p.kind for p in inspect.signature(init).parameters.values())
     return inspect.Parameter.VAR_KEYWORD in kinds
+
+
+def _unlisted(estimator: Any) -> list[str]:
+    """Parameters of library steps that ``get_params()`` lists only once set (CatBoost's,
+    LightGBM's ``verbose``)."""
+    steps = getattr(estimator, "steps", None)
+    pairs = [(f"{name}__", step) for name, step in steps] if steps else [("", estimator)]
+    return [prefix + arg for prefix, step in pairs for arg in constructor_names(type(step))]
 
 
 def check_scoring(search: SearchSpec) -> None:
