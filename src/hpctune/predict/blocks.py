@@ -1,0 +1,254 @@
+"""What ``hpctune predict`` computes: the context of a prediction (which model serves which
+cell, :func:`prepare_prediction`, metadata only) and the task a worker runs on a block of
+cells (:func:`predict_block`), with the models it loaded kept for the next blocks."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..data.inspect import check_variables
+from ..data.partitions import (
+    cell_groups,
+    dataset_partitioning,
+    model_file_name,
+    training_partitioning,
+)
+from ..data.source import open_cached, open_dataset, resolve_paths
+from ..errors import DataError, UsageError
+from ..output.folder import Store
+from ..spec import DataSpec, Job
+
+VARIABLE = "prediction"
+
+#: Loaded models, per worker process (its threads share them, under _MODELS_LOCK).
+_MODELS: OrderedDict[str, Any] = OrderedDict()
+_MODELS_LOCK = threading.Lock()
+MODEL_CACHE = 64
+"""Models kept loaded per worker (a group's model serves every block of its cells)."""
+
+
+# --------------------------------------------------------------------------- what to compute
+
+
+@dataclass(frozen=True)
+class PredictContext:
+    """Everything a block task needs; small (no data), sent to each worker once."""
+
+    data: DataSpec
+    """The new data: the job's data spec with the new paths."""
+    paths: tuple[str, ...]
+    space_dims: tuple[str, ...]
+    space_shape: tuple[int, ...]
+    time_dim: str
+    n_time: int
+    dims: tuple[str, ...]
+    """The output's dims, in the order of the first input variable."""
+    models_dir: str
+    model_files: tuple[str, ...]
+    """Model file of each partition ('' when the partition is not ``ok``)."""
+    trusted: tuple[str, ...]
+    cell_partition: np.ndarray | None = field(default=None, repr=False)
+    """Partition of each (flattened) cell, -1 for none; None when partition i is cell i."""
+    rows_per_block: int = 1
+
+    @property
+    def n_cells(self) -> int:
+        return int(np.prod(self.space_shape))
+
+    @property
+    def inner(self) -> int:
+        """Cells in one row of the first space dimension."""
+        return int(np.prod(self.space_shape[1:]))
+
+    def blocks(self) -> list[tuple[int, int]]:
+        """``(start, stop)`` rows of the first space dimension, one pair per task."""
+        rows = self.space_shape[0]
+        return [
+            (start, min(rows, start + self.rows_per_block))
+            for start in range(0, rows, self.rows_per_block)
+        ]
+
+    def block_shape(self, start: int, stop: int) -> tuple[int, ...]:
+        """Shape of a block as :func:`predict_block` returns it: (*space, time)."""
+        return (stop - start, *self.space_shape[1:], self.n_time)
+
+
+def _partition_models(job: Job, store: Store) -> tuple[int, tuple[str, ...]]:
+    """Partition count of the results and the model file of each ``ok`` partition."""
+    manifest = store.manifest()
+    if manifest is None:
+        raise UsageError(f"no results in {store.root} (run the job first)")
+    store.check_compatible(job)
+    size = int(manifest["partitions"])
+    records = store.records()
+    files = tuple(
+        model_file_name(i, size) if records.get(i, {}).get("status") == "ok" else ""
+        for i in range(size)
+    )
+    if not any(files):
+        raise UsageError(f"no partition of {store.root} finished ok: there is no model to apply")
+    return size, files
+
+
+def _cell_partitions(job: Job, ds_new: Any, n_cells: int, size: int) -> np.ndarray | None:
+    """Partition of each cell of the new data (None: partition i is cell i)."""
+    if job.partition.by == "cell":
+        if n_cells != size:
+            raise DataError(
+                "data.space",
+                f"the new data has {n_cells} cells, the results {size}: one model per cell "
+                "needs the same grid",
+            )
+        return None
+    trained = training_partitioning(job)
+    if trained.size != size:
+        raise UsageError(
+            f"the training data now has {trained.size} groups of {job.partition.by}, "
+            f"the results {size}; they no longer match"
+        )
+    assert trained.labels is not None and trained.members is not None
+    if job.partition.by in ds_new.variables:
+        return cell_groups(dataset_partitioning(job, ds_new), trained.labels, n_cells)
+    if n_cells != trained.n_cells:
+        raise DataError(
+            "partition.by",
+            f"the new data has no variable {job.partition.by!r} and {n_cells} cells, the "
+            f"training data {trained.n_cells}: give the new data the group variable",
+        )
+    return cell_groups(trained, trained.labels, n_cells)
+
+
+def prepare_prediction(
+    job: Job, paths: Sequence[str] | None = None, trusted: Sequence[str] = ()
+) -> tuple[PredictContext, dict[str, Any], dict[str, Any]]:
+    """Check the new data against the job and its results, reading metadata only (and the
+    description of the first model file: types it asks for and ``trusted`` lacks are refused
+    before anything runs).
+
+    Returns the task context, the output's coordinates (name -> DataArray) and the
+    prediction's attributes.
+    """
+    from ..search.model_file import check_model_file, trusted_types
+
+    new_paths = list(paths) if paths else list(job.data.paths)
+    data = job.data.model_copy(update={"paths": [os.path.abspath(p) for p in new_paths]})
+    resolved = resolve_paths(data)
+    store = Store(job.output_dir)
+    size, files = _partition_models(job, store)
+    trusted = (*trusted_types(job), *trusted)
+    first = next((name for name in files if name), None)
+    if first is not None:
+        check_model_file(store.models / first, trusted)
+    ds = open_dataset(data, resolved)
+    try:
+        inputs = [("data.inputs", name) for name in job.data.inputs]
+        dims = check_variables(ds, job.data, inputs, where="the new data").dims
+        space = tuple(job.data.space)
+        shape = tuple(int(ds.sizes[d]) for d in space)
+        n_cells = int(np.prod(shape))
+        mapping = _cell_partitions(job, ds, n_cells, size)
+        wanted = set(dims)
+        coords = {
+            str(name): var.load()
+            for name, var in ds.coords.items()
+            if var.dims and set(var.dims) <= wanted
+        }
+        n_time = int(ds.sizes[job.data.time])
+        target_attrs = {}
+        if job.data.target in ds.variables:
+            target_attrs = {
+                k: v for k, v in ds[job.data.target].attrs.items() if k in ("units", "long_name")
+            }
+    finally:
+        ds.close()
+    inner = int(np.prod(shape[1:]))
+    ctx = PredictContext(
+        data=data,
+        paths=tuple(resolved),
+        space_dims=space,
+        space_shape=shape,
+        time_dim=job.data.time,
+        n_time=n_time,
+        dims=dims,
+        models_dir=str(store.models),
+        model_files=files,
+        trusted=trusted,
+        cell_partition=mapping,
+        rows_per_block=max(1, job.data.chunk // max(inner, 1)),
+    )
+    attrs = {
+        "long_name": f"{target_attrs.get('long_name', job.data.target)} predicted by each "
+        "partition's best model",
+        **({"units": target_attrs["units"]} if "units" in target_attrs else {}),
+        "hpctune_name": job.name,
+        "hpctune_fingerprint": job.fingerprint(),
+        "hpctune_target": job.data.target,
+        "hpctune_inputs": " ".join(job.data.inputs),
+    }
+    return ctx, coords, attrs
+
+
+# --------------------------------------------------------------------------- worker side
+
+
+def _dataset(ctx: PredictContext) -> Any:
+    return open_cached(ctx.data, ctx.paths)
+
+
+def _model(ctx: PredictContext, partition: int) -> Any:
+    """Partition ``partition``'s model, loaded once per worker process (the most recently used
+    :data:`MODEL_CACHE` kept). Two threads may load the same model at once; one copy stays."""
+    from ..search.model_file import load_model_file
+
+    path = os.path.join(ctx.models_dir, ctx.model_files[partition])
+    with _MODELS_LOCK:
+        model = _MODELS.get(path)
+        if model is not None:
+            _MODELS.move_to_end(path)
+            return model
+    model = load_model_file(path, ctx.trusted)  # outside the lock: other blocks go on
+    with _MODELS_LOCK:
+        model = _MODELS.setdefault(path, model)
+        _MODELS.move_to_end(path)
+        while len(_MODELS) > MODEL_CACHE:
+            _MODELS.popitem(last=False)
+    return model
+
+
+def predict_block(ctx: PredictContext, start: int, stop: int) -> np.ndarray:
+    """Predictions for rows ``start:stop`` of the first space dim: shape (*space, time)."""
+    import dask
+    import sklearn
+
+    ds = _dataset(ctx)
+    subset = ds[list(ctx.data.inputs)].isel({ctx.space_dims[0]: slice(start, stop)})
+    with dask.config.set(scheduler="sync"):
+        subset = subset.compute()
+    order = (*ctx.space_dims, ctx.time_dim)
+    x = np.stack(
+        [subset[name].transpose(*order).values for name in ctx.data.inputs], axis=-1
+    ).reshape(-1, ctx.n_time, len(ctx.data.inputs))
+    cells = np.arange(start * ctx.inner, stop * ctx.inner, dtype=np.int64)
+    partitions = cells if ctx.cell_partition is None else ctx.cell_partition[cells]
+    out = np.full((cells.size, ctx.n_time), np.nan, dtype=np.float64)
+    for partition in np.unique(partitions):
+        if partition < 0 or not ctx.model_files[partition]:
+            continue
+        rows = np.flatnonzero(partitions == partition)
+        values = x[rows].reshape(-1, x.shape[-1])
+        valid = np.isfinite(values).all(axis=-1)
+        if not valid.any():
+            continue
+        model = _model(ctx, int(partition))
+        predicted = np.full(values.shape[0], np.nan)
+        with sklearn.config_context(assume_finite=True):
+            predicted[valid] = model.predict(values[valid].astype(np.float64, copy=False))
+        out[rows] = predicted.reshape(rows.size, ctx.n_time)
+    return out.reshape(ctx.block_shape(start, stop))

@@ -1,0 +1,259 @@
+"""``hpctune predict``'s driver: the blocks submitted to the cluster and streamed into the
+output file as they finish (:func:`predict`), or gathered lazily (:func:`prediction`)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import secrets
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..cluster import ClusterHandle, choose_mode, open_cluster, place, plan_execution
+from ..errors import OutputError, UsageError
+from ..schedulers import registry
+from ..spec import Job
+from .blocks import VARIABLE, PredictContext, predict_block, prepare_prediction
+
+log = logging.getLogger("hpctune")
+
+
+@dataclass
+class PredictSummary:
+    """What ``predict`` wrote."""
+
+    name: str
+    output: str
+    dims: dict[str, int]
+    partitions: int
+    """Partitions whose model was applied (``ok``)."""
+    predicted: int
+    """Finite predicted values."""
+    missing: int
+    """NaN values: a missing input, or a cell whose partition is not ok."""
+    blocks: int
+    seconds: float = 0.0
+    cluster: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "output": self.output,
+            "variable": VARIABLE,
+            "dims": self.dims,
+            "partitions": self.partitions,
+            "predicted": self.predicted,
+            "missing": self.missing,
+            "blocks": self.blocks,
+            "seconds": round(self.seconds, 3),
+            "cluster": self.cluster,
+        }
+
+    def line(self) -> str:
+        shape = " x ".join(f"{k}={v}" for k, v in self.dims.items())
+        return (
+            f"{self.name}: {VARIABLE}({shape}) from {self.partitions} models, "
+            f"{self.predicted} values ({self.missing} NaN) in {self.seconds:.1f} s -> {self.output}"
+        )
+
+
+def prediction(job: Job, paths: Sequence[str] | None = None, trusted: Sequence[str] = ()) -> Any:
+    """The predictions as a lazy ``xarray.DataArray`` (one dask task per block of cells).
+
+    Compute it on any Dask scheduler (``.compute()``, ``.to_netcdf()``); :func:`predict`
+    writes a file with bounded memory instead.
+    """
+    import dask
+    import dask.array as da
+    import xarray as xr
+
+    ctx, coords, attrs = prepare_prediction(job, paths, trusted)
+    shared = dask.delayed(ctx, pure=True)
+    blocks = [
+        da.from_delayed(
+            dask.delayed(predict_block, pure=True)(shared, start, stop),
+            shape=ctx.block_shape(start, stop),
+            dtype=np.float64,
+        )
+        for start, stop in ctx.blocks()
+    ]
+    array = da.concatenate(blocks, axis=0)
+    natural = (*ctx.space_dims, ctx.time_dim)
+    result = xr.DataArray(array, dims=natural, name=VARIABLE, attrs=attrs)
+    result = result.transpose(*ctx.dims).assign_coords(coords)
+    return result
+
+
+def predict(
+    job: Job,
+    paths: Sequence[str] | None,
+    out: str | Path,
+    *,
+    client: Any = None,
+    trusted: Sequence[str] = (),
+) -> PredictSummary:
+    """Write ``out`` (NetCDF) with the variable ``prediction``; blocks run on the cluster and
+    are written as they finish. ``paths`` default to the job's own data."""
+    started = time.monotonic()
+    out = Path(out).expanduser().resolve()
+    if out.is_dir():
+        raise UsageError(f"-o {out} is a folder; give a file name such as predictions.nc")
+    ctx, coords, attrs = prepare_prediction(job, paths, trusted)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create {out.parent}: {exc.strerror or exc}") from None
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.{secrets.token_hex(3)}.tmp")
+    counts = {"predicted": 0, "missing": 0}
+    try:
+        allocation = None if client is not None else registry.detect_allocation()
+        mode = "external" if client is not None else choose_mode(job, allocation)
+        placement = place(job, mode, allocation, client=client)
+        execution = plan_execution(job, placement, None, need_client=True)
+        with open_cluster(job, execution, client) as handle:
+            ctx = spread(ctx, execution.slots)
+            blocks = ctx.blocks()
+            _write_template(tmp, ctx, coords, attrs)
+            with _open_append(tmp) as nc:
+                variable = nc.variables[VARIABLE]
+                natural = (*ctx.space_dims, ctx.time_dim)
+                axes = [natural.index(d) for d in ctx.dims]
+                along = ctx.dims.index(ctx.space_dims[0])
+                for (start, stop), values in _run_blocks(handle, ctx, blocks, execution.slots):
+                    finite = int(np.isfinite(values).sum())
+                    counts["predicted"] += finite
+                    counts["missing"] += values.size - finite
+                    # A block is (*space, time); the file's variable may order its dims otherwise.
+                    index = [slice(None)] * len(ctx.dims)
+                    index[along] = slice(start, stop)
+                    variable[tuple(index)] = values.transpose(axes)
+            description = handle.description
+        os.replace(tmp, out)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    sizes = dict(zip(ctx.space_dims, ctx.space_shape, strict=True))
+    sizes[ctx.time_dim] = ctx.n_time
+    return PredictSummary(
+        name=job.name,
+        output=str(out),
+        dims={d: sizes[d] for d in ctx.dims},
+        partitions=sum(1 for f in ctx.model_files if f),
+        predicted=counts["predicted"],
+        missing=counts["missing"],
+        blocks=len(blocks),
+        seconds=time.monotonic() - started,
+        cluster=description,
+    )
+
+
+def spread(ctx: PredictContext, slots: int) -> PredictContext:
+    """Smaller blocks when there are few: at least two per worker slot where the rows allow,
+    so that a small grid still keeps every worker busy."""
+    rows = ctx.space_shape[0]
+    wanted = max(1, math.ceil(rows / (2 * max(1, slots))))
+    return replace(ctx, rows_per_block=max(1, min(ctx.rows_per_block, wanted)))
+
+
+def _run_blocks(
+    handle: ClusterHandle, ctx: PredictContext, blocks: list[tuple[int, int]], slots: int
+) -> Iterator[tuple[tuple[int, int], np.ndarray]]:
+    """Blocks as they finish; at most two per worker slot in flight (bounded memory)."""
+    from distributed import as_completed
+
+    client = handle.client
+    shared = client.scatter(ctx, broadcast=True, hash=False)
+    limit = max(2, 2 * slots)
+    todo = list(reversed(blocks))
+    in_flight: dict[Any, tuple[int, int]] = {}
+
+    def submit(block: tuple[int, int]) -> Any:
+        future = client.submit(
+            predict_block,
+            shared,
+            *block,
+            pure=False,
+            key=f"hpctune-predict-{block[0]}-{time.monotonic_ns()}",
+        )
+        in_flight[future] = block
+        return future
+
+    first = [submit(todo.pop()) for _ in range(min(limit, len(todo)))]
+    queue = as_completed(first)
+    try:
+        for future in queue:
+            block = in_flight.pop(future)
+            values = future.result()
+            future.release()
+            if todo:
+                queue.add(submit(todo.pop()))
+            yield block, values
+    finally:
+        if in_flight:
+            client.cancel(list(in_flight), force=True)
+
+
+def _write_template(
+    path: Path, ctx: PredictContext, coords: dict[str, Any], attrs: dict[str, Any]
+) -> None:
+    """The output file with its coordinates and an empty (NaN-filled) ``prediction``."""
+    import netCDF4
+    import xarray as xr
+
+    template = xr.Dataset(coords=coords)
+    template.attrs.update(
+        {"title": f"hpctune predictions of {attrs['hpctune_name']}", "source": " ".join(ctx.paths)}
+    )
+    try:
+        template.to_netcdf(path, engine="netcdf4")
+        with netCDF4.Dataset(path, "a") as nc:
+            sizes = dict(zip(ctx.space_dims, ctx.space_shape, strict=True))
+            sizes[ctx.time_dim] = ctx.n_time
+            for dim in ctx.dims:
+                if dim not in nc.dimensions:
+                    nc.createDimension(dim, sizes[dim])
+            chunks = [sizes[d] for d in ctx.dims]
+            chunks[ctx.dims.index(ctx.space_dims[0])] = min(ctx.rows_per_block, ctx.space_shape[0])
+            variable = nc.createVariable(
+                VARIABLE,
+                "f8",
+                ctx.dims,
+                zlib=True,
+                complevel=1,
+                chunksizes=_limit_chunk(chunks),
+                fill_value=np.nan,
+            )
+            variable.setncatts(attrs)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def _limit_chunk(chunks: list[int], limit: int = 2**22) -> list[int]:
+    """NetCDF-4 chunks below 4 Mi values (32 MiB), halving the largest dims first."""
+    chunks = [max(1, c) for c in chunks]
+    while math.prod(chunks) > limit:
+        largest = int(np.argmax(chunks))
+        chunks[largest] = max(1, chunks[largest] // 2)
+    return chunks
+
+
+@contextlib.contextmanager
+def _open_append(path: Path) -> Iterator[Any]:
+    import netCDF4
+
+    try:
+        nc = netCDF4.Dataset(path, "a")
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    try:
+        yield nc
+    finally:
+        nc.close()
