@@ -154,3 +154,22 @@ def write_spec(folder: Path, spec: dict[str, Any], name: str = "job.yaml") -> Pa
     path = folder / name
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
     return path
+
+
+def rewrite_schema(source: Path, target: Path, change: Any) -> None:
+    """A copy of the skops file ``source`` at ``target`` whose ``schema.json`` (the objects to
+    rebuild) ``change(schema)`` edited in place: a tampered model file."""
+    import io
+    import json
+    import zipfile
+
+    with zipfile.ZipFile(source) as zin:
+        members = {name: zin.read(name) for name in zin.namelist()}
+    schema = json.loads(members["schema.json"])
+    change(schema)
+    members["schema.json"] = json.dumps(schema).encode()
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zout:
+        for name, data in members.items():
+            zout.writestr(name, data)
+    target.write_bytes(buffer.getvalue())

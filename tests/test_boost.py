@@ -5,17 +5,15 @@ a model file asking for any other type is refused before anything in it runs."""
 
 from __future__ import annotations
 
-import io
 import json
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import xarray as xr
-from helpers import INPUTS, synthetic, synthetic_spec, write_spec
+from helpers import INPUTS, rewrite_schema, synthetic, synthetic_spec, write_spec
 from helpers_cli import hpctune
 from sklearn.metrics import r2_score
 
@@ -153,18 +151,13 @@ def test_a_catboost_parameter_is_checked_against_its_constructor(tmp_path):
 def _rewrite(source: Path, target: Path, node: str, module: str, cls: str) -> None:
     """A copy of the skops file ``source`` whose object at attribute ``node`` of the final
     step asks for ``module.cls`` instead."""
-    with zipfile.ZipFile(source) as zin:
-        members = {name: zin.read(name) for name in zin.namelist()}
-    schema = json.loads(members["schema.json"])
-    steps = schema["content"]["content"]["steps"]["content"]
-    final = steps[-1]["content"][1]
-    final["content"]["content"][node].update({"__module__": module, "__class__": cls})
-    members["schema.json"] = json.dumps(schema).encode()
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as zout:
-        for name, data in members.items():
-            zout.writestr(name, data)
-    target.write_bytes(buffer.getvalue())
+
+    def swap(schema: dict) -> None:
+        steps = schema["content"]["content"]["steps"]["content"]
+        final = steps[-1]["content"][1]
+        final["content"]["content"][node].update({"__module__": module, "__class__": cls})
+
+    rewrite_schema(source, target, swap)
 
 
 def test_a_model_asking_for_an_untrusted_type_is_refused_and_nothing_runs(

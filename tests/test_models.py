@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import io
-import json
-import zipfile
-
 import numpy as np
 import pytest
+from helpers import rewrite_schema
 
 import hpctune
 from hpctune.errors import ModelError
@@ -30,19 +27,6 @@ def test_best_model_loads_and_predicts(finished):
     assert type(model).__name__ == "Pipeline"
     assert model.predict(np.zeros((4, 3))).shape == (4,)
     assert model_path(finished, 1).name == "1.skops"
-
-
-def rewrite_schema(source, target, change):
-    with zipfile.ZipFile(source) as zin:
-        members = {name: zin.read(name) for name in zin.namelist()}
-    schema = json.loads(members["schema.json"])
-    change(schema)
-    members["schema.json"] = json.dumps(schema).encode()
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as zout:
-        for name, data in members.items():
-            zout.writestr(name, data)
-    target.write_bytes(buffer.getvalue())
 
 
 def test_a_file_asking_for_other_types_is_refused(finished, tmp_path):
