@@ -29,6 +29,7 @@ from ..cluster import (
 )
 from ..data.partitions import Partitioning, slice_indices
 from ..output.folder import Store
+from ..output.grid import grid_sizes
 from ..output.status import StatusCounts
 from ..progress import Counts, Progress
 from ..schedulers import registry
@@ -235,7 +236,11 @@ def _run_prepared(
         summary.pending = counts.remaining
         if part is None and not stop.is_set():
             summary.results = store.write_results(
-                job, plan, prepared.coords, test_metrics=test_metric_names(job.search)
+                job,
+                plan,
+                prepared.coords,
+                test_metrics=test_metric_names(job.search),
+                space_sizes=grid_sizes(prepared.info),
             )
         summary.seconds = time.monotonic() - started
         return summary
@@ -382,7 +387,11 @@ def merge(job: Job) -> Any:
     locks = store.lock(None)
     try:
         return store.write_results(
-            job, prepared.plan, prepared.coords, test_metrics=test_metric_names(job.search)
+            job,
+            prepared.plan,
+            prepared.coords,
+            test_metrics=test_metric_names(job.search),
+            space_sizes=grid_sizes(prepared.info),
         )
     finally:
         for lock in locks:

@@ -1,4 +1,5 @@
-"""results.nc: one row per partition, built from the records of the output folder."""
+"""results.nc: one row per partition, built from the records of the output folder (on the
+input's grid for a stacked ``data.space``: :mod:`hpctune.output.grid`)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..spec import HALVING_METHODS, Job
+from .grid import on_grid
 from .record import (
     HALVING_COLUMNS,
     LEADING_COLUMNS,
@@ -37,9 +39,12 @@ def results_dataset(
     coords: dict[str, tuple[np.ndarray, dict]],
     records: dict[int, dict],
     test_metrics: Sequence[str] = TEST_METRICS,
+    space_sizes: dict[str, int] | None = None,
 ) -> Any:
     """One row per partition: dimension ``space`` (cells) or ``partition`` (groups);
-    ``test_metrics``: the ``test_<name>`` variables (a classifier's are its scorers)."""
+    ``test_metrics``: the ``test_<name>`` variables (a classifier's are its scorers).
+    ``space_sizes`` (the data's space dims and lengths): with two or more, the cells are
+    laid out on those dims instead (:func:`hpctune.output.grid.on_grid`)."""
     import xarray as xr
 
     size = plan.size
@@ -109,7 +114,7 @@ def results_dataset(
             "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         }
     )
-    return ds
+    return ds if plan.grouped else on_grid(ds, space_sizes)
 
 
 def _describe_variables(ds: Any, job: Job) -> None:

@@ -204,10 +204,12 @@ class Store:
         coords: dict[str, tuple[np.ndarray, dict]],
         records: dict[int, dict[str, Any]] | None = None,
         test_metrics: Sequence[str] = TEST_METRICS,
+        space_sizes: dict[str, int] | None = None,
     ) -> Any:
-        """Merge every partition's record into results.nc (atomically) and return the Dataset."""
+        """Merge every partition's record into results.nc (atomically) and return the Dataset
+        (on the grid ``space_sizes`` for a stacked ``data.space``: :mod:`.grid`)."""
         records = self.records() if records is None else records
-        ds = results_dataset(job, plan, coords, records, test_metrics)
+        ds = results_dataset(job, plan, coords, records, test_metrics, space_sizes)
         tmp = self.root / f".{RESULTS}.{os.getpid()}.tmp"
         try:
             ds.to_netcdf(tmp, engine="netcdf4")

@@ -13,6 +13,7 @@ import numpy as np
 from ..data.inspect import is_latitude, is_longitude, space_coordinates
 from ..data.partitions import cell_groups, dataset_partitioning
 from ..data.source import open_dataset
+from ..output.grid import rows as result_rows
 from ..spec import Job
 
 
@@ -73,7 +74,9 @@ def _grid_shape(
 
 def cell_layout(job: Job, results: Any, manifest: dict[str, Any]) -> CellLayout:
     """The layout of the results' cells: from results.nc itself (one partition per cell) or,
-    for grouped partitions, from the data's coordinates and group variable (metadata only)."""
+    for grouped partitions, from the data's coordinates and group variable (metadata only).
+    A results.nc on the input's grid is taken as its rows (:func:`hpctune.output.grid.rows`)."""
+    results = result_rows(results)
     sizes = list((manifest.get("data") or {}).get("space", {}).values()) or None
     if "space" in results.dims:
         n = int(results.sizes["space"])

@@ -33,6 +33,7 @@ import numpy as np
 
 from ..errors import UsageError
 from ..output.folder import Store
+from ..output.grid import rows as result_rows
 from ..output.status import STATUSES, StatusCounts
 from ..progress import fit_time_text
 from ..spec import DataSpec, Job, PartitionSpec, SearchSpec
@@ -102,7 +103,7 @@ def write_report(job: Job, folder: str | Path | None = None) -> Report:
             "partitions of an array with hpctune merge)"
         )
     with xr.open_dataset(store.results_path) as opened:
-        results = opened.load()
+        results = result_rows(opened.load())  # a gridded results.nc as one row per cell
     manifest = store.manifest() or {}
     changed = store.changed_keys(job)
     if changed:  # the results are drawn as what they are: the other spec's
