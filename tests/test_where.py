@@ -11,6 +11,7 @@ from helpers_cli import hpctune
 
 import hpctune as api
 from hpctune.data.where import where_mask
+from hpctune.output.grid import rows
 from hpctune.reporting.page import page_context, render_index
 from hpctune.spec import from_mapping
 
@@ -59,7 +60,7 @@ def test_a_mask_variable_selects_its_cells_of_a_stacked_grid(tmp_path):
         cluster__processes=False,
         cluster__workers=2,
     )
-    results = api.run(write_spec(tmp_path, spec)).results
+    results = rows(api.run(write_spec(tmp_path, spec)).results)  # (lat, lon) as rows
     inside = mask.reshape(-1) == 1
     assert list(np.flatnonzero(results.status.values == "ok")) == list(np.flatnonzero(inside))
     assert set(results.reason.values[~inside]) == {"outside data.where"}
