@@ -70,6 +70,8 @@ def test_a_stacked_grid_results_nc_is_laid_out_on_lat_lon(grid_job):
     assert flat.sizes == {"space": 12}
     for name in flat.data_vars:
         np.testing.assert_array_equal(ds[name].values.reshape(-1), flat[name].values)
+    stacked = ds.stack(cell=["lat", "lon"])  # what the README tells users
+    np.testing.assert_array_equal(stacked.best_score.values, flat.best_score.values)
     back = rows(ds)
     for name in ("status", "reason", "best_score", "best_ridge__alpha", "n_train", "lat", "lon"):
         np.testing.assert_array_equal(back[name].values, flat[name].values)

@@ -163,7 +163,10 @@ def cancel(
 
 
 def results(job: JobLike, overrides: Iterable[str] = ()) -> Any:
-    """Open ``<output>/results.nc`` (loaded into memory, file closed).
+    """Open ``<output>/results.nc`` (loaded into memory, file closed), laid out as the file
+    is: along ``space`` (one space dim), ``partition`` (grouped partitions), or the stacked
+    space dims of ``data.space`` (``best_score(lat, lon)``: partition ``i`` is cell ``i`` in C
+    order; ``ds.stack(cell=["lat", "lon"])`` gives one row per cell).
 
     Results of another spec (one that differs in keys that decide results): a
     :class:`SpecChangedWarning`, and ``ds.attrs["hpctune_spec_changed"]`` lists the keys
