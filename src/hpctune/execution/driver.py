@@ -33,6 +33,7 @@ from ..output.status import StatusCounts
 from ..progress import Counts, Progress
 from ..schedulers import registry
 from ..search.metrics import test_metric_names
+from ..search.surface import surface_candidates
 from ..spec import Job
 from .batches import BatchRunner
 from .graphs import SearchGraphRunner
@@ -235,7 +236,11 @@ def _run_prepared(
         summary.pending = counts.remaining
         if part is None and not stop.is_set():
             summary.results = store.write_results(
-                job, plan, prepared.coords, test_metrics=test_metric_names(job.search)
+                job,
+                plan,
+                prepared.coords,
+                test_metrics=test_metric_names(job.search),
+                candidates=surface_candidates(job.search),
             )
         summary.seconds = time.monotonic() - started
         return summary
@@ -382,7 +387,11 @@ def merge(job: Job) -> Any:
     locks = store.lock(None)
     try:
         return store.write_results(
-            job, prepared.plan, prepared.coords, test_metrics=test_metric_names(job.search)
+            job,
+            prepared.plan,
+            prepared.coords,
+            test_metrics=test_metric_names(job.search),
+            candidates=surface_candidates(job.search),
         )
     finally:
         for lock in locks:
