@@ -154,3 +154,19 @@ def test_a_halving_search_writes_no_surface(tmp_path, dask_client):
     api.run(job, client=dask_client)
     out = api.load_spec(job).output_dir
     assert (out / "results.nc").exists() and not (out / "cv_results.nc").exists()
+
+
+def test_a_record_carries_the_scores_short_and_nan_as_null():
+    import json
+    import math
+
+    from hpctune.output.record import PartitionResult
+
+    result = PartitionResult(
+        index=0, status="ok", cv_results={"mean_test_r2": [0.123456789, math.nan]}
+    )
+    record = json.loads(json.dumps(result.record(), allow_nan=False))
+    assert record["cv_results"] == {"mean_test_r2": [0.1234568, None]}
+    back = PartitionResult.from_record(record).cv_results["mean_test_r2"]
+    assert back[0] == 0.1234568 and math.isnan(back[1])
+    assert "cv_results" not in PartitionResult(index=1, status="skipped").record()

@@ -19,7 +19,6 @@ import numpy as np
 from ..spec import Job
 from .dataset import param_kinds
 from .files import io_error
-from .record import PartitionResult
 
 CV_RESULTS = "cv_results.nc"
 
@@ -47,10 +46,10 @@ def surface_dataset(
     for index, record in records.items():
         if record.get("status") != "ok" or not 0 <= int(index) < plan.size:
             continue
-        scores = PartitionResult.from_record(record).cv_results
+        scores = record.get("cv_results", {})  # PartitionResult.record's form; None is NaN
         for name in names:
             if len(scores.get(name, ())) == n:
-                arrays[name][int(index)] = scores[name]
+                arrays[name][int(index)] = np.array(scores[name], dtype=np.float64)
     ds = xr.Dataset({name: ((dim, "candidate"), values) for name, values in arrays.items()})
     ds = ds.assign_coords(candidate=np.arange(n))
     for name, kind in param_kinds(job).items():
