@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -76,6 +78,8 @@ def test_best_params_score_and_rows_equal_scikit_learn(demo_run):
     results = summary.results
     assert list(results.status.values) == ["ok"] * 5
     start = np.datetime64("2016-01-01")
+    surface = xr.open_dataset(Path(summary.output) / "cv_results.nc").load()
+    assert list(surface.param_svr__gamma.values) == ["scale", "0.1"] * 3
     for cell in range(ds.sizes["space"]):
         x = np.stack([ds[v].isel(space=cell).values for v in INPUTS], axis=-1)
         y = ds["sig"].isel(space=cell).values
@@ -97,6 +101,11 @@ def test_best_params_score_and_rows_equal_scikit_learn(demo_run):
             / ((rows.y_test - rows.y_test.mean()) ** 2).sum()
         )
         assert float(row.test_r2) == pytest.approx(r2, rel=1e-9)
+        # cv_results.nc: every candidate's scores, in scikit-learn's candidate order.
+        for name in ("mean_test_r2", "std_test_r2", "mean_test_neg_mean_squared_error"):
+            np.testing.assert_allclose(
+                surface[name].values[cell], reference.cv_results_[name], rtol=2e-6
+            )
 
 
 def test_results_carry_the_space_coordinates(demo_run):

@@ -60,6 +60,7 @@ def test_report_writes_every_figure_and_the_page(finished):
         "params.png",
         "score_vs_n_train.png",
         "fit_seconds.png",
+        "score_surface.png",
     }
     assert names == expected
     for name in names:
@@ -149,7 +150,7 @@ def test_cli_report(tmp_path, capsys, finished):
     assert made.code == 0, made.err
     data = json.loads(made.out)
     assert data["index"] == str(tmp_path / "elsewhere" / "index.html")
-    assert len(data["figures"]) == 10
+    assert len(data["figures"]) == 11  # score_surface.png included
 
     synthetic(cells=2).to_netcdf(tmp_path / "cells.nc")
     fresh = write_spec(tmp_path, synthetic_spec(tmp_path / "cells.nc"))

@@ -29,16 +29,14 @@ from ..cluster import (
 )
 from ..data.partitions import Partitioning, slice_indices
 from ..output.folder import Store
-from ..output.grid import grid_sizes
 from ..output.status import StatusCounts
 from ..progress import Counts, Progress
 from ..schedulers import registry
-from ..search.metrics import test_metric_names
 from ..spec import Job
 from .batches import BatchRunner
 from .graphs import SearchGraphRunner
 from .outside import skip_outside
-from .prepare import Prepared, check_data, check_search, prepare
+from .prepare import Prepared, check_data, check_search, prepare, results_options
 from .runner import Runner
 from .tasks import (
     TaskContext,
@@ -236,11 +234,7 @@ def _run_prepared(
         summary.pending = counts.remaining
         if part is None and not stop.is_set():
             summary.results = store.write_results(
-                job,
-                plan,
-                prepared.coords,
-                test_metrics=test_metric_names(job.search),
-                space_sizes=grid_sizes(prepared.info),
+                job, plan, prepared.coords, **results_options(prepared)
             )
         summary.seconds = time.monotonic() - started
         return summary
@@ -386,13 +380,7 @@ def merge(job: Job) -> Any:
     store.check_compatible(job)
     locks = store.lock(None)
     try:
-        return store.write_results(
-            job,
-            prepared.plan,
-            prepared.coords,
-            test_metrics=test_metric_names(job.search),
-            space_sizes=grid_sizes(prepared.info),
-        )
+        return store.write_results(job, prepared.plan, prepared.coords, **results_options(prepared))
     finally:
         for lock in locks:
             lock.release()

@@ -4,8 +4,13 @@ checks themselves are :mod:`hpctune.checks`, shared with validate, plan and subm
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..checks import Checked, check_job, check_partitions
 from ..checks import check_search as check_estimator
+from ..output.grid import grid_sizes
+from ..search.metrics import test_metric_names
+from ..search.surface import surface_candidates
 
 Prepared = Checked
 """A job checked against its data (and, after :func:`check_search`, its estimator)."""
@@ -18,3 +23,15 @@ def check_search(prepared: Checked) -> Checked:
     """Check ``prepared``'s estimator, parameters, candidates and scorers; returns it."""
     check_estimator(prepared.job)
     return prepared
+
+
+def results_options(prepared: Checked) -> dict[str, Any]:
+    """The keyword arguments of ``Store.write_results`` that the search and the data decide: the
+    test metrics of results.nc, the candidates of cv_results.nc (None: no cv_results.nc) and the
+    grid a stacked ``data.space`` lays results.nc out on."""
+    search = prepared.job.search
+    return {
+        "test_metrics": test_metric_names(search),
+        "candidates": surface_candidates(search),
+        "space_sizes": grid_sizes(prepared.info),
+    }

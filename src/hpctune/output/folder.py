@@ -6,6 +6,7 @@ Layout of ``<output>/``::
     parts/*.log      append-only journals, one per writing process
     models/*.skops   one model file per partition that finished ``ok``
     results.nc       all partitions, written at the end of a run (or by ``merge``)
+    cv_results.nc    every candidate's scores per partition, written with results.nc
 
 A journal record is ``MAGIC, length, crc32, JSON``. It is appended with one ``write`` after the
 partition's model file is in place (written to a temporary name and renamed), so a record is the
@@ -37,6 +38,7 @@ from .dataset import results_dataset
 from .files import FileLock, io_error, take_lock, write_atomic
 from .journal import read_journal
 from .record import FINISHED, TEST_METRICS
+from .surface import CV_RESULTS, surface_dataset, write_surface
 from .versions import versions
 
 MANIFEST = "hpctune.json"
@@ -142,7 +144,7 @@ class Store:
         for folder in (self.parts, self.models, self.root / "report"):
             if folder.is_dir():
                 shutil.rmtree(folder)
-        for path in (self.results_path, self.manifest_path):
+        for path in (self.results_path, self.root / CV_RESULTS, self.manifest_path):
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
 
@@ -204,11 +206,15 @@ class Store:
         coords: dict[str, tuple[np.ndarray, dict]],
         records: dict[int, dict[str, Any]] | None = None,
         test_metrics: Sequence[str] = TEST_METRICS,
+        candidates: list[dict[str, Any]] | None = None,
         space_sizes: dict[str, int] | None = None,
     ) -> Any:
         """Merge every partition's record into results.nc (atomically) and return the Dataset
-        (on the grid ``space_sizes`` for a stacked ``data.space``: :mod:`.grid`)."""
+        (on the grid ``space_sizes`` for a stacked ``data.space``: :mod:`.grid`); with the
+        search's ``candidates``, write every candidate's scores to cv_results.nc."""
         records = self.records() if records is None else records
+        if candidates is not None:
+            write_surface(surface_dataset(job, plan, coords, records, candidates), self.root)
         ds = results_dataset(job, plan, coords, records, test_metrics, space_sizes)
         tmp = self.root / f".{RESULTS}.{os.getpid()}.tmp"
         try:

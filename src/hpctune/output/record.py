@@ -79,10 +79,18 @@ class PartitionResult:
     model: bytes | None = field(default=None, repr=False)
     halving: dict[str, int] = field(default_factory=dict)
     """A halving search's iterations (:data:`HALVING_COLUMNS`); empty for other methods."""
+    cv_results: dict[str, list[float]] = field(default_factory=dict, repr=False)
+    """Every candidate's ``mean_test_<scorer>``, ``std_test_<scorer>`` and ``mean_fit_time``
+    (scikit-learn's ``cv_results_`` keys, in candidate order; 7 significant digits), the rows of
+    cv_results.nc; empty for a halving search and a partition that did not search."""
 
     def record(self) -> dict[str, Any]:
         """JSON-able form without the model bytes (``halving`` only for a halving search)."""
-        extra = {"halving": dict(self.halving)} if self.halving else {}
+        extra: dict[str, Any] = {"halving": dict(self.halving)} if self.halving else {}
+        if self.cv_results:
+            extra["cv_results"] = {
+                k: [_short(v) for v in values] for k, values in self.cv_results.items()
+            }
         return {
             "index": self.index,
             "status": self.status,
@@ -118,12 +126,21 @@ class PartitionResult:
             fit_seconds=num(record.get("fit_seconds")),
             node=record.get("node", ""),
             halving={k: int(v) for k, v in record.get("halving", {}).items()},
+            cv_results={
+                k: [num(v) for v in values] for k, values in record.get("cv_results", {}).items()
+            },
         )
 
 
 def _finite_or_none(value: float) -> float | None:
     value = float(value)
     return value if math.isfinite(value) else None
+
+
+def _short(value: float) -> float | None:
+    """A score with float32's precision (7 significant digits) for a small record; None for NaN."""
+    value = float(value)
+    return float(f"{value:.7g}") if math.isfinite(value) else None
 
 
 def _plain(value: Any) -> Any:

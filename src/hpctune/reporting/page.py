@@ -49,6 +49,7 @@ from .figures import (
     score_limits,
 )
 from .layout import cell_layout
+from .surface import surface_figures
 
 REPORT_DIR = "report"
 PAGE_TEMPLATE = "report.html.j2"
@@ -113,6 +114,7 @@ def write_report(job: Job, folder: str | Path | None = None) -> Report:
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         figures = draw_all(job, results, manifest, staging)
+        figures += [Figure(*f) for f in surface_figures(job, store.root, staging)]
         context = page_context(job, results, manifest, figures, _jobs(store.root), changed)
         page = render_index(context)
         (staging / "index.html").write_text(page, encoding="utf-8")

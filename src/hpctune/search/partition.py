@@ -24,6 +24,7 @@ from .estimator import build_estimator, fast_checks, n_candidates, param_space
 from .fixed import apply_fixed
 from .halving import is_halving, iterations, make_halving_search
 from .metrics import is_classifier, scorer_scores
+from .surface import score_arrays
 
 
 def rank_nan_last(values: Any, method: str = "min") -> np.ndarray:
@@ -227,6 +228,8 @@ class PartitionSearch:
         result.best_score = result.cv_scores[self.search.refit_metric]
         if is_halving(self.search):
             result.halving = iterations(searcher)
+        else:
+            result.cv_results = score_arrays(cv_results, list(self.search.scoring))
         if not math.isfinite(result.best_score):
             raise ValueError(f"every candidate scored NaN on {self.search.refit_metric}")
         model = searcher.best_estimator_
