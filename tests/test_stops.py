@@ -50,6 +50,26 @@ def test_a_stop_signal_outside_a_runs_own_handling_ends_the_command_with_128_plu
     assert outcome.out == ""
 
 
+def test_a_stop_that_code_turns_into_another_exception_still_ends_the_command_with_128_plus_n(
+    monkeypatch, capsys, synthetic_job
+):
+    """A stop signal raising inside an extension module's import comes out as ``ImportError:
+    initialization failed`` (seen once in a hundred stops early in a run): still 143 and the
+    stop's line, never 'internal error' and exit 1."""
+
+    def converted(*_args, **_kwargs):
+        try:
+            startup._interrupt(signal.SIGTERM, None)
+        except startup.Interrupted:
+            raise ImportError("initialization failed") from None
+
+    monkeypatch.setattr(startup, "_stop_signal", None)
+    monkeypatch.setattr("hpctune.execution.driver.check_data", converted)
+    outcome = hpctune(capsys, "run", synthetic_job)
+    assert outcome.code == 143
+    assert [x for x in outcome.err.splitlines() if x.strip()] == ["hpctune: stopped by SIGTERM"]
+
+
 def test_a_plain_keyboard_interrupt_in_a_command_exits_130(monkeypatch, capsys, synthetic_job):
     def interrupted(*_args, **_kwargs):
         raise KeyboardInterrupt

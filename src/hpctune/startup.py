@@ -87,8 +87,22 @@ class StopEvent(threading.Event):
             self._in_handler = False
 
 
+_stop_signal: int | None = None
+
+
 def _interrupt(signum: int, _frame: Any) -> None:
+    global _stop_signal
+    if _stop_signal is None:
+        _stop_signal = int(signum)
     raise Interrupted(signum)
+
+
+def stop_signal() -> int | None:
+    """The stop signal that reached the command line's process outside a run's own handling,
+    if one did. Code the :class:`Interrupted` interrupted may turn it into another exception
+    (an extension module being imported reports ``ImportError: initialization failed``): the
+    command still ends as stopped by it, 128+N, never as an internal error."""
+    return _stop_signal
 
 
 def command_line_process() -> None:

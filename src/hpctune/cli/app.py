@@ -109,17 +109,16 @@ def _command(argv: list[str] | None) -> int:
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code
+    except KeyboardInterrupt as exc:
+        return _stopped(getattr(exc, "signum", signal.SIGINT))
     except HpctuneError as exc:
+        if startup.stop_signal() is not None:  # the error is the stop's doing
+            return _stopped(startup.stop_signal())
         click.echo(f"hpctune: error: {exc}", err=True)
         return exc.exit_code
-    except KeyboardInterrupt as exc:
-        signum = getattr(exc, "signum", signal.SIGINT)
-        if signum == signal.SIGINT:
-            click.echo("hpctune: interrupted", err=True)
-        else:
-            click.echo(f"hpctune: stopped by {signal.Signals(signum).name}", err=True)
-        return 128 + int(signum)
     except Exception as exc:  # a bug: say so in one line, the traceback on request
+        if startup.stop_signal() is not None:  # the stop, turned into another exception
+            return _stopped(startup.stop_signal())
         if os.environ.get("HPCTUNE_DEBUG"):
             raise
         click.echo(
@@ -129,3 +128,12 @@ def _command(argv: list[str] | None) -> int:
         )
         return 1
     return code or 0
+
+
+def _stopped(signum: int) -> int:
+    """Say that a stop signal ended the command; its exit code, 128 + the signal's number."""
+    if signum == signal.SIGINT:
+        click.echo("hpctune: interrupted", err=True)
+    else:
+        click.echo(f"hpctune: stopped by {signal.Signals(signum).name}", err=True)
+    return 128 + int(signum)
