@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 from ..errors import DataError
 from ..spec import DataSpec
@@ -35,12 +36,7 @@ def consolidated(store: str) -> bool:
     ``.zmetadata``, or format 3's ``consolidated_metadata`` in ``zarr.json``."""
     if os.path.isfile(os.path.join(store, ".zmetadata")):
         return True
-    try:
-        with open(os.path.join(store, "zarr.json"), encoding="utf-8") as file:
-            group = json.load(file)
-    except (OSError, ValueError):
-        return False
-    return isinstance(group, dict) and bool(group.get("consolidated_metadata"))
+    return bool(_format3_metadata(store).get("consolidated_metadata"))
 
 
 def is_zarr_array(path: str) -> bool:
@@ -48,12 +44,17 @@ def is_zarr_array(path: str) -> bool:
     type ``array``): a variable, not a dataset of them."""
     if os.path.isfile(os.path.join(path, ".zarray")):
         return True
+    return _format3_metadata(path).get("node_type") == "array"
+
+
+def _format3_metadata(path: str) -> dict[str, Any]:
+    """The node's ``zarr.json`` (format 3) as a mapping; empty where there is none to read."""
     try:
         with open(os.path.join(path, "zarr.json"), encoding="utf-8") as file:
             node = json.load(file)
     except (OSError, ValueError):
-        return False
-    return isinstance(node, dict) and node.get("node_type") == "array"
+        return {}
+    return node if isinstance(node, dict) else {}
 
 
 def check_path(path: str, pattern: str | None = None) -> str:
