@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
-from helpers import INPUTS, rewrite_schema, synthetic, synthetic_spec, write_spec
+from helpers import real_data_spec, rewrite_schema, synthetic, synthetic_spec, write_spec
 from helpers_cli import hpctune
 from sklearn.metrics import r2_score
 
@@ -52,13 +52,9 @@ def _needs(library: str) -> None:
 
 def _real_job(folder: Path, real_data: Path, library: str, params: dict | None = None) -> Path:
     estimator, searched, _ = SEARCHES[library]
-    spec = synthetic_spec(
+    spec = real_data_spec(
         real_data,
         name=f"boost-{library}",
-        data__inputs=INPUTS,
-        data__target="sig",
-        data__test={"from": "2016-01-01"},
-        data__chunk=500,
         search__estimator=["sklearn.preprocessing.StandardScaler", estimator],
         search__params=params or searched,
         search__cv={"kind": "kfold", "splits": 2},

@@ -7,7 +7,7 @@ import json
 
 import pytest
 import xarray as xr
-from helpers import INPUTS, synthetic, synthetic_spec, write_spec
+from helpers import real_data_spec, synthetic, synthetic_spec, write_spec
 from helpers_cli import hpctune
 
 import hpctune as api
@@ -27,12 +27,8 @@ def test_fixed_arguments_reach_the_saved_models_and_are_no_best_variables(
     """On the real data, a Ridge without intercept: every saved model has it (fitted so: its
     intercept is 0), results.nc's spec records it, and only the searched alpha is a ``best_*``
     variable or a report map."""
-    spec = synthetic_spec(
+    spec = real_data_spec(
         real_data,
-        data__inputs=INPUTS,
-        data__target="sig",
-        data__test={"from": "2016-01-01"},
-        data__chunk=500,
         search__fixed={"ridge__fit_intercept": False, "ridge__solver": "svd"},
     )
     job = write_spec(tmp_path, spec)

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 import xarray as xr
-from helpers import INPUTS, synthetic, synthetic_spec, write_spec
+from helpers import INPUTS, real_data_spec, synthetic, synthetic_spec, write_spec
 from helpers_cli import hpctune
 from sklearn.metrics import r2_score
 
@@ -21,13 +21,7 @@ def test_r2_of_predictions_on_the_test_period_equals_results_test_r2(
 ):
     """The demo's data and layout (a quick Ridge instead of the SVR): predicting the same
     file gives, on the test period of each cell, exactly the r2 that the run recorded."""
-    spec = synthetic_spec(
-        real_data,
-        data__inputs=INPUTS,
-        data__target="sig",
-        data__test={"from": "2016-01-01"},
-        data__chunk=500,
-    )
+    spec = real_data_spec(real_data)
     job = write_spec(tmp_path, spec)
     results = api.run(job, client=dask_client).results
     summary = api.predict(job, data=real_data, out=tmp_path / "pred.nc", client=dask_client)
