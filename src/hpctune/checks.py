@@ -70,7 +70,7 @@ class Checked:
         job = self.job
         train_times, n_test_steps = self.train_times()
         parts = self.partitioning
-        outside = sum(map(parts.outside, range(parts.size)))
+        outside = int(parts.outside_mask.sum())
         return {
             "name": job.name,
             "output": job.output,

@@ -7,6 +7,7 @@ that variable along space, with the rows of all its cells (MOTrainer's identifie
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -51,11 +52,18 @@ class Partitioning:
         return self.members[index]
 
     def outside(self, index: int) -> bool:
-        """Whether ``data.where`` leaves partition ``index`` out: its cell is outside, or every
-        cell of its group is."""
+        """Whether ``data.where`` leaves partition ``index`` out (:attr:`outside_mask`)."""
+        return bool(self.outside_mask[index])
+
+    @functools.cached_property
+    def outside_mask(self) -> np.ndarray:
+        """Per partition, whether ``data.where`` leaves it out: its cell is outside, or every
+        cell of its group is. Computed once, for the driver's loops over every partition."""
         if self.members is not None:
-            return self.members[index].size == 0
-        return self.inside is not None and not bool(self.inside[index])
+            return np.array([m.size == 0 for m in self.members], dtype=bool)
+        if self.inside is None:
+            return np.zeros(self.n_cells, dtype=bool)
+        return ~np.asarray(self.inside, dtype=bool)
 
     def n_cells_of(self, index: int) -> int:
         """How many cells partition ``index`` holds."""

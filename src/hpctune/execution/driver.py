@@ -259,7 +259,7 @@ def partitions_left(
     they are recorded, not computed."""
     mine = slice_indices(size, part)
     if plan is not None:
-        mine = np.array([i for i in mine if not plan.outside(int(i))], dtype=np.int64)
+        mine = mine[~plan.outside_mask[mine]]
     if restart:
         return int(mine.size)
     finished = Store(job.output_dir).finished()

@@ -16,7 +16,7 @@ from ..progress import Counts
 def skip_outside(store: Store, plan: Partitioning, todo: np.ndarray, counts: Counts) -> np.ndarray:
     """Record the partitions of ``todo`` outside ``data.where`` as skipped (counted in
     ``counts``); the partitions left to compute."""
-    outside = np.array([plan.outside(int(i)) for i in todo], dtype=bool)
+    outside = plan.outside_mask[todo]
     if not outside.any():
         return todo
     journal = Journal(store.parts)

@@ -113,7 +113,7 @@ def plan(
         raise UsageError(f"--sample must be at least 1; got {sample}")
     started = time.monotonic()
     prepared = check_job(job)
-    inside = [i for i in range(prepared.plan.size) if not prepared.plan.outside(i)]
+    inside = np.flatnonzero(~prepared.plan.outside_mask)
     size = len(inside)  # partitions outside data.where are recorded, not computed
     rng = np.random.default_rng(job.search.seed)
     chosen = sorted(int(i) for i in rng.choice(inside, size=min(sample, size), replace=False))
