@@ -112,13 +112,13 @@ def _command(argv: list[str] | None) -> int:
     except KeyboardInterrupt as exc:
         return _stopped(getattr(exc, "signum", signal.SIGINT))
     except HpctuneError as exc:
-        if startup.stop_signal() is not None:  # the error is the stop's doing
-            return _stopped(startup.stop_signal())
+        if (stopped := startup.stop_signal()) is not None:  # the error is the stop's doing
+            return _stopped(stopped)
         click.echo(f"hpctune: error: {exc}", err=True)
         return exc.exit_code
     except Exception as exc:  # a bug: say so in one line, the traceback on request
-        if startup.stop_signal() is not None:  # the stop, turned into another exception
-            return _stopped(startup.stop_signal())
+        if (stopped := startup.stop_signal()) is not None:  # the stop, in another exception
+            return _stopped(stopped)
         if os.environ.get("HPCTUNE_DEBUG"):
             raise
         click.echo(
