@@ -16,6 +16,7 @@ def snapshot(folder):
 def folder(tmp_path):
     ds = synthetic()
     ds["label"] = ("space", np.array(["a", "b", "c", "d", "e", "f"]))
+    ds["trend"] = ("time", np.zeros(ds.sizes["time"]))
     ds.to_netcdf(tmp_path / "cells.nc")
     return tmp_path
 
@@ -56,7 +57,12 @@ CASES = {
     "unparsable date": ({"data__test": {"from": "2016-13-45"}}, "data.test.from: must be a date"),
     "non-numeric variable": (
         {"data__inputs": ["x1", "label"]},
-        "data.inputs: variable 'label' has dims (space); expected (space, time)",
+        "data.inputs: variable 'label' has dtype <U1; it must be numeric",
+    ),
+    "variable along time alone": (
+        {"data__inputs": ["x1", "trend"]},
+        "data.inputs: variable 'trend' has dims (time); expected (space, time), "
+        "or (space) for a static input",
     ),
     "worker threads with a timeout": (
         {"cluster__processes": False, "search__timeout": 60},

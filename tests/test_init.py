@@ -78,13 +78,14 @@ def test_init_on_a_lat_lon_grid_stacks_lat_and_lon(tmp_path, capsys, dask_client
     shown = hpctune(capsys, "init", data, "--target", "y", "-o", tmp_path / "job.yaml", "--json")
     assert shown.code == 0, shown.err
     written = json.loads(shown.out)
-    assert written["space"] == {"lat": 3, "lon": 4} and written["inputs"] == ["x1", "x2", "x3"]
+    assert written["space"] == {"lat": 3, "lon": 4}
+    assert written["inputs"] == ["x1", "x2", "x3", "elevation"]  # elevation: static
     text = (tmp_path / "job.yaml").read_text()
     spec = yaml.safe_load(text)
     assert spec["data"]["space"] == ["lat", "lon"]
     assert spec["data"]["test"] == {"from": "2010-02-18"}  # step 96 of 120: the last 20%
     assert spec["cluster"] == {"mode": "local"}
-    assert "elevation (dims (lat, lon))" in text  # said why it is not an input
+    assert "static (no time dim, broadcast): elevation" in text
     assert "here: region" in text  # a partition.by candidate
     report = validated(capsys, tmp_path / "job.yaml")
     assert report["data"]["space"] == {"lat": 3, "lon": 4}
@@ -120,7 +121,7 @@ def test_without_a_target_the_comment_lists_the_candidates_and_one_edit_makes_it
     refused = hpctune(capsys, "validate", job)
     assert refused.code == 2 and refused.err.startswith("hpctune: error: data.target:")
     # the user's edit: the target chosen, and deleted from the inputs
-    text = text.replace("target: null", "target: y").replace("[x1, x2, x3, y]", "[x1, x2, x3]")
+    text = text.replace("target: null", "target: y").replace(", y, elevation]", ", elevation]")
     job.write_text(text)
     assert validated(capsys, job)["partitions"]["count"] == 12
 

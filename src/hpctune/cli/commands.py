@@ -8,6 +8,7 @@ import sys
 import click
 
 from .. import api, startup
+from ..data.static import static_note
 from ..output.status import StatusCounts
 from ..progress import Progress
 from .options import EPILOG_EXIT_CODES, Command, echo, emit_json, job_options, json_option
@@ -34,6 +35,8 @@ def validate(job: str, overrides: tuple[str, ...], as_json: bool) -> None:
         f"  data:       {data['files']} file(s), {space}, {data['time']['steps']} time steps "
         f"({data['time']['first']} .. {data['time']['last']})"
     )
+    if data["static"]:
+        echo(f"  static:     {static_note(data['static'], parts['by'])}")
     outside = f", {parts['outside_where']} outside data.where" if parts["outside_where"] else ""
     echo(
         f"  partitions: {parts['count']} (by {parts['by']}){outside}, "

@@ -14,6 +14,7 @@ from ..errors import DataError
 from ..spec import DataSpec, Job
 from .periods import check_periods
 from .source import open_dataset, resolve_paths
+from .static import is_static
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,8 @@ class DatasetInfo:
     chunk: int
     chunk_bytes: int = 0
     """The largest HDF5 chunk of the variables read (0: not chunked, or unknown)."""
+    static: tuple[str, ...] = ()
+    """The inputs on the space dims alone, broadcast over time (:mod:`hpctune.data.static`)."""
 
     @property
     def n_cells(self) -> int:
@@ -55,18 +58,21 @@ class DatasetInfo:
             "cells": self.n_cells,
             "time": {"name": self.time_dim, "steps": self.n_time, "first": first, "last": last},
             "variables": dict(self.variables),
+            "static": list(self.static),
             "chunk": self.chunk,
         }
 
 
 @dataclass(frozen=True)
 class VariableCheck:
-    """What :func:`check_variables` found: the dims of the first variable (in the file's
-    order), each variable's dtype, and the largest HDF5 chunk in bytes (0: none known)."""
+    """What :func:`check_variables` found: the dims of the first variable along time (in the
+    file's order), each variable's dtype, the largest HDF5 chunk in bytes (0: none known) and
+    the static inputs (on the space dims alone)."""
 
     dims: tuple[str, ...]
     dtypes: dict[str, str]
     chunk_bytes: int
+    static: tuple[str, ...] = ()
 
 
 def check_variables(
@@ -78,6 +84,7 @@ def check_variables(
 ) -> VariableCheck:
     """Check that ``ds`` has the spec's space and time dims and each variable of ``names``
     (``(spec key, variable)`` pairs) along exactly those dims, with a number or bool dtype.
+    An input (key ``data.inputs``) may also lie on the space dims alone: a static input.
 
     The one variable check: training data (inputs and target) and new data to predict on
     (inputs only, ``where="the new data"``) pass or fail it alike.
@@ -95,6 +102,7 @@ def check_variables(
     expected = {*data.space, data.time}
     dims: tuple[str, ...] | None = None
     variables: dict[str, str] = {}
+    static: list[str] = []
     largest = 0
     for key, name in names:
         if name not in ds.data_vars:
@@ -102,11 +110,15 @@ def check_variables(
                 key, f"no variable {name!r} in {where}; variables: {listing(ds.data_vars)}"
             )
         var = ds[name]
-        if set(var.dims) != expected:
+        fixed = key == "data.inputs" and is_static(var.dims, data.space)
+        if set(var.dims) != expected and not fixed:
+            alone = (
+                f", or ({', '.join(data.space)}) for a static input" if key == "data.inputs" else ""
+            )
             raise DataError(
                 key,
                 f"variable {name!r}{of} has dims ({', '.join(map(str, var.dims))}); "
-                f"expected ({', '.join(sorted(expected))})",
+                f"expected ({', '.join(sorted(expected))}){alone}",
             )
         dtype = var.dtype
         if not (np.issubdtype(dtype, np.number) or np.issubdtype(dtype, np.bool_)) or np.issubdtype(
@@ -114,11 +126,19 @@ def check_variables(
         ):
             raise DataError(key, f"variable {name!r}{of} has dtype {dtype}; it must be numeric")
         variables[name] = str(dtype)
-        dims = dims or tuple(str(d) for d in var.dims)
+        if fixed:
+            static.append(name)
+        else:
+            dims = dims or tuple(str(d) for d in var.dims)
         sizes = var.encoding.get("chunksizes")
         if sizes:
             largest = max(largest, int(np.prod(sizes)) * var.dtype.itemsize)
-    return VariableCheck(dims=dims or (), dtypes=variables, chunk_bytes=largest)
+    return VariableCheck(
+        dims=dims or (*data.space, data.time),
+        dtypes=variables,
+        chunk_bytes=largest,
+        static=tuple(static),
+    )
 
 
 def check_data(job: Job, ds: Any | None = None) -> DatasetInfo:
@@ -168,6 +188,7 @@ def check_data(job: Job, ds: Any | None = None) -> DatasetInfo:
         variables=variables,
         chunk=data.chunk,
         chunk_bytes=largest,
+        static=checked.static,
     )
 
 

@@ -11,6 +11,7 @@ import numpy as np
 from ..spec import DataSpec
 from .inspect import DatasetInfo
 from .source import open_cached
+from .static import input_rows
 
 
 @dataclass
@@ -100,5 +101,7 @@ class CellReader:
             values = values.reshape(-1, values.shape[-1])[rows]
             return values[:, order] if order is not None else values
 
-        x = np.stack([series(name) for name in self.data.inputs], axis=-1)
+        # Static inputs (no time dim) repeat each cell's value at every step.
+        time_dim, n_time = self.info.time_dim, self.info.n_time
+        x = input_rows(subset, self.data.inputs, space, time_dim, n_time, rows, order)
         return CellBlock(cells=cells, x=x, y=series(self.data.target))

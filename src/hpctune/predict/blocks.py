@@ -21,6 +21,7 @@ from ..data.partitions import (
     training_partitioning,
 )
 from ..data.source import open_cached, open_dataset, resolve_paths
+from ..data.static import input_rows
 from ..errors import DataError, UsageError
 from ..output.folder import Store
 from ..spec import DataSpec, Job
@@ -231,10 +232,7 @@ def predict_block(ctx: PredictContext, start: int, stop: int) -> np.ndarray:
     subset = ds[list(ctx.data.inputs)].isel({ctx.space_dims[0]: slice(start, stop)})
     with dask.config.set(scheduler="sync"):
         subset = subset.compute()
-    order = (*ctx.space_dims, ctx.time_dim)
-    x = np.stack(
-        [subset[name].transpose(*order).values for name in ctx.data.inputs], axis=-1
-    ).reshape(-1, ctx.n_time, len(ctx.data.inputs))
+    x = input_rows(subset, ctx.data.inputs, ctx.space_dims, ctx.time_dim, ctx.n_time)
     cells = np.arange(start * ctx.inner, stop * ctx.inner, dtype=np.int64)
     partitions = cells if ctx.cell_partition is None else ctx.cell_partition[cells]
     out = np.full((cells.size, ctx.n_time), np.nan, dtype=np.float64)

@@ -2,9 +2,10 @@
 
 The data is opened as a run opens it (:func:`hpctune.data.source.open_dataset`, lazily), and
 only its dims, dtypes and time coordinate are read. The spec names the space and time dims
-found, the numeric variables along them as inputs, a target (given, or left to choose from the
-candidates listed in a comment), a test period of the last fifth of the time steps, the search
-of ``jobs/example.yaml`` and a local cluster; every key carries a comment saying what it does.
+found, the numeric variables along them (and floats on space alone: static) as inputs, a
+target (given, or left to choose from the candidates listed in a comment), a test period of
+the last fifth of the time steps, the search of ``jobs/example.yaml`` and a local cluster;
+every key carries a comment saying what it does.
 """
 
 from __future__ import annotations
@@ -80,6 +81,8 @@ class Found:
     """Numeric variables along exactly the space and time dims: inputs or the target."""
     groups: tuple[str, ...]
     """Integer or boolean variables along the space dims only: ``partition.by`` candidates."""
+    static: tuple[str, ...] = ()
+    """Float variables on the space dims only: static inputs, broadcast over time."""
     others: dict[str, str] = field(default_factory=dict)
     """Variables that are not candidates -> why not."""
     test_from: str | None = None
@@ -111,6 +114,7 @@ class Starter:
             "space": dict(zip(self.found.space, self.found.space_shape, strict=True)),
             "time": {"name": self.found.time, "steps": self.found.steps},
             "inputs": list(data["inputs"]),
+            "static": [v for v in data["inputs"] if v in self.found.static],
             "target": self.target,
             "candidates": list(self.found.candidates),
             "test_from": self.found.test_from,
@@ -148,7 +152,7 @@ def inspect_data(patterns: Sequence[str]) -> Found:
     with ds:
         time = _time_dim(ds)
         space = _space_dims(ds, time)
-        candidates, groups, others = [], [], {}
+        candidates, groups, static, others = [], [], [], {}
         for name, var in ds.data_vars.items():
             dims = tuple(map(str, var.dims))
             if set(dims) == {*space, time} and is_numeric(var.dtype):
@@ -157,6 +161,8 @@ def inspect_data(patterns: Sequence[str]) -> Found:
                 np.issubdtype(var.dtype, np.integer) or np.issubdtype(var.dtype, np.bool_)
             ):
                 groups.append(str(name))
+            elif set(dims) == set(space) and np.issubdtype(var.dtype, np.floating):
+                static.append(str(name))
             elif set(dims) == {*space, time}:
                 others[str(name)] = f"dtype {var.dtype}"
             else:
@@ -172,6 +178,7 @@ def inspect_data(patterns: Sequence[str]) -> Found:
             steps=steps,
             candidates=tuple(candidates),
             groups=tuple(groups),
+            static=tuple(static),
             others=others,
             test_from=test_from,
             test_steps=test_steps,
@@ -239,7 +246,7 @@ def starter_spec(
         "paths": shown[0] if len(shown) == 1 else shown,
         "space": found.space[0] if len(found.space) == 1 else list(found.space),
         "time": found.time,
-        "inputs": list(found.candidates),
+        "inputs": [*found.candidates, *found.static],
         "target": None,
         "chunk": 500,
     }
@@ -284,8 +291,9 @@ def check_spec(spec: dict[str, Any], found: Found) -> None:
                 f"{len(found.candidates)} numeric variable(s) along "
                 f"({', '.join([*found.space, found.time])}): a spec needs inputs and a target",
             )
-        data["target"] = inputs[-1] if len(inputs) > 1 else "_"
-        data["inputs"] = inputs[:-1] if len(inputs) > 1 else inputs
+        standin = [v for v in inputs if v not in found.static]
+        data["target"] = standin[-1] if len(inputs) > 1 and standin else "_"
+        data["inputs"] = [v for v in inputs if v != data["target"]] or inputs
     from_mapping(probe)
 
 
@@ -304,6 +312,8 @@ def render(spec: dict[str, Any], found: Found) -> str:
         notes["data.target"] = f"the variable to predict; candidates: {candidates}"
     if found.groups:
         notes["partition.by"] += f"; here: {', '.join(found.groups)}"
+    if found.static:
+        notes["data.inputs"] += f"; static (no time dim, broadcast): {', '.join(found.static)}"
     header = [
         f"# A starter spec written by hpctune init from {', '.join(_names(found.paths))}:",
         f"# {found.cells} cells ({' x '.join(found.space)}), {found.steps} steps of "
