@@ -235,14 +235,21 @@ def predict(
     out: str | Path,
     client: Any = None,
     trusted: Iterable[str] = (),
+    where: str | dict[str, Any] | None = None,
 ) -> Any:
     """Apply each partition's best model to ``data`` (default: the job's own data) and write
     the variable ``prediction`` to ``out`` (NetCDF); returns a PredictSummary. ``trusted``:
-    types the model files may ask for beyond those of the job's estimators."""
+    types the model files may ask for beyond those of the job's estimators. ``where``: only
+    the cells of a mask variable of ``data`` or of a box (``{"lat": [40, 50]}``), others NaN."""
     from .predict import predict as predicting
 
     return predicting(
-        _job(job, overrides), _paths(data), out, client=client, trusted=tuple(trusted)
+        _job(job, overrides),
+        _paths(data),
+        out,
+        client=client,
+        trusted=tuple(trusted),
+        where=where,
     )
 
 
@@ -252,11 +259,13 @@ def prediction(
     *,
     data: str | Path | Iterable[str | Path] | None = None,
     trusted: Iterable[str] = (),
+    where: str | dict[str, Any] | None = None,
 ) -> Any:
-    """The predictions as a lazy, dask-backed ``xarray.DataArray`` (nothing computed yet)."""
+    """The predictions as a lazy, dask-backed ``xarray.DataArray`` (nothing computed yet);
+    ``where`` as :func:`predict`'s."""
     from .predict import prediction as lazy
 
-    return lazy(_job(job, overrides), _paths(data), tuple(trusted))
+    return lazy(_job(job, overrides), _paths(data), tuple(trusted), where)
 
 
 def plan(

@@ -172,6 +172,12 @@ def report(job: str, overrides: tuple[str, ...], folder: str | None, as_json: bo
     help="A type (module.Class) the model files may ask for beyond the job's estimators and "
     "their libraries' reviewed types (repeatable); read what it does when rebuilt first.",
 )
+@click.option(
+    "--where",
+    metavar="MASK|BOX",
+    help="Predict only these cells, the others NaN: a 0/1 or boolean variable of the data on "
+    "the space dims, or a box over coordinates, '{lat: [40, 50], lon: [0, 10]}' (as data.where).",
+)
 @json_option
 def predict(
     job: str,
@@ -179,6 +185,7 @@ def predict(
     data: tuple[str, ...],
     out: str,
     trusted: tuple[str, ...],
+    where: str | None,
     as_json: bool,
 ) -> None:
     """Apply the best models to new data; write the predictions.
@@ -186,14 +193,17 @@ def predict(
     Each partition's best model predicts its cells. The new data needs the spec's inputs
     with the same space dims (the same cells; the time axis may differ). Blocks of cells are
     predicted in parallel on the job's cluster and written as they finish. 'prediction' has
-    the input's dims and coordinates; it is NaN where an input is missing and on cells whose
-    partition is not ok.
+    the input's dims and coordinates; it is NaN where an input is missing, on cells whose
+    partition is not ok and on cells outside --where.
 
     \b
     Example:
       hpctune predict jobs/example.yaml --data data/ascat_isba_5cells.nc -o predictions.nc
+      hpctune predict jobs/example.yaml -o north.nc --where '{latitude: [50, 60]}'
     """
-    summary = api.predict(job, overrides, data=list(data) or None, out=out, trusted=trusted)
+    summary = api.predict(
+        job, overrides, data=list(data) or None, out=out, trusted=trusted, where=where
+    )
     if as_json:
         emit_json(summary.to_dict())
     else:

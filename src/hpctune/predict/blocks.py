@@ -22,6 +22,7 @@ from ..data.partitions import (
 )
 from ..data.source import open_cached, open_dataset, resolve_paths
 from ..data.static import input_rows
+from ..data.where import cell_partitions_inside, cells_where, parse_where
 from ..errors import DataError, UsageError
 from ..output.folder import Store
 from ..spec import DataSpec, Job
@@ -58,6 +59,8 @@ class PredictContext:
     cell_partition: np.ndarray | None = field(default=None, repr=False)
     """Partition of each (flattened) cell, -1 for none; None when partition i is cell i."""
     rows_per_block: int = 1
+    selected: int | None = None
+    """The cells ``--where`` selects (None: no ``--where``, every cell)."""
 
     @property
     def n_cells(self) -> int:
@@ -79,6 +82,14 @@ class PredictContext:
     def block_shape(self, start: int, stop: int) -> tuple[int, ...]:
         """Shape of a block as :func:`predict_block` returns it: (*space, time)."""
         return (stop - start, *self.space_shape[1:], self.n_time)
+
+    def predicts(self, start: int, stop: int) -> bool:
+        """Whether a cell of rows ``start:stop`` has a model to apply (an ``ok`` partition,
+        inside ``--where``): the other blocks are all NaN, and are not read."""
+        cells = np.arange(start * self.inner, stop * self.inner, dtype=np.int64)
+        partitions = cells if self.cell_partition is None else self.cell_partition[cells]
+        partitions = partitions[partitions >= 0]
+        return any(self.model_files[p] for p in np.unique(partitions))
 
 
 def _partition_models(job: Job, store: Store) -> tuple[int, tuple[str, ...]]:
@@ -127,17 +138,22 @@ def _cell_partitions(job: Job, ds_new: Any, n_cells: int, size: int) -> np.ndarr
 
 
 def prepare_prediction(
-    job: Job, paths: Sequence[str] | None = None, trusted: Sequence[str] = ()
+    job: Job,
+    paths: Sequence[str] | None = None,
+    trusted: Sequence[str] = (),
+    where: Any = None,
 ) -> tuple[PredictContext, dict[str, Any], dict[str, Any]]:
     """Check the new data against the job and its results, reading metadata only (and the
     description of the first model file: types it asks for and ``trusted`` lacks are refused
-    before anything runs).
+    before anything runs). ``where`` (``--where``: a mask variable of the new data or a box
+    over its coordinates, as ``data.where``) leaves the other cells unpredicted.
 
     Returns the task context, the output's coordinates (name -> DataArray) and the
     prediction's attributes.
     """
     from ..search.model_file import check_model_file, trusted_types
 
+    selection = None if where is None else parse_where(where)
     new_paths = list(paths) if paths else list(job.data.paths)
     data = job.data.model_copy(update={"paths": [os.path.abspath(p) for p in new_paths]})
     resolved = resolve_paths(data)
@@ -155,6 +171,11 @@ def prepare_prediction(
         shape = tuple(int(ds.sizes[d]) for d in space)
         n_cells = int(np.prod(shape))
         mapping = _cell_partitions(job, ds, n_cells, size)
+        selected = None
+        if selection is not None:
+            inside = cells_where(selection, ds, space, key="--where")
+            mapping = cell_partitions_inside(mapping, inside)
+            selected = int(inside.sum())
         wanted = set(dims)
         coords = {
             str(name): var.load()
@@ -183,6 +204,7 @@ def prepare_prediction(
         trusted=trusted,
         cell_partition=mapping,
         rows_per_block=max(1, job.data.chunk // max(inner, 1)),
+        selected=selected,
     )
     attrs = {
         "long_name": f"{target_attrs.get('long_name', job.data.target)} predicted by each "

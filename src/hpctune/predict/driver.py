@@ -41,6 +41,8 @@ class PredictSummary:
     blocks: int
     seconds: float = 0.0
     cluster: str = ""
+    where: tuple[int, int] | None = None
+    """With ``--where``: the cells it selects, of all the cells."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -54,27 +56,33 @@ class PredictSummary:
             "blocks": self.blocks,
             "seconds": round(self.seconds, 3),
             "cluster": self.cluster,
+            "where": None if self.where is None else {"cells": self.where[0], "of": self.where[1]},
         }
 
     def line(self) -> str:
         shape = " x ".join(f"{k}={v}" for k, v in self.dims.items())
         return (
-            f"{self.name}: {VARIABLE}({shape}) from {self.partitions} models, "
+            f"{self.name}: {VARIABLE}({shape}) from {self.partitions} models{self._where()}, "
             f"{self.predicted} values ({self.missing} NaN) in {self.seconds:.1f} s -> {self.output}"
         )
 
+    def _where(self) -> str:
+        return "" if self.where is None else f" on {self.where[0]} of {self.where[1]} cells"
 
-def prediction(job: Job, paths: Sequence[str] | None = None, trusted: Sequence[str] = ()) -> Any:
+
+def prediction(
+    job: Job, paths: Sequence[str] | None = None, trusted: Sequence[str] = (), where: Any = None
+) -> Any:
     """The predictions as a lazy ``xarray.DataArray`` (one dask task per block of cells).
 
     Compute it on any Dask scheduler (``.compute()``, ``.to_netcdf()``); :func:`predict`
-    writes a file with bounded memory instead.
+    writes a file with bounded memory instead. ``where``: as ``hpctune predict --where``.
     """
     import dask
     import dask.array as da
     import xarray as xr
 
-    ctx, coords, attrs = prepare_prediction(job, paths, trusted)
+    ctx, coords, attrs = prepare_prediction(job, paths, trusted, where)
     shared = dask.delayed(ctx, pure=True)
     blocks = [
         da.from_delayed(
@@ -82,6 +90,8 @@ def prediction(job: Job, paths: Sequence[str] | None = None, trusted: Sequence[s
             shape=ctx.block_shape(start, stop),
             dtype=np.float64,
         )
+        if ctx.predicts(start, stop)
+        else da.full(ctx.block_shape(start, stop), np.nan, dtype=np.float64)
         for start, stop in ctx.blocks()
     ]
     array = da.concatenate(blocks, axis=0)
@@ -98,6 +108,7 @@ def predict(
     *,
     client: Any = None,
     trusted: Sequence[str] = (),
+    where: Any = None,
 ) -> PredictSummary:
     """Write ``out`` (NetCDF) with the variable ``prediction``; blocks run on the cluster and
     are written as they finish. ``paths`` default to the job's own data."""
@@ -105,7 +116,7 @@ def predict(
     out = Path(out).expanduser().resolve()
     if out.is_dir():
         raise UsageError(f"-o {out} is a folder; give a file name such as predictions.nc")
-    ctx, coords, attrs = prepare_prediction(job, paths, trusted)
+    ctx, coords, attrs = prepare_prediction(job, paths, trusted, where)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -119,7 +130,11 @@ def predict(
         execution = plan_execution(job, placement, None, need_client=True)
         with open_cluster(job, execution, client) as handle:
             ctx = spread(ctx, execution.slots)
-            blocks = ctx.blocks()
+            blocks = [block for block in ctx.blocks() if ctx.predicts(*block)]
+            # The other blocks have no model to apply: all NaN, never read (--where, skipped).
+            counts["missing"] = sum(
+                math.prod(ctx.block_shape(*b)) for b in ctx.blocks() if not ctx.predicts(*b)
+            )
             _write_template(tmp, ctx, coords, attrs)
             with _open_append(tmp) as nc:
                 variable = nc.variables[VARIABLE]
@@ -152,6 +167,7 @@ def predict(
         blocks=len(blocks),
         seconds=time.monotonic() - started,
         cluster=description,
+        where=None if ctx.selected is None else (ctx.selected, ctx.n_cells),
     )
 
 
