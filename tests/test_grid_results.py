@@ -9,10 +9,11 @@ from helpers import synthetic, synthetic_spec, write_spec
 from helpers_cli import hpctune
 
 import hpctune as api
-from hpctune.execution.prepare import prepare
+from hpctune.execution.prepare import prepare, results_options
 from hpctune.output.dataset import results_dataset
 from hpctune.output.folder import Store
 from hpctune.output.grid import grid_dims, on_grid, rows
+from hpctune.output.surface import surface_dataset
 from hpctune.search.metrics import test_metric_names
 
 SEA = np.zeros(12, dtype=bool)
@@ -91,9 +92,42 @@ def test_a_stacked_grid_results_nc_is_laid_out_on_lat_lon(grid_job):
     assert api.results(grid_job).best_score.dims == ("lat", "lon")
 
 
+def test_cv_results_nc_is_laid_out_on_the_grid_as_results_nc(grid_job):
+    spec = api.load_spec(grid_job)
+    with xr.open_dataset(spec.output_dir / "cv_results.nc") as opened:
+        surface = opened.load()
+    with xr.open_dataset(spec.output_dir / "results.nc") as opened:
+        results = opened.load()
+    assert surface.mean_test_r2.dims == ("lat", "lon", "candidate")
+    assert dict(surface.sizes) == {"lat": 3, "lon": 4, "candidate": 3}
+    np.testing.assert_array_equal(surface.lat.values, results.lat.values)
+    np.testing.assert_array_equal(surface.lon.values, results.lon.values)
+    assert list(surface.param_ridge__alpha.values) == [0.1, 1.0, 10.0]
+    sea = SEA.reshape(3, 4)
+    assert np.isnan(surface.mean_test_r2.values[sea]).all()
+    # The best candidate's mean score is results.nc's best_score, cell by cell.
+    best = surface.mean_test_r2.max("candidate").values[~sea]
+    np.testing.assert_allclose(best, results.best_score.values[~sea], rtol=1e-6)
+    # Per cell, the scores of the one-row-per-cell layout.
+    prepared = prepare(spec)
+    flat = surface_dataset(
+        spec,
+        prepared.plan,
+        prepared.coords,
+        Store(spec.output_dir).records(),
+        results_options(prepared)["candidates"],
+    )
+    assert flat.mean_test_r2.dims == ("space", "candidate")
+    back = rows(surface)
+    for name in ("mean_test_r2", "std_test_r2", "mean_fit_time", "lat", "lon"):
+        np.testing.assert_array_equal(back[name].values, flat[name].values)
+    assert surface.mean_test_r2.isel(candidate=0).dims == ("lat", "lon")  # one map per candidate
+
+
 def test_report_status_and_predict_read_a_gridded_results_nc(grid_job, tmp_path, capsys):
     report = api.report(grid_job)
     assert (report.folder / "map_best_score.png").exists()
+    assert (report.folder / "score_surface.png").exists()  # from the gridded cv_results.nc
     assert "over the latitude/longitude grid" in report.index.read_text()
 
     shown = hpctune(capsys, "status", grid_job)

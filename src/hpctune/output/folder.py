@@ -206,7 +206,8 @@ class Store:
         latest = self.latest() if records is None else None
         if candidates is not None:
             rows = records if latest is None else latest.records()
-            write_surface(surface_dataset(job, plan, coords, rows, candidates), self.root)
+            surface = surface_dataset(job, plan, coords, rows, candidates, space_sizes)
+            write_surface(surface, self.root)
         rows = records if latest is None else latest.records()
         ds = results_dataset(job, plan, coords, rows, test_metrics, space_sizes)
         tmp = self.root / f".{RESULTS}.{os.getpid()}.tmp"

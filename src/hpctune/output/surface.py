@@ -2,8 +2,9 @@
 
 A file beside results.nc rather than a ``candidate`` dimension inside it: results.nc stays one
 small row per partition with the contract its readers know, and the surface, candidates times
-larger, is read only by those who want it. Dims are results.nc's row dim (``space`` or
-``partition``) and ``candidate``; ``param_<name>`` coordinates give each candidate's values.
+larger, is read only by those who want it. Dims are results.nc's (``space``, ``partition``,
+or a stacked grid's dims such as ``lat, lon``: :mod:`hpctune.output.grid`) and ``candidate``;
+``param_<name>`` coordinates give each candidate's values.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import numpy as np
 from ..spec import Job
 from .dataset import param_kinds
 from .files import io_error
+from .grid import on_grid
 
 CV_RESULTS = "cv_results.nc"
 
@@ -36,9 +38,11 @@ def surface_dataset(
     coords: dict[str, tuple[np.ndarray, dict]],
     records: Mapping[int, dict] | Iterable[tuple[int, dict]],
     candidates: list[dict[str, Any]],
+    space_sizes: dict[str, int] | None = None,
 ) -> Any:
     """float32 arrays (row, candidate); NaN for a partition not ``ok`` or without scores.
-    ``records`` as :func:`hpctune.output.dataset.results_dataset` takes them."""
+    ``records`` and ``space_sizes`` as :func:`hpctune.output.dataset.results_dataset` takes
+    them: a stacked grid's cells are laid out on its dims, as in results.nc."""
     import xarray as xr
 
     dim = "partition" if plan.grouped else "space"
@@ -83,10 +87,12 @@ def surface_dataset(
             "hpctune_fingerprint": job.fingerprint(),
             "refit_metric": job.search.refit_metric,
             "scoring": " ".join(job.search.scoring),
+            "partition_by": job.partition.by,
+            "space_dims": " ".join(job.data.space),
             "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         }
     )
-    return ds
+    return ds if plan.grouped else on_grid(ds, space_sizes)
 
 
 def write_surface(ds: Any, root: Path) -> None:
