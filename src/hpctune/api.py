@@ -236,11 +236,13 @@ def predict(
     client: Any = None,
     trusted: Iterable[str] = (),
     where: str | dict[str, Any] | None = None,
+    proba: bool = False,
 ) -> Any:
     """Apply each partition's best model to ``data`` (default: the job's own data) and write
     the variable ``prediction`` to ``out`` (NetCDF); returns a PredictSummary. ``trusted``:
     types the model files may ask for beyond those of the job's estimators. ``where``: only
-    the cells of a mask variable of ``data`` or of a box (``{"lat": [40, 50]}``), others NaN."""
+    the cells of a mask variable of ``data`` or of a box (``{"lat": [40, 50]}``), others NaN.
+    ``proba``: a classifier's ``probability`` too, on a last dim ``class``."""
     from .predict import predict as predicting
 
     return predicting(
@@ -250,6 +252,7 @@ def predict(
         client=client,
         trusted=tuple(trusted),
         where=where,
+        proba=proba,
     )
 
 
@@ -260,12 +263,14 @@ def prediction(
     data: str | Path | Iterable[str | Path] | None = None,
     trusted: Iterable[str] = (),
     where: str | dict[str, Any] | None = None,
+    proba: bool = False,
 ) -> Any:
     """The predictions as a lazy, dask-backed ``xarray.DataArray`` (nothing computed yet);
-    ``where`` as :func:`predict`'s."""
+    ``where`` as :func:`predict`'s; ``proba``: a Dataset of ``prediction`` and a classifier's
+    ``probability``."""
     from .predict import prediction as lazy
 
-    return lazy(_job(job, overrides), _paths(data), tuple(trusted), where)
+    return lazy(_job(job, overrides), _paths(data), tuple(trusted), where, proba)
 
 
 def plan(

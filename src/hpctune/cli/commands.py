@@ -178,6 +178,11 @@ def report(job: str, overrides: tuple[str, ...], folder: str | None, as_json: bo
     help="Predict only these cells, the others NaN: a 0/1 or boolean variable of the data on "
     "the space dims, or a box over coordinates, '{lat: [40, 50], lon: [0, 10]}' (as data.where).",
 )
+@click.option(
+    "--proba",
+    is_flag=True,
+    help="Also write a classifier's class probabilities: 'probability' with a last dim 'class'.",
+)
 @json_option
 def predict(
     job: str,
@@ -186,6 +191,7 @@ def predict(
     out: str,
     trusted: tuple[str, ...],
     where: str | None,
+    proba: bool,
     as_json: bool,
 ) -> None:
     """Apply the best models to new data; write the predictions.
@@ -202,7 +208,13 @@ def predict(
       hpctune predict jobs/example.yaml -o north.nc --where '{latitude: [50, 60]}'
     """
     summary = api.predict(
-        job, overrides, data=list(data) or None, out=out, trusted=trusted, where=where
+        job,
+        overrides,
+        data=list(data) or None,
+        out=out,
+        trusted=trusted,
+        where=where,
+        proba=proba,
     )
     if as_json:
         emit_json(summary.to_dict())

@@ -9,8 +9,9 @@ every input is finite. Nothing but metadata is read on the driver.
 :func:`predict` streams the blocks into ``OUT.nc`` as they finish (the driver holds at most a
 few blocks at once); :func:`prediction` returns the same values as a lazy, dask-backed
 ``xarray.DataArray``. The variable ``prediction`` has the input's dims and coordinates.
-Cells whose partition is not ``ok`` (skipped, failed, pending) and rows with a missing input
-are NaN.
+Cells whose partition is not ``ok`` (skipped, failed, pending) or outside ``--where``, and
+rows with a missing input, are NaN; ``--proba`` adds a classifier's ``probability``
+(:mod:`.proba`).
 """
 
 from .blocks import MODEL_CACHE, VARIABLE, PredictContext, predict_block, prepare_prediction

@@ -61,6 +61,8 @@ class PredictContext:
     rows_per_block: int = 1
     selected: int | None = None
     """The cells ``--where`` selects (None: no ``--where``, every cell)."""
+    classes: tuple[float, ...] | None = None
+    """With ``--proba``: the class axis of ``probability`` (:mod:`.proba`)."""
 
     @property
     def n_cells(self) -> int:

@@ -21,6 +21,15 @@ from ..errors import OutputError, UsageError
 from ..schedulers import registry
 from ..spec import Job
 from .blocks import VARIABLE, PredictContext, predict_block, prepare_prediction
+from .proba import (
+    PROBABILITY,
+    add_probability,
+    check_proba,
+    proba_block,
+    proba_dataset,
+    split,
+    training_classes,
+)
 
 log = logging.getLogger("hpctune")
 
@@ -43,6 +52,8 @@ class PredictSummary:
     cluster: str = ""
     where: tuple[int, int] | None = None
     """With ``--where``: the cells it selects, of all the cells."""
+    classes: tuple[float, ...] | None = None
+    """With ``--proba``: the classes of ``probability``."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -57,44 +68,62 @@ class PredictSummary:
             "seconds": round(self.seconds, 3),
             "cluster": self.cluster,
             "where": None if self.where is None else {"cells": self.where[0], "of": self.where[1]},
+            "classes": None if self.classes is None else list(self.classes),
         }
 
     def line(self) -> str:
         shape = " x ".join(f"{k}={v}" for k, v in self.dims.items())
         return (
             f"{self.name}: {VARIABLE}({shape}) from {self.partitions} models{self._where()}, "
-            f"{self.predicted} values ({self.missing} NaN) in {self.seconds:.1f} s -> {self.output}"
+            f"{self.predicted} values ({self.missing} NaN){self._classes()} in "
+            f"{self.seconds:.1f} s -> {self.output}"
         )
+
+    def _classes(self) -> str:
+        return "" if self.classes is None else f", probability of {len(self.classes)} classes"
 
     def _where(self) -> str:
         return "" if self.where is None else f" on {self.where[0]} of {self.where[1]} cells"
 
 
 def prediction(
-    job: Job, paths: Sequence[str] | None = None, trusted: Sequence[str] = (), where: Any = None
+    job: Job,
+    paths: Sequence[str] | None = None,
+    trusted: Sequence[str] = (),
+    where: Any = None,
+    proba: bool = False,
 ) -> Any:
     """The predictions as a lazy ``xarray.DataArray`` (one dask task per block of cells).
 
     Compute it on any Dask scheduler (``.compute()``, ``.to_netcdf()``); :func:`predict`
-    writes a file with bounded memory instead. ``where``: as ``hpctune predict --where``.
+    writes a file with bounded memory instead. ``where``: as ``hpctune predict --where``;
+    ``proba``: an ``xarray.Dataset`` of ``prediction`` and ``probability`` (the class axis
+    is read from the training data's target at once, in this process).
     """
     import dask
     import dask.array as da
     import xarray as xr
 
     ctx, coords, attrs = prepare_prediction(job, paths, trusted, where)
+    if proba:
+        check_proba(job, ctx)
+        ctx = replace(ctx, classes=training_classes(job))
     shared = dask.delayed(ctx, pure=True)
+    task = proba_block if proba else predict_block
+    extra = () if ctx.classes is None else (1 + len(ctx.classes),)
     blocks = [
         da.from_delayed(
-            dask.delayed(predict_block, pure=True)(shared, start, stop),
-            shape=ctx.block_shape(start, stop),
+            dask.delayed(task, pure=True)(shared, start, stop),
+            shape=(*ctx.block_shape(start, stop), *extra),
             dtype=np.float64,
         )
         if ctx.predicts(start, stop)
-        else da.full(ctx.block_shape(start, stop), np.nan, dtype=np.float64)
+        else da.full((*ctx.block_shape(start, stop), *extra), np.nan, dtype=np.float64)
         for start, stop in ctx.blocks()
     ]
     array = da.concatenate(blocks, axis=0)
+    if ctx.classes is not None:
+        return proba_dataset(array, ctx, coords, attrs)
     natural = (*ctx.space_dims, ctx.time_dim)
     result = xr.DataArray(array, dims=natural, name=VARIABLE, attrs=attrs)
     result = result.transpose(*ctx.dims).assign_coords(coords)
@@ -109,14 +138,18 @@ def predict(
     client: Any = None,
     trusted: Sequence[str] = (),
     where: Any = None,
+    proba: bool = False,
 ) -> PredictSummary:
-    """Write ``out`` (NetCDF) with the variable ``prediction``; blocks run on the cluster and
-    are written as they finish. ``paths`` default to the job's own data."""
+    """Write ``out`` (NetCDF) with the variable ``prediction`` (and with ``proba``, a
+    classifier's ``probability``: :mod:`.proba`); blocks run on the cluster and are written as
+    they finish. ``paths`` default to the job's own data."""
     started = time.monotonic()
     out = Path(out).expanduser().resolve()
     if out.is_dir():
         raise UsageError(f"-o {out} is a folder; give a file name such as predictions.nc")
     ctx, coords, attrs = prepare_prediction(job, paths, trusted, where)
+    if proba:
+        check_proba(job, ctx)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -130,18 +163,24 @@ def predict(
         execution = plan_execution(job, placement, None, need_client=True)
         with open_cluster(job, execution, client) as handle:
             ctx = spread(ctx, execution.slots)
+            if proba:
+                ctx = replace(ctx, classes=training_classes(job, handle.client))
             blocks = [block for block in ctx.blocks() if ctx.predicts(*block)]
             # The other blocks have no model to apply: all NaN, never read (--where, skipped).
             counts["missing"] = sum(
                 math.prod(ctx.block_shape(*b)) for b in ctx.blocks() if not ctx.predicts(*b)
             )
             _write_template(tmp, ctx, coords, attrs)
+            if proba:
+                add_probability(tmp, ctx, attrs)
+            task = proba_block if proba else predict_block
             with _open_append(tmp) as nc:
                 variable = nc.variables[VARIABLE]
                 natural = (*ctx.space_dims, ctx.time_dim)
                 axes = [natural.index(d) for d in ctx.dims]
                 along = ctx.dims.index(ctx.space_dims[0])
-                for (start, stop), values in _run_blocks(handle, ctx, blocks, execution.slots):
+                for (start, stop), both in _run_blocks(handle, ctx, blocks, execution.slots, task):
+                    values, probs = split(both, ctx)
                     finite = int(np.isfinite(values).sum())
                     counts["predicted"] += finite
                     counts["missing"] += values.size - finite
@@ -149,6 +188,9 @@ def predict(
                     index = [slice(None)] * len(ctx.dims)
                     index[along] = slice(start, stop)
                     variable[tuple(index)] = values.transpose(axes)
+                    if probs is not None:
+                        probs = probs.transpose(*axes, len(axes))
+                        nc.variables[PROBABILITY][tuple(index)] = probs
             description = handle.description
         os.replace(tmp, out)
     except BaseException:
@@ -168,6 +210,7 @@ def predict(
         seconds=time.monotonic() - started,
         cluster=description,
         where=None if ctx.selected is None else (ctx.selected, ctx.n_cells),
+        classes=ctx.classes,
     )
 
 
@@ -180,7 +223,11 @@ def spread(ctx: PredictContext, slots: int) -> PredictContext:
 
 
 def _run_blocks(
-    handle: ClusterHandle, ctx: PredictContext, blocks: list[tuple[int, int]], slots: int
+    handle: ClusterHandle,
+    ctx: PredictContext,
+    blocks: list[tuple[int, int]],
+    slots: int,
+    task: Any = predict_block,
 ) -> Iterator[tuple[tuple[int, int], np.ndarray]]:
     """Blocks as they finish; at most two per worker slot in flight (bounded memory)."""
     from distributed import as_completed
@@ -193,7 +240,7 @@ def _run_blocks(
 
     def submit(block: tuple[int, int]) -> Any:
         future = client.submit(
-            predict_block,
+            task,
             shared,
             *block,
             pure=False,
