@@ -19,6 +19,7 @@ from .data.partitions import Partitioning, partitioning
 from .data.periods import period_masks
 from .data.source import open_dataset
 from .data.where import where_mask
+from .errors import DataError
 from .search.cv import n_folds
 from .search.estimator import (
     build_estimator,
@@ -29,6 +30,8 @@ from .search.estimator import (
 )
 from .search.fixed import check_fixed
 from .search.halving import check_resource
+from .search.labels import is_text
+from .search.metrics import is_classifier
 from .spec import Job
 
 
@@ -106,10 +109,13 @@ def check_layout(
     return info, parts, coords
 
 
-def check_search(job: Job) -> None:
+def check_search(job: Job, info: DatasetInfo | None = None) -> None:
     """Check the estimator, its searched and fixed parameters, every candidate's values and the
-    scorers, before any partition is fitted."""
+    scorers, before any partition is fitted; with the data's ``info``, that a target of text
+    labels goes to a classifier."""
     estimator = build_estimator(job.search)
+    if info is not None:
+        check_target_kind(job, info, estimator)
     check_params(job.search, estimator)
     check_fixed(job.search, estimator)
     check_candidates(job.search, estimator)
@@ -128,8 +134,20 @@ def check_partitions(job: Job) -> Checked:
 def check_job(job: Job) -> Checked:
     """Check the spec against the data and the estimator, reading metadata only."""
     checked = check_partitions(job)
-    check_search(job)
+    check_search(job, checked.info)
     return checked
+
+
+def check_target_kind(job: Job, info: DatasetInfo, estimator: Any) -> None:
+    """Refuse text labels for an estimator that is not a classifier (it needs numbers)."""
+    dtype = info.variables.get(job.data.target)
+    final = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
+    if dtype is not None and is_text(dtype) and not is_classifier(estimator):
+        raise DataError(
+            "data.target",
+            f"variable {job.data.target!r} holds text (dtype {dtype}): labels for a "
+            f"classifier, and {type(final).__name__} is not one (a regressor needs numbers)",
+        )
 
 
 def partition_count(job: Job) -> int:

@@ -121,9 +121,11 @@ def check_variables(
                 f"expected ({', '.join(sorted(expected))}){alone}",
             )
         dtype = var.dtype
-        if not (np.issubdtype(dtype, np.number) or np.issubdtype(dtype, np.bool_)) or np.issubdtype(
-            dtype, np.complexfloating
-        ):
+        labels = key == "data.target" and dtype.kind in "OUS"  # a classifier's text labels
+        if (
+            not (np.issubdtype(dtype, np.number) or np.issubdtype(dtype, np.bool_))
+            or np.issubdtype(dtype, np.complexfloating)
+        ) and not labels:
             raise DataError(key, f"variable {name!r}{of} has dtype {dtype}; it must be numeric")
         variables[name] = str(dtype)
         if fixed:

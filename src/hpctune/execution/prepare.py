@@ -21,7 +21,7 @@ prepare = check_job
 
 def check_search(prepared: Checked) -> Checked:
     """Check ``prepared``'s estimator, parameters, candidates and scorers; returns it."""
-    check_estimator(prepared.job)
+    check_estimator(prepared.job, prepared.info)
     return prepared
 
 

@@ -25,6 +25,7 @@ from ..data.static import input_rows
 from ..data.where import cell_partitions_inside, cells_where, parse_where
 from ..errors import DataError, UsageError
 from ..output.folder import Store
+from ..search.labels import empty_labels, is_text
 from ..spec import DataSpec, Job
 
 VARIABLE = "prediction"
@@ -63,6 +64,8 @@ class PredictContext:
     """The cells ``--where`` selects (None: no ``--where``, every cell)."""
     classes: tuple[float, ...] | None = None
     """With ``--proba``: the class axis of ``probability`` (:mod:`.proba`)."""
+    text: bool = False
+    """Whether the models predict text labels (written as text, "" for none)."""
 
     @property
     def n_cells(self) -> int:
@@ -207,6 +210,7 @@ def prepare_prediction(
         cell_partition=mapping,
         rows_per_block=max(1, job.data.chunk // max(inner, 1)),
         selected=selected,
+        text=is_text(_trained_dtypes(store).get(job.data.target, "f8")),
     )
     attrs = {
         "long_name": f"{target_attrs.get('long_name', job.data.target)} predicted by each "
@@ -218,6 +222,12 @@ def prepare_prediction(
         "hpctune_inputs": " ".join(job.data.inputs),
     }
     return ctx, coords, attrs
+
+
+def _trained_dtypes(store: Store) -> dict[str, str]:
+    """The dtype of each variable the training read, from the manifest (text labels?)."""
+    data = (store.manifest() or {}).get("data") or {}
+    return dict(data.get("variables") or {})
 
 
 # --------------------------------------------------------------------------- worker side
@@ -259,7 +269,7 @@ def predict_block(ctx: PredictContext, start: int, stop: int) -> np.ndarray:
     x = input_rows(subset, ctx.data.inputs, ctx.space_dims, ctx.time_dim, ctx.n_time)
     cells = np.arange(start * ctx.inner, stop * ctx.inner, dtype=np.int64)
     partitions = cells if ctx.cell_partition is None else ctx.cell_partition[cells]
-    out = np.full((cells.size, ctx.n_time), np.nan, dtype=np.float64)
+    out = empty_labels((cells.size, ctx.n_time), ctx.text)
     for partition in np.unique(partitions):
         if partition < 0 or not ctx.model_files[partition]:
             continue
@@ -269,7 +279,7 @@ def predict_block(ctx: PredictContext, start: int, stop: int) -> np.ndarray:
         if not valid.any():
             continue
         model = _model(ctx, int(partition))
-        predicted = np.full(values.shape[0], np.nan)
+        predicted = empty_labels((values.shape[0],), ctx.text)
         with sklearn.config_context(assume_finite=True):
             predicted[valid] = model.predict(values[valid].astype(np.float64, copy=False))
         out[rows] = predicted.reshape(rows.size, ctx.n_time)

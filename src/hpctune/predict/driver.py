@@ -19,6 +19,7 @@ import numpy as np
 from ..cluster import ClusterHandle, choose_mode, open_cluster, place, plan_execution
 from ..errors import OutputError, UsageError
 from ..schedulers import registry
+from ..search.labels import has_label
 from ..spec import Job
 from .blocks import VARIABLE, PredictContext, predict_block, prepare_prediction
 from .proba import (
@@ -111,14 +112,15 @@ def prediction(
     shared = dask.delayed(ctx, pure=True)
     task = proba_block if proba else predict_block
     extra = () if ctx.classes is None else (1 + len(ctx.classes),)
+    dtype, none = (object, "") if ctx.text else (np.float64, np.nan)
     blocks = [
         da.from_delayed(
             dask.delayed(task, pure=True)(shared, start, stop),
             shape=(*ctx.block_shape(start, stop), *extra),
-            dtype=np.float64,
+            dtype=dtype,
         )
         if ctx.predicts(start, stop)
-        else da.full((*ctx.block_shape(start, stop), *extra), np.nan, dtype=np.float64)
+        else da.full((*ctx.block_shape(start, stop), *extra), none, dtype=dtype)
         for start, stop in ctx.blocks()
     ]
     array = da.concatenate(blocks, axis=0)
@@ -181,7 +183,7 @@ def predict(
                 along = ctx.dims.index(ctx.space_dims[0])
                 for (start, stop), both in _run_blocks(handle, ctx, blocks, execution.slots, task):
                     values, probs = split(both, ctx)
-                    finite = int(np.isfinite(values).sum())
+                    finite = int(has_label(values).sum())
                     counts["predicted"] += finite
                     counts["missing"] += values.size - finite
                     # A block is (*space, time); the file's variable may order its dims otherwise.
@@ -285,14 +287,14 @@ def _write_template(
                     nc.createDimension(dim, sizes[dim])
             chunks = [sizes[d] for d in ctx.dims]
             chunks[ctx.dims.index(ctx.space_dims[0])] = min(ctx.rows_per_block, ctx.space_shape[0])
+            # Text labels: a string variable ("" for none; NetCDF-4 does not compress them).
+            packing = {} if ctx.text else {"zlib": True, "complevel": 1, "fill_value": np.nan}
             variable = nc.createVariable(
                 VARIABLE,
-                "f8",
+                str if ctx.text else "f8",
                 ctx.dims,
-                zlib=True,
-                complevel=1,
                 chunksizes=_limit_chunk(chunks),
-                fill_value=np.nan,
+                **packing,
             )
             variable.setncatts(attrs)
     except OSError as exc:

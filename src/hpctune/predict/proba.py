@@ -31,6 +31,11 @@ def check_proba(job: Job, ctx: PredictContext) -> None:
     has none)."""
     if getattr(job.data, "multi_target", False):
         raise UsageError("--proba: one target only (data.target is a list)")
+    if ctx.text:
+        raise UsageError(
+            "--proba: the target holds text labels; probabilities are written for number and "
+            "bool labels (prediction holds the text labels)"
+        )
     first = next((i for i, name in enumerate(ctx.model_files) if name), None)
     if first is None:
         return

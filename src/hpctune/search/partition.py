@@ -23,6 +23,7 @@ from .cv import make_cv, n_folds
 from .estimator import build_estimator, fast_checks, n_candidates, param_space
 from .fixed import apply_fixed
 from .halving import is_halving, iterations, make_halving_search
+from .labels import as_target, has_label, is_constant, shown
 from .metrics import is_classifier, scorer_scores
 from .surface import score_arrays
 
@@ -93,9 +94,10 @@ def select_rows(
     test_start: np.datetime64 | None,
     window: TrainWindow | None = None,
 ) -> PartitionRows:
-    """Drop rows with NaN or +-inf in an input or the target; split off the test period; keep
+    """Drop rows with NaN or +-inf in an input or the target (or no text label: "", None:
+    :mod:`.labels`); split off the test period; keep
     the training rows inside ``data.train``'s window (the test period is not narrowed)."""
-    valid = np.isfinite(y) & np.isfinite(x).all(axis=-1)
+    valid = has_label(y) & np.isfinite(x).all(axis=-1)
     train = valid if test_start is None else valid & (times < test_start)
     if window is not None:
         train = train & window.contains(times)
@@ -103,10 +105,10 @@ def select_rows(
     as_float = np.float64
     return PartitionRows(
         x_train=x[train].astype(as_float, copy=False),
-        y_train=y[train].astype(as_float, copy=False),
+        y_train=as_target(y[train]),
         t_train=times[train],
         x_test=x[test].astype(as_float, copy=False),
-        y_test=y[test].astype(as_float, copy=False),
+        y_test=as_target(y[test]),
     )
 
 
@@ -186,10 +188,10 @@ class PartitionSearch:
                 f"{self.search.min_samples}"
             )
             return result
-        if np.ptp(rows.y_train) == 0:
+        if is_constant(rows.y_train):
             result.status = "skipped"
             result.reason = (
-                f"the target is constant ({rows.y_train[0]:g}) over the {result.n_train} "
+                f"the target is constant ({shown(rows.y_train[0])}) over the {result.n_train} "
                 "training rows: nothing to learn"
             )
             return result
