@@ -14,7 +14,7 @@ import zlib
 import numpy as np
 import pytest
 import xarray as xr
-from helpers import REAL_DATA, real_data_spec, rewrite_schema, write_spec
+from helpers import REAL_DATA, real_data_spec, tamper_model, write_spec
 from helpers_cli import hpctune as cli
 from sklearn.metrics import r2_score
 
@@ -23,8 +23,8 @@ from hpctune.errors import ModelError, OutputError
 from hpctune.output import journal as journals
 from hpctune.output import packs
 from hpctune.output.folder import Store
-from hpctune.output.journal import Journal, read_journal
-from hpctune.search.model_file import load_model, load_model_file, model_location
+from hpctune.output.journal import read_journal
+from hpctune.search.model_file import load_model, load_model_file
 
 TEST_FROM = np.datetime64("2016-01-01")
 
@@ -144,31 +144,13 @@ def test_a_torn_pack_tail_and_its_missing_record_lose_no_finished_partition(
         assert abs(r2_score(y, predicted) - again.test_r2.values[cell]) < 1e-9
 
 
-def _tamper(job, index, change):
-    """Partition ``index``'s model, its schema changed by ``change``, appended to a new pack
-    with a new record (as a partition computed again), and results.nc merged again."""
-    store = Store(job.output_dir)
-    where = model_location(job, index)
-    original = job.output_dir / "original.skops"
-    original.write_bytes(store.read_model(where))
-    rewrite_schema(original, original, change)
-    record = next(
-        r for p in store.parts.glob("*.log") for r in read_journal(p)[0] if r["index"] == index
-    )
-    journal = Journal(store.parts)
-    journal.append({k: v for k, v in record.items() if k != "model"}, model=original.read_bytes())
-    journal.close()
-    original.unlink()
-    hpctune.merge(job)
-
-
 def _smuggle(schema):
     schema["__module__"] = "builtins"
     schema["__class__"] = "eval"
 
 
 def test_a_model_in_a_pack_asking_for_other_types_is_refused(copy):
-    _tamper(copy, 1, _smuggle)
+    tamper_model(copy, 1, _smuggle)
     with pytest.raises(ModelError, match=r"refusing to load models/.*\.pack .* builtins\.eval"):
         load_model(copy, 1)
     assert load_model(copy, 0) is not None
@@ -177,7 +159,7 @@ def test_a_model_in_a_pack_asking_for_other_types_is_refused(copy):
 @pytest.mark.full
 def test_predict_refuses_a_model_in_a_pack_asking_for_other_types(copy, capsys, tmp_path):
     """Exit 2, one line naming the type and ``--trust``, nothing written."""
-    _tamper(copy, 1, _smuggle)
+    tamper_model(copy, 1, _smuggle)
     out = tmp_path / "pred.nc"
     spec = copy.output_dir.parent.parent / "job.yaml"
     refused = cli(capsys, "predict", spec, "-o", out, "--set", "cluster.processes=false")

@@ -28,13 +28,15 @@ def find_model(
     """The location of partition ``index``'s model in the output folder ``root`` (None when
     it has none): from results.nc when it holds the partition ``ok`` (and, given
     ``fingerprint``, is of that spec), else from the journals."""
-    found = _from_results(root / "results.nc", index, fingerprint)
+    found = from_results(root / "results.nc", index, fingerprint)
     if found is not None:
         return found
     return _from_journals(root / "parts", index, partitions)
 
 
-def _from_results(path: Path, index: int, fingerprint: str | None) -> ModelLocation | None:
+def from_results(path: Path, index: int, fingerprint: str | None) -> ModelLocation | None:
+    """The location results.nc at ``path`` holds for partition ``index`` (rows or a grid);
+    None when it holds none, is of another spec, or cannot be read."""
     if not path.is_file():
         return None
     import xarray as xr
