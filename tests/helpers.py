@@ -24,6 +24,11 @@ REQUIRE_MOUNTS = "HPCTUNE_REQUIRE_ROOT"
 instead of skipping where it cannot have them."""
 
 
+RUN_SPECIFIC = ("fit_seconds", "node", "model_file", "model_offset", "model_size")
+"""results.nc variables that differ between two runs of one spec: timings, hosts, and where
+each model was written (which process's pack, at which offset)."""
+
+
 def _truthy(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import psutil
 import pytest
 import xarray as xr
-from helpers import synthetic, synthetic_spec, write_spec
+from helpers import RUN_SPECIFIC, synthetic, synthetic_spec, write_spec
 from helpers_cli import hpctune as hpctune_command
 from tests_support import FIT_SECONDS
 
@@ -163,7 +163,7 @@ def test_worker_threads_give_the_results_of_worker_processes(tmp_path):
     assert "worker processes" in runs["true"].cluster
     threads, processes = runs["auto"].results, runs["true"].results
     assert list(threads.status.values) == ["ok"] * 3
-    compared = [v for v in threads.data_vars if v not in ("fit_seconds", "node")]
+    compared = [v for v in threads.data_vars if v not in RUN_SPECIFIC]
     xr.testing.assert_equal(threads[compared], processes[compared])
     assert sorted(p.name for p in (tmp_path / "out-auto" / "models").iterdir()) == sorted(
         p.name for p in (tmp_path / "out-true" / "models").iterdir()

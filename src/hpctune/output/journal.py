@@ -59,6 +59,7 @@ class Journal:
                 raise OSError(errno.ENOSPC, "short write")
             now = time.monotonic()
             if now - self._last_sync >= self.sync_seconds:
+                self.pack.sync()  # the models before the records that point to them
                 os.fsync(self._fd)
                 self._last_sync = now
         except OSError as exc:

@@ -25,7 +25,6 @@ import socket
 import struct
 import sys
 import threading
-import time
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -93,14 +92,12 @@ class ModelPack:
     one after :data:`PACK_BYTES` or after a write that failed). Threads of the process share
     it; a forked child that inherits it opens a pack of its own."""
 
-    def __init__(self, folder: Path, sync_seconds: float = 2.0) -> None:
+    def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
-        self.sync_seconds = sync_seconds
         self.path: Path | None = None
         self._fd: int | None = None
         self._pid = 0
         self._size = 0
-        self._last_sync = time.monotonic()
         self._lock = threading.Lock()
 
     def append(self, model: bytes) -> ModelLocation:
@@ -119,11 +116,6 @@ class ModelPack:
                 self._close()  # the torn frame stays unread; the next model opens a new pack
                 raise io_error("write", path, exc) from None
             self._size = start + HEADER.size + len(model)
-            now = time.monotonic()
-            if now - self._last_sync >= self.sync_seconds:
-                with contextlib.suppress(OSError):
-                    os.fsync(self._fd)
-                self._last_sync = now
             return ModelLocation(self.path.name, start + HEADER.size, len(model))
 
     def _open(self) -> None:
@@ -147,6 +139,14 @@ class ModelPack:
                 os.fsync(fd)
             with contextlib.suppress(OSError):
                 os.close(fd)
+
+    def sync(self) -> None:
+        """Flush the models written so far to disk (the journal does, before it flushes its
+        records: :meth:`hpctune.output.journal.Journal.append`)."""
+        with self._lock:
+            if self._fd is not None and self._pid == os.getpid():
+                with contextlib.suppress(OSError):
+                    os.fsync(self._fd)
 
     def close(self) -> None:
         """Flush to disk and close; safe to call again."""
