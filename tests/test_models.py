@@ -23,7 +23,8 @@ from hpctune.errors import ModelError, OutputError
 from hpctune.output import journal as journals
 from hpctune.output import packs
 from hpctune.output.folder import Store
-from hpctune.output.journal import read_journal
+from hpctune.output.journal import Journal, read_journal
+from hpctune.output.lookup import find_model
 from hpctune.search.model_file import load_model, load_model_file
 
 TEST_FROM = np.datetime64("2016-01-01")
@@ -196,6 +197,30 @@ def test_an_older_output_with_one_skops_file_per_partition_is_still_read(finishe
     assert list(merged.model_size.values) == [-1] * 5
     predicted, _ = _test_period(load_model(copy, 2), 2)  # from results.nc
     np.testing.assert_array_equal(predicted, _test_period(load_model(_job(finished), 2), 2)[0])
+
+
+def test_a_partitions_model_is_found_in_the_journals_as_its_winning_record(tmp_path):
+    """Without results.nc: the record that wins (a later failure never hides a finished
+    partition; partition 1 is not partition 10), and a torn record is not read."""
+    store = Store(tmp_path)
+    first = Journal(store.parts)
+    first.append({"index": 1, "status": "failed", "reason": "crashed"})
+    first.append({"index": 10, "status": "ok"}, model=b"ten")
+    first.append({"index": 1, "status": "ok"}, model=b"one")
+    first.close()
+    second = Journal(store.parts)
+    second.append({"index": 1, "status": "failed", "reason": "computed again"})
+    second.append({"index": 2, "status": "ok"}, model=b"two")
+    second.close()
+    with open(second.path, "ab") as handle:
+        handle.write(journals.HEADER.pack(journals.MAGIC, 100, 0) + b'{"index":3,"status"')
+    os.utime(first.path, ns=(1, 1))  # the first is older
+    index = packs.ModelIndex.of_records(store.latest().records(), 11)
+    for partition, blob in ((1, b"one"), (10, b"ten"), (2, b"two")):
+        where = find_model(tmp_path, partition, 11)
+        assert where == index.location(partition) and store.read_model(where) == blob
+    assert find_model(tmp_path, 3, 11) is None and find_model(tmp_path, 0, 11) is None
+    assert len(index) == 3
 
 
 def test_packs_roll_over_and_a_failed_write_leaves_an_unread_tail(tmp_path, monkeypatch):

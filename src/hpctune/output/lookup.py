@@ -9,13 +9,18 @@ yet) is looked for in the journals, with the rule of :mod:`.latest`.
 
 from __future__ import annotations
 
+import json
+import mmap
+import os
+import zlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .grid import grid_dims
-from .journal import scan_journal
+from .journal import HEADER, MAGIC
 from .packs import WHOLE, ModelLocation, location_of
 from .record import FINISHED
 
@@ -74,11 +79,41 @@ def _from_journals(parts: Path, index: int, partitions: int) -> ModelLocation | 
         return None
     latest = finished = None
     for path in sorted(parts.glob("*.log"), key=lambda p: p.stat().st_mtime_ns):
-        for record in scan_journal(path):
-            if int(record["index"]) != index:
-                continue
+        for record in _records_of(path, index):
             latest = record
             if record["status"] in FINISHED:
                 finished = record
     chosen = finished or latest
     return None if chosen is None else location_of(chosen, partitions)
+
+
+def _records_of(path: Path, index: int) -> Iterator[dict[str, Any]]:
+    """The records of partition ``index`` in the journal ``path``, in order, valid as
+    :func:`hpctune.output.journal.scan_journal` reads them (up to the first torn or damaged
+    frame). Only records that begin ``{"index":<index>,`` (as
+    :class:`~hpctune.output.journal.Journal` writes them) or do not begin like that are
+    parsed: the others are scanned, not parsed."""
+    wanted = b'{"index":%d,' % index
+    ours = b'{"index":'
+    with open(path, "rb") as handle:
+        if os.fstat(handle.fileno()).st_size == 0:
+            return
+        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            offset, end = 0, len(data)
+            while offset + HEADER.size <= end:
+                magic, length, crc = HEADER.unpack_from(data, offset)
+                start, offset = offset + HEADER.size, offset + HEADER.size + length
+                if magic != MAGIC or offset > end:
+                    return
+                payload = data[start:offset]
+                if zlib.crc32(payload) != crc:
+                    return
+                digit = payload[len(ours) : len(ours) + 1]
+                if payload.startswith(ours) and digit.isdigit() and not payload.startswith(wanted):
+                    continue  # another partition's record, written compactly
+                try:
+                    record = json.loads(payload)
+                except ValueError:
+                    return
+                if int(record["index"]) == index:
+                    yield record
