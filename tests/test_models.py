@@ -188,6 +188,9 @@ def test_an_older_output_with_one_skops_file_per_partition_is_still_read(finishe
         pack.unlink()
     (copy.output_dir / "results.nc").unlink()
 
+    index = store.model_index()  # what predict's workers are given
+    assert index.location(3) == packs.ModelLocation("3.skops", 0, -1)
+    assert store.read_model(index.location(3)) == (store.models / "3.skops").read_bytes()
     for cell in (0, 4):  # from the journals
         predicted, y = _test_period(load_model(copy, cell), cell)
         assert abs(r2_score(y, predicted) - finished[1].test_r2.values[cell]) < 1e-9
