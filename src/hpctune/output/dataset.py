@@ -19,6 +19,7 @@ from .record import (
     TRAILING_COLUMNS,
     PartitionResult,
 )
+from .targets import describe_targets, test_column
 from .versions import versions
 
 
@@ -40,11 +41,14 @@ def results_dataset(
     records: dict[int, dict],
     test_metrics: Sequence[str] = TEST_METRICS,
     space_sizes: dict[str, int] | None = None,
+    multi_output: str | None = None,
 ) -> Any:
     """One row per partition: dimension ``space`` (cells) or ``partition`` (groups);
     ``test_metrics``: the ``test_<name>`` variables (a classifier's are its scorers).
     ``space_sizes`` (the data's space dims and lengths): with two or more, the cells are
-    laid out on those dims instead (:func:`hpctune.output.grid.on_grid`)."""
+    laid out on those dims instead (:func:`hpctune.output.grid.on_grid`). Several targets
+    (``data.target`` a list): ``test_*`` have a ``target`` dim and ``multi_output`` says how
+    the model predicts them (:mod:`hpctune.output.targets`)."""
     import xarray as xr
 
     size = plan.size
@@ -56,6 +60,7 @@ def results_dataset(
     def column(getter: Any, dtype: Any, missing: Any) -> np.ndarray:
         return np.array([missing if r is None else getter(r) for r in results], dtype=dtype)
 
+    inner: dict[str, tuple[str, ...]] = {}  # dims after the partition's
     variables: dict[str, Any] = {
         col.name: column(lambda r, n=col.name: getattr(r, n), col.dtype, col.missing)
         for col in LEADING_COLUMNS
@@ -77,8 +82,8 @@ def results_dataset(
         )
     if job.data.test is not None:
         for metric in test_metrics:
-            variables[f"test_{metric}"] = column(
-                lambda r, m=metric: r.test_scores.get(m, np.nan), np.float64, np.nan
+            inner[f"test_{metric}"], variables[f"test_{metric}"] = test_column(
+                results, metric, job.data
             )
     halving = HALVING_COLUMNS if job.search.method in HALVING_METHODS else ()
     for col in halving:
@@ -90,7 +95,9 @@ def results_dataset(
     variables["model_file"] = column(
         lambda r: f"models/{plan.model_name(r.index)}" if r.status == "ok" else "", object, ""
     )
-    ds = xr.Dataset({name: (dim, values) for name, values in variables.items()})
+    ds = xr.Dataset(
+        {name: ((dim, *inner.get(name, ())), values) for name, values in variables.items()}
+    )
     if plan.grouped:
         ds = ds.assign_coords({dim: plan.labels, "n_cells": (dim, [m.size for m in plan.members])})
         ds[dim].attrs["long_name"] = f"value of {job.partition.by}"
@@ -114,6 +121,7 @@ def results_dataset(
             "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         }
     )
+    describe_targets(ds, job.data, multi_output)
     return ds if plan.grouped else on_grid(ds, space_sizes)
 
 
