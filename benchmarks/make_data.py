@@ -169,9 +169,14 @@ def count_steps(data_dir: Path) -> int:
 
 def grid_cells(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Latitude and longitude of ``n`` distinct land-like cells of a 0.25 degree grid over
-    Europe (35N-70N, 10W-30E), sorted from north-west to south-east as a raster would be."""
-    lats = 35.125 + 0.25 * np.arange(140)  # 35.125 .. 69.875
-    lons = -9.875 + 0.25 * np.arange(160)  # -9.875 .. 29.875
+    Europe (35N-70N, 10W-30E), sorted from north-west to south-east as a raster would be.
+    More cells than the grid's 22,400 come from a grid halved in step until they fit (0.03125
+    degrees holds 1.4 million)."""
+    step, rows, cols = 0.25, 140, 160
+    while n > rows * cols and step > 0.25 / 64:
+        step, rows, cols = step / 2, rows * 2, cols * 2
+    lats = 35.0 + step / 2 + step * np.arange(rows)  # 35.125 .. 69.875 at 0.25 degrees
+    lons = -10.0 + step / 2 + step * np.arange(cols)  # -9.875 .. 29.875 at 0.25 degrees
     total = lats.size * lons.size
     if n > total:
         raise SystemExit(f"--cells {n}: at most {total} cells on the grid")

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
 
+import numpy as np
 import pytest
 from helpers import read_only_folder
 
 from hpctune.errors import OutputError
+from hpctune.output import journal as journal_module
 from hpctune.output.files import write_atomic
 from hpctune.output.folder import Store
 from hpctune.output.journal import HEADER, Journal, read_journal
+from hpctune.output.latest import LatestRecords
 from hpctune.output.status import StatusCounts
 
 
@@ -93,17 +97,77 @@ def test_journal_records_are_plain_json(tmp_path):
     assert json.loads(payload)["index"] == 7
 
 
-def test_status_counts_from_records_and_from_results():
-    """The one tally: records count what they say (pending is what the total leaves, never
-    below 0; an unknown status is not counted), results.nc counts every row."""
+def test_status_counts_from_journals_and_from_results(tmp_path):
+    """The one tally: journals count each partition's winning record (pending is what the
+    total leaves, never below 0; an unknown status is not counted), results.nc every row."""
     import xarray as xr
 
-    records = [{"status": s} for s in ("ok", "ok", "skipped", "failed", "weird")]
-    counts = StatusCounts.from_records(records, total=6)
+    journal = Journal(tmp_path)
+    for i, status in enumerate(("ok", "ok", "skipped", "failed", "weird")):
+        journal.append(record(i, status))
+    journal.close()
+    latest = LatestRecords([journal.path])
+    counts = latest.counts(total=6)
     assert counts.to_dict() == {"total": 6, "ok": 2, "skipped": 1, "failed": 1, "pending": 2}
     assert counts.done == 4 and counts.share("ok") == pytest.approx(1 / 3)
-    assert StatusCounts.from_records(records, total=3).pending == 0
-    unknown = StatusCounts.from_records(records)
+    assert latest.counts(total=3).pending == 0
+    assert latest.counts(np.array([1, 3, 9])).to_dict()["failed"] == 1
+    unknown = latest.counts()
     assert unknown.total is None and unknown.pending is None and unknown.share("ok") is None
     results = xr.Dataset({"status": ("space", ["ok", "pending", "failed", "ok"])})
     assert StatusCounts.from_results(results).text() == "2 ok, 0 skipped, 1 failed, 1 pending"
+
+
+def test_a_journal_read_a_few_bytes_at_a_time_gives_the_same_records(tmp_path, monkeypatch):
+    """Journals are read a block at a time (a million records do not sit in memory): frames
+    cut by a block's end, a torn tail and a damaged frame read as with one whole read."""
+    journal = Journal(tmp_path)
+    for i in range(40):
+        journal.append({**record(i), "reason": "x" * (i * 7 % 50)})
+    journal.close()
+    data = journal.path.read_bytes()
+    torn = tmp_path / "torn.log"
+    torn.write_bytes(data[:-9])
+    damaged = tmp_path / "damaged.log"
+    flipped = bytearray(data)
+    flipped[len(data) // 2] ^= 0xFF
+    damaged.write_bytes(bytes(flipped))
+    whole = {p: read_journal(p) for p in (journal.path, torn, damaged)}
+    assert len(whole[journal.path][0]) == 40 and whole[journal.path][1] == 0
+    assert len(whole[torn][0]) == 39 and whole[torn][1] > 9
+    assert 0 < len(whole[damaged][0]) < 39
+    for block in (1, 13, 64, 200):
+        monkeypatch.setattr(journal_module, "READ_BLOCK", block)
+        for path, expected in whole.items():
+            assert read_journal(path) == expected, (path.name, block)
+
+
+def test_the_latest_records_are_read_without_holding_them(tmp_path):
+    """The winning record of each partition (the latest, but never a failure after a finished
+    one) comes out once, in journal order; statuses and the finished mask agree with it."""
+    store = Store(tmp_path)
+    first = Journal(store.parts)
+    for i, status in ((0, "failed"), (1, "ok"), (2, "failed"), (0, "failed")):
+        first.append({**record(i, status), "reason": f"first {i}"})
+    first.close()
+    second = Journal(store.parts)
+    for i, status in ((0, "ok"), (1, "failed"), (2, "failed"), (1, "skipped"), (4, "ok")):
+        second.append({**record(i, status), "reason": f"second {i}"})
+    second.close()
+    os.utime(first.path, ns=(1, 1))  # oldest first, whatever the clock did
+    latest = store.latest()
+    pairs = list(latest.records())
+    assert [(i, r["status"], r["reason"]) for i, r in pairs] == [
+        (0, "ok", "second 0"),
+        (2, "failed", "second 2"),
+        (1, "skipped", "second 1"),
+        (4, "ok", "second 4"),
+    ]
+    assert len(latest) == 4
+    assert latest.status.tolist() == [0, 1, 2, -1, 0]
+    assert latest.finished(6).tolist() == [True, True, False, False, True, False]
+    assert latest.finished(2).tolist() == [True, True]
+    assert {i: r["status"] for i, r in store.records().items()} == dict(
+        (i, r["status"]) for i, r in pairs
+    )
+    assert LatestRecords.of_folder(tmp_path / "none").finished(3).tolist() == [False] * 3

@@ -29,7 +29,6 @@ from ..cluster import (
 )
 from ..data.partitions import Partitioning, slice_indices
 from ..output.folder import Store
-from ..output.status import StatusCounts
 from ..progress import Counts, Progress
 from ..schedulers import registry
 from ..spec import Job
@@ -188,10 +187,11 @@ def _run_prepared(
     try:
         store.prepare(job, plan.size, restart, prepared.info.summary())
         mine = slice_indices(plan.size, part)
-        finished = store.finished()
+        latest = store.latest()
+        finished = latest.finished(plan.size)
         # as when the plan was decided, unless another run finished partitions in between:
         # then fewer are left, and the plan stands
-        todo = np.array([i for i in mine if int(i) not in finished], dtype=np.int64)
+        todo = mine[~finished[mine]].astype(np.int64)
         counts = Counts(total=int(mine.size), resumed=int(mine.size - todo.size))
         todo = skip_outside(store, plan, todo, counts)
         summary = RunSummary(name=job.name, output=str(store.root), total=counts.total)
@@ -226,7 +226,7 @@ def _run_prepared(
                 log.info("the cluster failed after the run was stopped", exc_info=True)
         progress.update(counts, force=True)
         progress.close()
-        earlier = StatusCounts.from_records(finished[int(i)] for i in mine if int(i) in finished)
+        earlier = latest.counts(mine[finished[mine]])
         summary.ok = counts.ok + earlier.ok
         summary.skipped = counts.skipped + earlier.skipped
         summary.failed = counts.failed
@@ -262,8 +262,8 @@ def partitions_left(
         mine = mine[~plan.outside_mask[mine]]
     if restart:
         return int(mine.size)
-    finished = Store(job.output_dir).finished()
-    return sum(1 for i in mine if int(i) not in finished)
+    finished = Store(job.output_dir).latest().finished(size)
+    return int((~finished[mine]).sum())
 
 
 def decide(

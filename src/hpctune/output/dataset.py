@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Sequence
+import sys
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -38,7 +39,7 @@ def results_dataset(
     job: Job,
     plan: Any,
     coords: dict[str, tuple[np.ndarray, dict]],
-    records: dict[int, dict],
+    records: Mapping[int, dict] | Iterable[tuple[int, dict]],
     test_metrics: Sequence[str] = TEST_METRICS,
     space_sizes: dict[str, int] | None = None,
     multi_output: str | None = None,
@@ -48,19 +49,24 @@ def results_dataset(
     ``space_sizes`` (the data's space dims and lengths): with two or more, the cells are
     laid out on those dims instead (:func:`hpctune.output.grid.on_grid`). Several targets
     (``data.target`` a list): ``test_*`` have a ``target`` dim and ``multi_output`` says how
-    the model predicts them (:mod:`hpctune.output.targets`)."""
+    the model predicts them (:mod:`hpctune.output.targets`).
+
+    ``records``: each partition's record, as a mapping or as ``(index, record)`` pairs read one
+    at a time (:meth:`hpctune.output.latest.LatestRecords.records`): the columns are filled as
+    they come, so the records are never all held at once."""
     import xarray as xr
 
     size = plan.size
     dim = "partition" if plan.grouped else "space"
-    results = [
-        PartitionResult.from_record(records[i]) if i in records else None for i in range(size)
-    ]
+    fills: list[tuple[np.ndarray, Any]] = []
 
-    def column(getter: Any, dtype: Any, missing: Any) -> np.ndarray:
-        return np.array([missing if r is None else getter(r) for r in results], dtype=dtype)
+    def column(getter: Any, dtype: Any, missing: Any, tail: tuple[int, ...] = ()) -> np.ndarray:
+        """A column of ``missing`` values, filled from each record below with ``getter``."""
+        values = np.full((size, *tail), missing, dtype=dtype)
+        fills.append((values, getter))
+        return values
 
-    inner: dict[str, tuple[str, ...]] = {}  # dims after the partition's
+    inner: dict[str, tuple[str, ...]] = {}  # dims after the partition's (``target``)
     variables: dict[str, Any] = {
         col.name: column(lambda r, n=col.name: getattr(r, n), col.dtype, col.missing)
         for col in LEADING_COLUMNS
@@ -82,9 +88,8 @@ def results_dataset(
         )
     if job.data.test is not None:
         for metric in test_metrics:
-            inner[f"test_{metric}"], variables[f"test_{metric}"] = test_column(
-                results, metric, job.data
-            )
+            inner[f"test_{metric}"], tail, getter = test_column(metric, job.data)
+            variables[f"test_{metric}"] = column(getter, np.float64, np.nan, tail)
     halving = HALVING_COLUMNS if job.search.method in HALVING_METHODS else ()
     for col in halving:
         variables[col.name] = column(
@@ -95,6 +100,14 @@ def results_dataset(
     variables["model_file"] = column(
         lambda r: f"models/{plan.model_name(r.index)}" if r.status == "ok" else "", object, ""
     )
+    pairs = records.items() if isinstance(records, Mapping) else records
+    for index, record in pairs:
+        if not 0 <= index < size:
+            continue
+        result = PartitionResult.from_record(record)
+        for values, getter in fills:
+            value = getter(result)
+            values[index] = sys.intern(value) if isinstance(value, str) else value
     ds = xr.Dataset(
         {name: ((dim, *inner.get(name, ())), values) for name, values in variables.items()}
     )

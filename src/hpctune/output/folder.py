@@ -36,7 +36,7 @@ from ..errors import OutputError, UsageError, holds_other_spec
 from ..spec import Job
 from .dataset import results_dataset
 from .files import FileLock, io_error, take_lock, write_atomic
-from .journal import read_journal
+from .latest import LatestRecords
 from .record import FINISHED, TEST_METRICS
 from .surface import CV_RESULTS, surface_dataset, write_surface
 from .versions import versions
@@ -84,24 +84,15 @@ class Store:
                 "pass --restart to discard them, or choose another output"
             )
 
+    def latest(self) -> LatestRecords:
+        """Which journal record of each partition counts, and its status, from one scan of
+        the journals that keeps no record (:mod:`.latest`)."""
+        return LatestRecords.of_folder(self.parts)
+
     def records(self) -> dict[int, dict[str, Any]]:
-        """The latest valid record of each partition, over all journals."""
-        found: dict[int, dict[str, Any]] = {}
-        if not self.parts.is_dir():
-            return found
-        for path in sorted(self.parts.glob("*.log"), key=lambda p: p.stat().st_mtime_ns):
-            records, _torn = read_journal(path)
-            for record in records:
-                index = int(record["index"])
-                previous = found.get(index)
-                # A finished result is never replaced by a later failure of the same partition.
-                if (
-                    previous is None
-                    or record["status"] in FINISHED
-                    or previous["status"] not in FINISHED
-                ):
-                    found[index] = record
-        return found
+        """The latest valid record of each partition, over all journals, as one dict (for a
+        few partitions; :meth:`latest` reads any number)."""
+        return dict(self.latest().records())
 
     def finished(self) -> dict[int, dict[str, Any]]:
         """Partitions already ``ok`` or ``skipped``: a rerun does not compute them again."""
@@ -213,10 +204,12 @@ class Store:
         """Merge every partition's record into results.nc (atomically) and return the Dataset
         (on the grid ``space_sizes`` for a stacked ``data.space``: :mod:`.grid`); with the
         search's ``candidates``, write every candidate's scores to cv_results.nc."""
-        records = self.records() if records is None else records
+        latest = self.latest() if records is None else None
         if candidates is not None:
-            write_surface(surface_dataset(job, plan, coords, records, candidates), self.root)
-        ds = results_dataset(job, plan, coords, records, test_metrics, space_sizes, multi_output)
+            rows = records if latest is None else latest.records()
+            write_surface(surface_dataset(job, plan, coords, rows, candidates), self.root)
+        rows = records if latest is None else latest.records()
+        ds = results_dataset(job, plan, coords, rows, test_metrics, space_sizes, multi_output)
         tmp = self.root / f".{RESULTS}.{os.getpid()}.tmp"
         try:
             ds.to_netcdf(tmp, engine="netcdf4")

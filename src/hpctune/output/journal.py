@@ -17,6 +17,7 @@ import struct
 import threading
 import time
 import zlib
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
@@ -67,18 +68,59 @@ class Journal:
 
 def read_journal(path: Path) -> tuple[list[dict[str, Any]], int]:
     """Valid records of one journal, and how many bytes at its end were torn or damaged."""
-    data = path.read_bytes()
     records: list[dict[str, Any]] = []
-    offset = 0
-    while offset + HEADER.size <= len(data):
-        magic, length, crc = HEADER.unpack_from(data, offset)
-        start = offset + HEADER.size
-        payload = data[start : start + length]
-        if magic != MAGIC or len(payload) != length or zlib.crc32(payload) != crc:
-            break
+    scan = scan_journal(path)
+    while True:
         try:
-            records.append(json.loads(payload))
-        except ValueError:
-            break
-        offset = start + length
-    return records, len(data) - offset
+            records.append(next(scan))
+        except StopIteration as end:
+            return records, end.value
+
+
+#: Bytes read from a journal at a time: a scan's memory does not grow with the journal.
+READ_BLOCK = 8 << 20
+
+
+def scan_journal(path: Path) -> Generator[dict[str, Any], None, int]:
+    """The valid records of one journal in order, read a block at a time; returns (as the
+    generator's value) how many bytes at its end were torn or damaged."""
+    with open(path, "rb") as journal:
+        data = b""
+        consumed = 0  # bytes of the file before ``data``
+        ended = False
+        while True:
+            offset = 0
+            while offset + HEADER.size <= len(data):
+                magic, length, crc = HEADER.unpack_from(data, offset)
+                start = offset + HEADER.size
+                if magic != MAGIC:
+                    return _rest(journal, consumed + offset)
+                if start + length > len(data):
+                    break  # the frame continues in the next block
+                payload = data[start : start + length]
+                if zlib.crc32(payload) != crc:
+                    return _rest(journal, consumed + offset)
+                try:
+                    record = json.loads(payload)
+                except ValueError:
+                    return _rest(journal, consumed + offset)
+                yield record
+                offset = start + length
+            if ended:
+                return len(data) - offset
+            consumed += offset
+            more = journal.read(max(READ_BLOCK, HEADER.size + _wanted(data, offset)))
+            ended = not more
+            data = data[offset:] + more
+
+
+def _wanted(data: bytes, offset: int) -> int:
+    """The payload length of the frame starting at ``offset`` (0 when its header is cut)."""
+    if offset + HEADER.size > len(data):
+        return 0
+    return HEADER.unpack_from(data, offset)[1]
+
+
+def _rest(journal: Any, valid: int) -> int:
+    """Bytes of the journal after its ``valid`` first bytes."""
+    return os.fstat(journal.fileno()).st_size - valid

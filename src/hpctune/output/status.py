@@ -1,9 +1,9 @@
 """How many partitions are ok, skipped, failed and pending: the one tally of statuses, counted
-from journal records (a run, ``status``) or from results.nc (``merge``, the report)."""
+from the journals (a run, ``status``: :meth:`hpctune.output.latest.LatestRecords.counts`) or
+from results.nc (``merge``, the report)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,21 +23,6 @@ class StatusCounts:
     failed: int = 0
     pending: int | None = 0
     total: int | None = None
-
-    @classmethod
-    def from_records(
-        cls, records: Iterable[dict[str, Any]], total: int | None = None
-    ) -> StatusCounts:
-        """Count journal records (one per partition); a status other than ok, skipped or
-        failed is not counted. Pending is what ``total`` leaves, never below 0."""
-        found = dict.fromkeys(("ok", "skipped", "failed"), 0)
-        for record in records:
-            status = record.get("status")
-            if status in found:
-                found[status] += 1
-        done = sum(found.values())
-        pending = None if total is None else max(0, int(total) - done)
-        return cls(**found, pending=pending, total=None if total is None else int(total))
 
     @classmethod
     def from_results(cls, results: Any) -> StatusCounts:

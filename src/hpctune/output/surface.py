@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -33,17 +34,18 @@ def surface_dataset(
     job: Job,
     plan: Any,
     coords: dict[str, tuple[np.ndarray, dict]],
-    records: dict[int, dict],
+    records: Mapping[int, dict] | Iterable[tuple[int, dict]],
     candidates: list[dict[str, Any]],
 ) -> Any:
-    """float32 arrays (row, candidate); NaN for a partition not ``ok`` or without scores."""
+    """float32 arrays (row, candidate); NaN for a partition not ``ok`` or without scores.
+    ``records`` as :func:`hpctune.output.dataset.results_dataset` takes them."""
     import xarray as xr
 
     dim = "partition" if plan.grouped else "space"
     names = surface_names(job)
     n = len(candidates)
     arrays = {name: np.full((plan.size, n), np.nan, dtype=np.float32) for name in names}
-    for index, record in records.items():
+    for index, record in records.items() if isinstance(records, Mapping) else records:
         if record.get("status") != "ok" or not 0 <= int(index) < plan.size:
             continue
         scores = record.get("cv_results", {})  # PartitionResult.record's form; None is NaN

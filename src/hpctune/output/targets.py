@@ -3,6 +3,7 @@ target; with a single target (a string) results.nc is as it always was."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -16,21 +17,22 @@ target names, in the spec's order."""
 
 
 def test_column(
-    results: list[PartitionResult | None], metric: str, data: DataSpec
-) -> tuple[tuple[str, ...], np.ndarray]:
-    """``test_<metric>``'s extra dims and values, one row per partition (NaN where none):
-    ``()`` and (partitions,) for one target, ``("target",)`` and (partitions, targets) for
-    several."""
+    metric: str, data: DataSpec
+) -> tuple[tuple[str, ...], tuple[int, ...], Callable[[PartitionResult], Any]]:
+    """``test_<metric>``'s dims after the partition's, their lengths, and the getter of a
+    partition's value: ``()`` and a number for one target; ``("target",)``, ``(targets,)``
+    and a row of numbers (NaN where none) for several."""
     if not data.multi_target:
-        values = [np.nan if r is None else r.test_scores.get(metric, np.nan) for r in results]
-        return (), np.array(values, dtype=np.float64)
+        return (), (), lambda r: r.test_scores.get(metric, np.nan)
     n = len(data.targets)
-    out = np.full((len(results), n), np.nan, dtype=np.float64)
-    for row, result in enumerate(results):
-        scores = None if result is None else result.test_scores.get(metric)
-        if isinstance(scores, list) and len(scores) == n:
-            out[row] = [np.nan if s is None else s for s in scores]
-    return (TARGET_DIM,), out
+
+    def row(result: PartitionResult) -> Any:
+        scores = result.test_scores.get(metric)
+        if not isinstance(scores, list) or len(scores) != n:
+            return np.nan
+        return [np.nan if s is None else s for s in scores]
+
+    return (TARGET_DIM,), (n,), row
 
 
 test_column.__test__ = False  # type: ignore[attr-defined]  # not a pytest test

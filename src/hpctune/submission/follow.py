@@ -12,7 +12,6 @@ from typing import Any
 from ..checks import partition_count
 from ..errors import OutputError, SchedulerError
 from ..output.folder import Store
-from ..output.status import StatusCounts
 from ..schedulers.jobs import JobState
 from ..schedulers.registry import DEFAULT_KIND, get_scheduler
 from ..spec import Job
@@ -77,7 +76,7 @@ class Status:
 def partition_counts(job: Job) -> dict[str, int | None]:
     """ok, skipped, failed and pending partitions from what the runs recorded so far."""
     store = Store(job.output_dir)
-    records = store.records()
+    latest = store.latest()
     manifest = None
     with contextlib.suppress(OutputError):
         manifest = store.manifest()
@@ -85,7 +84,7 @@ def partition_counts(job: Job) -> dict[str, int | None]:
     if total is None:
         with contextlib.suppress(Exception):  # data unreadable here: counts without a total
             total = partition_count(job)
-    return StatusCounts.from_records(records.values(), total).to_dict()
+    return latest.counts(total=None if total is None else int(total)).to_dict()
 
 
 def status(job: Job) -> Status:
