@@ -217,3 +217,26 @@ def test_bad_targets_exit_2_naming_the_key(tmp_path, capsys, target, extra, key,
     line = outcome.err.strip()
     assert "\n" not in line and line.startswith(f"hpctune: error: {key}: ") and words in line
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.full
+def test_a_wrapped_halving_search_keeps_the_resource_and_parameter_names(real_data):
+    """GradientBoosting is wrapped; a halving search on its n_estimators still runs, with the
+    spec's names in best_params (the resource included, as scikit-learn reports it)."""
+    spec = real_data_spec(
+        real_data,
+        data__target=TARGETS,
+        data__train={"from": "2015-01-01"},
+        search__estimator="sklearn.ensemble.GradientBoostingRegressor",
+        search__params={"max_depth": [2, 3], "learning_rate": [0.1, 0.3]},
+        search__method="halving",
+        search__halving={"resource": "n_estimators", "min_resources": 10, "max_resources": 30},
+    )
+    job = load_spec(spec, base_dir="/b")
+    search = PartitionSearch(job.search, test_start=TEST_FROM, window=job.data.train)
+    x, y, times = _rows(real_data, 1)
+    result = search.run(1, x, y, times)
+    assert result.status == "ok", result.reason
+    assert set(result.best_params) == {"max_depth", "learning_rate", "n_estimators"}
+    assert result.halving["n_resources_last"] == 30
+    assert len(result.test_scores["r2"]) == 3
