@@ -240,3 +240,17 @@ def test_a_wrapped_halving_search_keeps_the_resource_and_parameter_names(real_da
     assert set(result.best_params) == {"max_depth", "learning_rate", "n_estimators"}
     assert result.halving["n_resources_last"] == 30
     assert len(result.test_scores["r2"]) == 3
+
+
+def test_init_takes_several_targets_out_of_the_inputs(tmp_path, real_data, capsys):
+    out = tmp_path / "job.yaml"
+    made = hpctune(capsys, "init", real_data, "--set", "data.target=[sig,slop,curv]", "-o", out)
+    assert made.code == 0, made.err
+    assert "target sig, slop, curv" in made.out
+    job = load_spec(out)
+    assert job.data.targets == TARGETS and not set(TARGETS) & set(job.data.inputs)
+    refused = hpctune(
+        capsys, "init", real_data, "--set", "data.target=[sig,nope]", "-o", tmp_path / "other.yaml"
+    )
+    assert refused.code == 2 and "data.target: no numeric variable 'nope'" in refused.err
+    assert not (tmp_path / "other.yaml").exists()
