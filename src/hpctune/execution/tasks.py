@@ -19,6 +19,7 @@ from ..cluster import (
 )
 from ..data import CellBlock, CellReader, DatasetInfo
 from ..data.partitions import PartitionPlan
+from ..kept import Kept
 from ..output.folder import Store
 from ..output.journal import Journal
 from ..search import (
@@ -86,19 +87,12 @@ class _WorkerState:
             child.close()
 
 
-_WORKER_STATES: dict[tuple[str, str], _WorkerState] = {}
-_WORKER_STATES_LOCK = threading.Lock()
+_WORKER_STATES: Kept[_WorkerState] = Kept(limit=1, close=_WorkerState.close, serial=True)
+"""The state of the run this worker process serves (a new run closes the last one's)."""
 
 
 def _worker_state(ctx: TaskContext) -> _WorkerState:
-    with _WORKER_STATES_LOCK:
-        state = _WORKER_STATES.get(ctx.key)
-        if state is None:
-            for old in _WORKER_STATES.values():
-                old.close()
-            _WORKER_STATES.clear()
-            state = _WORKER_STATES[ctx.key] = _WorkerState(ctx)
-        return state
+    return _WORKER_STATES.get(ctx.key, lambda: _WorkerState(ctx))
 
 
 def shared_context(ctx: TaskContext) -> TaskContext:
