@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-TARGET_DIM = "target"
+from ..output.targets import TARGET_DIM
 
 
 def split_targets(results: Any) -> Any:

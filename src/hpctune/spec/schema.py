@@ -95,7 +95,6 @@ class DataSpec(SpecModel):
             raise ValueError(f"time dimension {self.time!r} is also listed in space")
         return self
 
-
     @property
     def targets(self) -> list[str]:
         """The target variables: ``[target]`` for a single one."""
