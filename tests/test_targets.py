@@ -204,6 +204,12 @@ def test_per_target_metrics_equal_single_target_searches(real_data):
             "data.target",
             "need a regressor",
         ),
+        (
+            ["y", "z"],
+            {"search__scoring": ["r2", "neg_max_error"]},
+            "search.scoring",
+            "'neg_max_error' does not score several targets",
+        ),
     ],
 )
 def test_bad_targets_exit_2_naming_the_key(tmp_path, capsys, target, extra, key, words):

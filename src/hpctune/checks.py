@@ -122,7 +122,7 @@ def check_search(job: Job) -> None:
     check_candidates(job.search, estimator)
     check_resource(job.search, estimator)
     check_scoring(job.search)
-    check_targets(job.data, estimator)
+    check_targets(job.data, job.search, estimator)
 
 
 def check_partitions(job: Job) -> Checked:

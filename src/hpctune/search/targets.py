@@ -51,14 +51,38 @@ def native_multi_output(estimator: Any) -> bool:
         return False
 
 
-def check_targets(data: DataSpec, estimator: Any) -> None:
-    """Refuse several targets for a classifier (a :class:`SpecError` on ``data.target``)."""
-    if data.multi_target and is_classifier(estimator):
+def check_targets(data: DataSpec, search: SearchSpec, estimator: Any) -> None:
+    """Refuse several targets for a classifier (a :class:`SpecError` on ``data.target``) and
+    a scorer that scores one target only (``neg_max_error``, the Poisson and Gamma deviances:
+    on ``search.scoring``), found by scoring a stand-in model on three positive targets."""
+    if not data.multi_target:
+        return
+    if is_classifier(estimator):
         raise SpecError(
             "data.target",
             f"several targets ({', '.join(data.targets)}) need a regressor; a classifier's "
             "scorers take one label column: give one target per spec",
         )
+    import warnings
+
+    from sklearn.dummy import DummyRegressor
+    from sklearn.metrics import get_scorer
+
+    x = np.arange(12, dtype=np.float64).reshape(6, 2)
+    y = 1.0 + np.arange(18, dtype=np.float64).reshape(6, 3) % 5
+    stand_in = DummyRegressor().fit(x, y)
+    for name in search.scoring:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                get_scorer(name)(stand_in, x, y)
+        except Exception as exc:
+            text = " ".join(str(exc).split())
+            raise SpecError(
+                "search.scoring",
+                f"{name!r} does not score several targets ({text}); choose a scorer that "
+                "does, such as r2 or neg_mean_squared_error",
+            ) from None
 
 
 def describe_targets(data: DataSpec, estimator: Any) -> dict[str, Any] | None:
