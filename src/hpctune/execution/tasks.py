@@ -104,7 +104,7 @@ def shared_context(ctx: TaskContext) -> TaskContext:
 def partition_rows(
     block: CellBlock, offset: int, members: np.ndarray, times: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Inputs, target and times of one partition whose cells start at ``offset`` in ``block``.
+    """Inputs, target(s) and times of one partition whose cells start at ``offset`` in ``block``.
 
     A cell gives its time series; a group gives the rows of all its cells, ordered by time.
     """
@@ -114,7 +114,8 @@ def partition_rows(
         return x[0], y[0], times
     t = np.tile(times, members.size)
     order = np.argsort(t, kind="stable")
-    return x.reshape(-1, x.shape[-1])[order], y.reshape(-1)[order], t[order]
+    y = y.reshape(-1, *y.shape[2:])  # (rows,) or (rows, targets)
+    return x.reshape(-1, x.shape[-1])[order], y[order], t[order]
 
 
 def run_batch(ctx: TaskContext, indices: list[int]) -> dict[str, Any]:
