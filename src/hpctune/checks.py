@@ -28,10 +28,11 @@ from .search.estimator import (
     check_scoring,
     work_counts,
 )
-from .search.fixed import check_fixed
+from .search.fixed import apply_fixed, check_fixed
 from .search.halving import check_resource
 from .search.labels import is_text
 from .search.metrics import is_classifier
+from .search.targets import check_targets, describe_targets
 from .spec import Job
 
 
@@ -74,6 +75,11 @@ class Checked:
         train_times, n_test_steps = self.train_times()
         parts = self.partitioning
         outside = int(parts.outside_mask.sum())
+        targets = None
+        if job.data.multi_target:
+            targets = describe_targets(
+                job.data, apply_fixed(job.search, build_estimator(job.search))
+            )
         return {
             "name": job.name,
             "output": job.output,
@@ -88,6 +94,7 @@ class Checked:
             "search": work_counts(
                 job.search, parts.size - outside, self.train_folds(), self.train_rows()
             ),
+            **({"targets": targets} if targets else {}),
         }
 
 
@@ -121,6 +128,7 @@ def check_search(job: Job, info: DatasetInfo | None = None) -> None:
     check_candidates(job.search, estimator)
     check_resource(job.search, estimator)
     check_scoring(job.search)
+    check_targets(job.data, job.search, estimator)
 
 
 def check_partitions(job: Job) -> Checked:
@@ -140,12 +148,12 @@ def check_job(job: Job) -> Checked:
 
 def check_target_kind(job: Job, info: DatasetInfo, estimator: Any) -> None:
     """Refuse text labels for an estimator that is not a classifier (it needs numbers)."""
-    dtype = info.variables.get(job.data.target)
     final = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
-    if dtype is not None and is_text(dtype) and not is_classifier(estimator):
+    text = [t for t in job.data.targets if is_text(info.variables.get(t, "f8"))]
+    if text and not is_classifier(estimator):
         raise DataError(
             "data.target",
-            f"variable {job.data.target!r} holds text (dtype {dtype}): labels for a "
+            f"variable {text[0]!r} holds text (dtype {info.variables[text[0]]}): labels for a "
             f"classifier, and {type(final).__name__} is not one (a regressor needs numbers)",
         )
 

@@ -17,7 +17,9 @@ from ..execution.tasks import partition_rows
 from ..kept import Kept
 from ..schedulers import registry
 from ..search import n_candidates
+from ..search.estimator import build_estimator
 from ..search.halving import plan_estimate
+from ..search.targets import describe_targets
 from ..spec import Job
 from .estimate import PlanEstimate, Resources, resources
 
@@ -160,4 +162,7 @@ def plan(
         granularity=target.granularity,
         workers="processes" if target.processes else "threads",
         halving=halving,
+        targets=describe_targets(job.data, build_estimator(job.search))
+        if job.data.multi_target
+        else None,
     )

@@ -9,6 +9,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,7 +18,6 @@ from ..data.inspect import check_variables
 from ..data.partitions import (
     cell_groups,
     dataset_partitioning,
-    model_file_name,
     training_partitioning,
 )
 from ..data.source import open_cached, open_dataset, resolve_paths
@@ -25,13 +25,14 @@ from ..data.static import input_rows
 from ..data.where import cell_partitions_inside, cells_where, parse_where
 from ..errors import DataError, UsageError
 from ..output.folder import Store
+from ..output.packs import ModelIndex, read_model
 from ..search.labels import empty_labels, is_text
 from ..spec import DataSpec, Job
+from .variables import variable_attrs, variable_names
 
-VARIABLE = "prediction"
-
-#: Loaded models, per worker process (its threads share them, under _MODELS_LOCK).
-_MODELS: OrderedDict[str, Any] = OrderedDict()
+#: Loaded models, per worker process (its threads share them, under _MODELS_LOCK), by their
+#: place: models folder, file, offset.
+_MODELS: OrderedDict[tuple[str, str, int], Any] = OrderedDict()
 _MODELS_LOCK = threading.Lock()
 MODEL_CACHE = 64
 """Models kept loaded per worker (a group's model serves every block of its cells)."""
@@ -54,8 +55,9 @@ class PredictContext:
     dims: tuple[str, ...]
     """The output's dims, in the order of the first input variable."""
     models_dir: str
-    model_files: tuple[str, ...]
-    """Model file of each partition ('' when the partition is not ``ok``)."""
+    models: ModelIndex = field(repr=False)
+    """Where the model of each partition is (none when the partition is not ``ok``): a
+    worker reads the models of its own blocks' partitions, and no other."""
     trusted: tuple[str, ...]
     cell_partition: np.ndarray | None = field(default=None, repr=False)
     """Partition of each (flattened) cell, -1 for none; None when partition i is cell i."""
@@ -66,6 +68,10 @@ class PredictContext:
     """With ``--proba``: the class axis of ``probability`` (:mod:`.proba`)."""
     text: bool = False
     """Whether the models predict text labels (written as text, "" for none)."""
+    variables: tuple[str, ...] = ("prediction",)
+    """The output variables (:mod:`.variables`): one, or one per target of a list."""
+    several: bool = False
+    """Whether the models predict several targets: blocks gain a last dim of the targets."""
 
     @property
     def n_cells(self) -> int:
@@ -85,8 +91,10 @@ class PredictContext:
         ]
 
     def block_shape(self, start: int, stop: int) -> tuple[int, ...]:
-        """Shape of a block as :func:`predict_block` returns it: (*space, time)."""
-        return (stop - start, *self.space_shape[1:], self.n_time)
+        """Shape of a block as :func:`predict_block` returns it: (*space, time), or
+        (*space, time, targets) for several targets."""
+        targets = (len(self.variables),) if self.several else ()
+        return (stop - start, *self.space_shape[1:], self.n_time, *targets)
 
     def predicts(self, start: int, stop: int) -> bool:
         """Whether a cell of rows ``start:stop`` has a model to apply (an ``ok`` partition,
@@ -94,24 +102,20 @@ class PredictContext:
         cells = np.arange(start * self.inner, stop * self.inner, dtype=np.int64)
         partitions = cells if self.cell_partition is None else self.cell_partition[cells]
         partitions = partitions[partitions >= 0]
-        return any(self.model_files[p] for p in np.unique(partitions))
+        return bool((self.models.file[np.unique(partitions)] >= 0).any())
 
 
-def _partition_models(job: Job, store: Store) -> tuple[int, tuple[str, ...]]:
-    """Partition count of the results and the model file of each ``ok`` partition."""
+def _partition_models(job: Job, store: Store) -> tuple[int, ModelIndex]:
+    """Partition count of the results and where the model of each ``ok`` partition is."""
     manifest = store.manifest()
     if manifest is None:
         raise UsageError(f"no results in {store.root} (run the job first)")
     store.check_compatible(job)
     size = int(manifest["partitions"])
-    records = store.records()
-    files = tuple(
-        model_file_name(i, size) if records.get(i, {}).get("status") == "ok" else ""
-        for i in range(size)
-    )
-    if not any(files):
+    models = store.model_index()
+    if not len(models):
         raise UsageError(f"no partition of {store.root} finished ok: there is no model to apply")
-    return size, files
+    return size, models
 
 
 def _cell_partitions(job: Job, ds_new: Any, n_cells: int, size: int) -> np.ndarray | None:
@@ -153,21 +157,21 @@ def prepare_prediction(
     before anything runs). ``where`` (``--where``: a mask variable of the new data or a box
     over its coordinates, as ``data.where``) leaves the other cells unpredicted.
 
-    Returns the task context, the output's coordinates (name -> DataArray) and the
-    prediction's attributes.
+    Returns the task context, the output's coordinates (name -> DataArray) and each output
+    variable's attributes (name -> attributes, :mod:`.variables`).
     """
-    from ..search.model_file import check_model_file, trusted_types
+    from ..search.model_file import check_model, trusted_types
 
     selection = None if where is None else parse_where(where)
     new_paths = list(paths) if paths else list(job.data.paths)
     data = job.data.model_copy(update={"paths": [os.path.abspath(p) for p in new_paths]})
     resolved = resolve_paths(data)
     store = Store(job.output_dir)
-    size, files = _partition_models(job, store)
+    size, models = _partition_models(job, store)
     trusted = (*trusted_types(job), *trusted)
-    first = next((name for name in files if name), None)
+    first = models.location(int(np.argmax(models.file >= 0)))
     if first is not None:
-        check_model_file(store.models / first, trusted)
+        check_model(store.read_model(first), first, trusted)
     ds = open_dataset(data, resolved)
     try:
         inputs = [("data.inputs", name) for name in job.data.inputs]
@@ -188,11 +192,7 @@ def prepare_prediction(
             if var.dims and set(var.dims) <= wanted
         }
         n_time = int(ds.sizes[job.data.time])
-        target_attrs = {}
-        if job.data.target in ds.variables:
-            target_attrs = {
-                k: v for k, v in ds[job.data.target].attrs.items() if k in ("units", "long_name")
-            }
+        attrs = variable_attrs(job, ds)
     finally:
         ds.close()
     inner = int(np.prod(shape[1:]))
@@ -205,22 +205,15 @@ def prepare_prediction(
         n_time=n_time,
         dims=dims,
         models_dir=str(store.models),
-        model_files=files,
+        models=models,
         trusted=trusted,
         cell_partition=mapping,
         rows_per_block=max(1, job.data.chunk // max(inner, 1)),
         selected=selected,
-        text=is_text(_trained_dtypes(store).get(job.data.target, "f8")),
+        text=is_text(_trained_dtypes(store).get(job.data.targets[0], "f8")),
+        variables=variable_names(job.data),
+        several=job.data.multi_target,
     )
-    attrs = {
-        "long_name": f"{target_attrs.get('long_name', job.data.target)} predicted by each "
-        "partition's best model",
-        **({"units": target_attrs["units"]} if "units" in target_attrs else {}),
-        "hpctune_name": job.name,
-        "hpctune_fingerprint": job.fingerprint(),
-        "hpctune_target": job.data.target,
-        "hpctune_inputs": " ".join(job.data.inputs),
-    }
     return ctx, coords, attrs
 
 
@@ -240,25 +233,29 @@ def _dataset(ctx: PredictContext) -> Any:
 def _model(ctx: PredictContext, partition: int) -> Any:
     """Partition ``partition``'s model, loaded once per worker process (the most recently used
     :data:`MODEL_CACHE` kept). Two threads may load the same model at once; one copy stays."""
-    from ..search.model_file import load_model_file
+    from ..search.model_file import load_model_bytes
 
-    path = os.path.join(ctx.models_dir, ctx.model_files[partition])
+    where = ctx.models.location(partition)
+    assert where is not None
+    key = (ctx.models_dir, where.file, where.offset)
     with _MODELS_LOCK:
-        model = _MODELS.get(path)
+        model = _MODELS.get(key)
         if model is not None:
-            _MODELS.move_to_end(path)
+            _MODELS.move_to_end(key)
             return model
-    model = load_model_file(path, ctx.trusted)  # outside the lock: other blocks go on
+    # outside the lock: other blocks go on; only this model's bytes are read
+    model = load_model_bytes(read_model(Path(ctx.models_dir), where), where, ctx.trusted)
     with _MODELS_LOCK:
-        model = _MODELS.setdefault(path, model)
-        _MODELS.move_to_end(path)
+        model = _MODELS.setdefault(key, model)
+        _MODELS.move_to_end(key)
         while len(_MODELS) > MODEL_CACHE:
             _MODELS.popitem(last=False)
     return model
 
 
 def predict_block(ctx: PredictContext, start: int, stop: int) -> np.ndarray:
-    """Predictions for rows ``start:stop`` of the first space dim: shape (*space, time)."""
+    """Predictions for rows ``start:stop`` of the first space dim: shape (*space, time), with a
+    last dim of the targets for several."""
     import dask
     import sklearn
 
@@ -269,9 +266,10 @@ def predict_block(ctx: PredictContext, start: int, stop: int) -> np.ndarray:
     x = input_rows(subset, ctx.data.inputs, ctx.space_dims, ctx.time_dim, ctx.n_time)
     cells = np.arange(start * ctx.inner, stop * ctx.inner, dtype=np.int64)
     partitions = cells if ctx.cell_partition is None else ctx.cell_partition[cells]
-    out = empty_labels((cells.size, ctx.n_time), ctx.text)
+    targets = (len(ctx.variables),) if ctx.several else ()
+    out = empty_labels((cells.size, ctx.n_time, *targets), ctx.text)
     for partition in np.unique(partitions):
-        if partition < 0 or not ctx.model_files[partition]:
+        if partition < 0 or not ctx.models.has(int(partition)):
             continue
         rows = np.flatnonzero(partitions == partition)
         values = x[rows].reshape(-1, x.shape[-1])
@@ -279,8 +277,8 @@ def predict_block(ctx: PredictContext, start: int, stop: int) -> np.ndarray:
         if not valid.any():
             continue
         model = _model(ctx, int(partition))
-        predicted = empty_labels((values.shape[0],), ctx.text)
+        predicted = empty_labels((values.shape[0], *targets), ctx.text)
         with sklearn.config_context(assume_finite=True):
             predicted[valid] = model.predict(values[valid].astype(np.float64, copy=False))
-        out[rows] = predicted.reshape(rows.size, ctx.n_time)
+        out[rows] = predicted.reshape(rows.size, ctx.n_time, *targets)
     return out.reshape(ctx.block_shape(start, stop))

@@ -21,7 +21,7 @@ from ..errors import OutputError, UsageError
 from ..schedulers import registry
 from ..search.labels import has_label
 from ..spec import Job
-from .blocks import VARIABLE, PredictContext, predict_block, prepare_prediction
+from .blocks import PredictContext, predict_block, prepare_prediction
 from .proba import (
     PROBABILITY,
     add_probability,
@@ -51,16 +51,19 @@ class PredictSummary:
     blocks: int
     seconds: float = 0.0
     cluster: str = ""
+    variables: tuple[str, ...] = ("prediction",)
+    """The variables written: ``prediction``, or one per target (``data.target`` a list)."""
     where: tuple[int, int] | None = None
     """With ``--where``: the cells it selects, of all the cells."""
-    classes: tuple[float, ...] | None = None
+    classes: tuple[Any, ...] | None = None
     """With ``--proba``: the classes of ``probability``."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "output": self.output,
-            "variable": VARIABLE,
+            **({"variable": self.variables[0]} if len(self.variables) == 1 else {}),
+            "variables": list(self.variables),
             "dims": self.dims,
             "partitions": self.partitions,
             "predicted": self.predicted,
@@ -75,8 +78,8 @@ class PredictSummary:
     def line(self) -> str:
         shape = " x ".join(f"{k}={v}" for k, v in self.dims.items())
         return (
-            f"{self.name}: {VARIABLE}({shape}) from {self.partitions} models{self._where()}, "
-            f"{self.predicted} values ({self.missing} NaN){self._classes()} in "
+            f"{self.name}: {', '.join(self.variables)}({shape}) from {self.partitions} models"
+            f"{self._where()}, {self.predicted} values ({self.missing} NaN){self._classes()} in "
             f"{self.seconds:.1f} s -> {self.output}"
         )
 
@@ -94,7 +97,8 @@ def prediction(
     where: Any = None,
     proba: bool = False,
 ) -> Any:
-    """The predictions as a lazy ``xarray.DataArray`` (one dask task per block of cells).
+    """The predictions as a lazy ``xarray.DataArray`` (one dask task per block of cells); with
+    several targets, an ``xarray.Dataset`` of one such variable per target.
 
     Compute it on any Dask scheduler (``.compute()``, ``.to_netcdf()``); :func:`predict`
     writes a file with bounded memory instead. ``where``: as ``hpctune predict --where``;
@@ -125,11 +129,16 @@ def prediction(
     ]
     array = da.concatenate(blocks, axis=0)
     if ctx.classes is not None:
-        return proba_dataset(array, ctx, coords, attrs)
+        return proba_dataset(array, ctx, coords, attrs[ctx.variables[0]])
     natural = (*ctx.space_dims, ctx.time_dim)
-    result = xr.DataArray(array, dims=natural, name=VARIABLE, attrs=attrs)
-    result = result.transpose(*ctx.dims).assign_coords(coords)
-    return result
+    arrays = {
+        name: xr.DataArray(array[..., j] if ctx.several else array, dims=natural, name=name)
+        .transpose(*ctx.dims)
+        .assign_coords(coords)
+        .assign_attrs(attrs[name])
+        for j, name in enumerate(ctx.variables)
+    }
+    return xr.Dataset(arrays) if ctx.several else arrays[ctx.variables[0]]
 
 
 def predict(
@@ -142,9 +151,9 @@ def predict(
     where: Any = None,
     proba: bool = False,
 ) -> PredictSummary:
-    """Write ``out`` (NetCDF) with the variable ``prediction`` (and with ``proba``, a
-    classifier's ``probability``: :mod:`.proba`); blocks run on the cluster and are written as
-    they finish. ``paths`` default to the job's own data."""
+    """Write ``out`` (NetCDF) with the variable ``prediction`` (several targets: one variable
+    per target; with ``proba``, a classifier's ``probability`` too: :mod:`.proba`); blocks run
+    on the cluster and are written as they finish. ``paths`` default to the job's own data."""
     started = time.monotonic()
     out = Path(out).expanduser().resolve()
     if out.is_dir():
@@ -174,22 +183,24 @@ def predict(
             )
             _write_template(tmp, ctx, coords, attrs)
             if proba:
-                add_probability(tmp, ctx, attrs)
+                add_probability(tmp, ctx, attrs[ctx.variables[0]])
             task = proba_block if proba else predict_block
             with _open_append(tmp) as nc:
-                variable = nc.variables[VARIABLE]
+                variables = [nc.variables[name] for name in ctx.variables]
                 natural = (*ctx.space_dims, ctx.time_dim)
                 axes = [natural.index(d) for d in ctx.dims]
                 along = ctx.dims.index(ctx.space_dims[0])
                 for (start, stop), both in _run_blocks(handle, ctx, blocks, execution.slots, task):
                     values, probs = split(both, ctx)
-                    finite = int(has_label(values).sum())
+                    finite = int(has_label(values.reshape(-1)).sum())
                     counts["predicted"] += finite
                     counts["missing"] += values.size - finite
                     # A block is (*space, time); the file's variable may order its dims otherwise.
                     index = [slice(None)] * len(ctx.dims)
                     index[along] = slice(start, stop)
-                    variable[tuple(index)] = values.transpose(axes)
+                    for j, variable in enumerate(variables):
+                        one = values[..., j] if ctx.several else values
+                        variable[tuple(index)] = one.transpose(axes)
                     if probs is not None:
                         probs = probs.transpose(*axes, len(axes))
                         nc.variables[PROBABILITY][tuple(index)] = probs
@@ -205,12 +216,13 @@ def predict(
         name=job.name,
         output=str(out),
         dims={d: sizes[d] for d in ctx.dims},
-        partitions=sum(1 for f in ctx.model_files if f),
+        partitions=len(ctx.models),
         predicted=counts["predicted"],
         missing=counts["missing"],
         blocks=len(blocks),
         seconds=time.monotonic() - started,
         cluster=description,
+        variables=ctx.variables,
         where=None if ctx.selected is None else (ctx.selected, ctx.n_cells),
         classes=ctx.classes,
     )
@@ -269,13 +281,16 @@ def _run_blocks(
 def _write_template(
     path: Path, ctx: PredictContext, coords: dict[str, Any], attrs: dict[str, Any]
 ) -> None:
-    """The output file with its coordinates and an empty (NaN-filled) ``prediction``."""
+    """The output file with its coordinates and its empty (NaN-filled) variables."""
     import netCDF4
     import xarray as xr
 
     template = xr.Dataset(coords=coords)
     template.attrs.update(
-        {"title": f"hpctune predictions of {attrs['hpctune_name']}", "source": " ".join(ctx.paths)}
+        {
+            "title": f"hpctune predictions of {attrs[ctx.variables[0]]['hpctune_name']}",
+            "source": " ".join(ctx.paths),
+        }
     )
     try:
         template.to_netcdf(path, engine="netcdf4")
@@ -289,14 +304,15 @@ def _write_template(
             chunks[ctx.dims.index(ctx.space_dims[0])] = min(ctx.rows_per_block, ctx.space_shape[0])
             # Text labels: a string variable ("" for none; NetCDF-4 does not compress them).
             packing = {} if ctx.text else {"zlib": True, "complevel": 1, "fill_value": np.nan}
-            variable = nc.createVariable(
-                VARIABLE,
-                str if ctx.text else "f8",
-                ctx.dims,
-                chunksizes=_limit_chunk(chunks),
-                **packing,
-            )
-            variable.setncatts(attrs)
+            for name in ctx.variables:
+                variable = nc.createVariable(
+                    name,
+                    str if ctx.text else "f8",
+                    ctx.dims,
+                    chunksizes=_limit_chunk(chunks),
+                    **packing,
+                )
+                variable.setncatts(attrs[name])
     except OSError as exc:
         raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
 

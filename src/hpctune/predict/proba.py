@@ -19,7 +19,8 @@ from ..data.source import open_cached, resolve_paths
 from ..data.static import input_rows
 from ..errors import UsageError
 from ..spec import DataSpec, Job
-from .blocks import VARIABLE, PredictContext, _dataset, _model
+from .blocks import PredictContext, _dataset, _model
+from .variables import VARIABLE
 
 PROBABILITY = "probability"
 CLASS_DIM = "class"
@@ -36,7 +37,7 @@ def check_proba(job: Job, ctx: PredictContext) -> None:
             "--proba: the target holds text labels; probabilities are written for number and "
             "bool labels (prediction holds the text labels)"
         )
-    first = next((i for i, name in enumerate(ctx.model_files) if name), None)
+    first = next((i for i in range(ctx.models.file.size) if ctx.models.has(i)), None)
     if first is None:
         return
     model = _model(ctx, first)
@@ -116,7 +117,7 @@ def proba_block(ctx: PredictContext, start: int, stop: int) -> np.ndarray:
     partitions = cells if ctx.cell_partition is None else ctx.cell_partition[cells]
     out = np.full((cells.size, ctx.n_time, 1 + classes.size), np.nan, dtype=np.float64)
     for partition in np.unique(partitions):
-        if partition < 0 or not ctx.model_files[partition]:
+        if partition < 0 or not ctx.models.has(int(partition)):
             continue
         rows = np.flatnonzero(partitions == partition)
         values = x[rows].reshape(-1, x.shape[-1])

@@ -17,10 +17,11 @@ def is_text(dtype: Any) -> bool:
 
 
 def has_label(y: np.ndarray) -> np.ndarray:
-    """Which values of ``y`` are labels: finite numbers, or non-empty texts (None, NaN and ""
-    are none)."""
+    """Which rows of ``y`` ((rows,), or (rows, targets): every target) are labelled: finite
+    numbers, or non-empty texts (None, NaN and "" are none)."""
     if not is_text(y.dtype):
-        return np.isfinite(y)
+        finite = np.isfinite(y)
+        return finite if finite.ndim == 1 else finite.all(axis=-1)
     if y.dtype.kind in "US":
         return y != y.dtype.type()
     text = np.frompyfunc(lambda v: isinstance(v, str | bytes) and len(v) > 0, 1, 1)
@@ -40,10 +41,10 @@ def as_target(y: np.ndarray) -> np.ndarray:
 
 
 def is_constant(y: np.ndarray) -> bool:
-    """Whether every value of ``y`` (labelled rows) is the same."""
+    """Whether every value of ``y`` (labelled rows) is the same (of each target, for several)."""
     if is_text(y.dtype):
         return np.unique(y).size <= 1
-    return bool(np.ptp(y) == 0)
+    return bool((np.ptp(y, axis=0) == 0).all())
 
 
 def shown(value: Any) -> str:

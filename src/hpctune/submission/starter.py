@@ -2,10 +2,9 @@
 
 The data is opened as a run opens it (:func:`hpctune.data.source.open_dataset`, lazily), and
 only its dims, dtypes and time coordinate are read. The spec names the space and time dims
-found, the numeric variables along them (and floats on space alone: static) as inputs, a
-target (given, or left to choose from the candidates listed in a comment), a test period of
-the last fifth of the time steps, the search of ``jobs/example.yaml`` and a local cluster;
-every key carries a comment saying what it does.
+found, the numeric variables along them (floats on space alone: static) as inputs, a target (given,
+or left to choose from the candidates listed in a comment), a test period of the last fifth of the
+time steps, the search of ``jobs/example.yaml``, a local cluster; every key commented.
 """
 
 from __future__ import annotations
@@ -81,8 +80,7 @@ class Found:
     """Numeric variables along exactly the space and time dims: inputs or the target."""
     groups: tuple[str, ...]
     """Integer or boolean variables along the space dims only: ``partition.by`` candidates."""
-    static: tuple[str, ...] = ()
-    """Float variables on the space dims only: static inputs, broadcast over time."""
+    static: tuple[str, ...] = ()  # floats on the space dims only: static inputs
     others: dict[str, str] = field(default_factory=dict)
     """Variables that are not candidates -> why not."""
     test_from: str | None = None
@@ -103,7 +101,7 @@ class Starter:
     next: str
 
     @property
-    def target(self) -> str | None:
+    def target(self) -> str | list[str] | None:
         return self.spec["data"].get("target")
 
     def to_dict(self) -> dict[str, Any]:
@@ -125,7 +123,9 @@ class Starter:
         """The command's text output: what was written, and what to do next."""
         sizes = zip(self.found.space, self.found.space_shape, strict=True)
         space = " x ".join(f"{d}={n}" for d, n in sizes)
-        target = self.target or "to choose"
+        target: Any = self.target or "to choose"
+        if isinstance(target, list):
+            target = ", ".join(map(str, target))
         test = f", test from {self.found.test_from}" if self.found.test_from else ""
         return [
             f"wrote {self.path}: {space}, {self.found.steps} time steps{test}, "
@@ -267,9 +267,11 @@ def starter_spec(
     target = data.get("target")
     inputs_given = any(o.split("=", 1)[0].strip() == "data.inputs" for o in overrides)
     if target is not None and not inputs_given and isinstance(data.get("inputs"), list):
-        if target not in found.candidates:
-            raise DataError("data.target", _not_a_candidate(target, found))
-        data["inputs"] = [v for v in data["inputs"] if v != target]
+        targets = target if isinstance(target, list) else [target]  # several: data.target=[a,b]
+        for name in targets:
+            if name not in found.candidates:
+                raise DataError("data.target", _not_a_candidate(name, found))
+        data["inputs"] = [v for v in data["inputs"] if v not in targets]
     return spec
 
 
