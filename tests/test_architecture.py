@@ -77,7 +77,7 @@ def test_the_cycle_check_sees_a_cycle(tmp_path: Path) -> None:
 
 
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("errors", "units"),
+    ("errors", "units", "kept"),
     ("streams", "startup", "progress", "schedulers"),
     ("spec",),
     ("data", "cluster"),

@@ -345,13 +345,14 @@ from hpctune import load_spec
 from hpctune.cluster import start_cluster
 
 def probe():
-    import os, sys
+    import gc, os, sys
     names = ("MALLOC_TRIM_THRESHOLD_", "OMP_NUM_THREADS", "PYTHONHASHSEED")
     return {
         "parent": os.getppid(),
         "env": {name: os.environ.get(name, "unset") for name in names},
         "imported": [m for m in ("dask_ml.model_selection", "sklearn.linear_model")
                      if m in sys.modules],
+        "frozen": gc.get_freeze_count(),
     }
 
 with start_cluster(load_spec(sys.argv[1])) as handle:
@@ -383,7 +384,8 @@ def probe_local_workers(job_path: Path, **environ: str) -> list[dict]:
 def test_local_workers_are_forked_ready_with_distributeds_environment(tmp_path):
     """Each worker is forked from one server that imported dask-ml and the spec's estimator
     module once; the environment is what distributed sets for workers (one BLAS thread, a
-    fixed hash seed), except MALLOC_TRIM_THRESHOLD_: it made every fit ~5% slower."""
+    fixed hash seed), except MALLOC_TRIM_THRESHOLD_: it made every fit ~5% slower. What the
+    server imported is frozen, so that a worker's collector leaves those pages shared."""
     path = write_spec(tmp_path, synthetic_spec(tmp_path / "cells.nc", cluster__workers=2))
     workers = probe_local_workers(path)
     assert len(workers) == 2
@@ -392,6 +394,7 @@ def test_local_workers_are_forked_ready_with_distributeds_environment(tmp_path):
         assert not worker["parent_is_driver"]
         assert "forkserver" in worker["parent_command"]
         assert worker["imported"] == ["dask_ml.model_selection", "sklearn.linear_model"]
+        assert worker["frozen"] > 100_000, "the libraries' objects stay out of the collector"
         assert worker["env"] == {
             "MALLOC_TRIM_THRESHOLD_": "unset",
             "OMP_NUM_THREADS": "1",

@@ -27,8 +27,9 @@ from .search.estimator import (
     check_scoring,
     work_counts,
 )
-from .search.fixed import check_fixed
+from .search.fixed import apply_fixed, check_fixed
 from .search.halving import check_resource
+from .search.targets import check_targets, describe_targets
 from .spec import Job
 
 
@@ -71,6 +72,11 @@ class Checked:
         train_times, n_test_steps = self.train_times()
         parts = self.partitioning
         outside = int(parts.outside_mask.sum())
+        targets = None
+        if job.data.multi_target:
+            targets = describe_targets(
+                job.data, apply_fixed(job.search, build_estimator(job.search))
+            )
         return {
             "name": job.name,
             "output": job.output,
@@ -85,6 +91,7 @@ class Checked:
             "search": work_counts(
                 job.search, parts.size - outside, self.train_folds(), self.train_rows()
             ),
+            **({"targets": targets} if targets else {}),
         }
 
 
@@ -115,6 +122,7 @@ def check_search(job: Job) -> None:
     check_candidates(job.search, estimator)
     check_resource(job.search, estimator)
     check_scoring(job.search)
+    check_targets(job.data, job.search, estimator)
 
 
 def check_partitions(job: Job) -> Checked:

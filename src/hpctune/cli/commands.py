@@ -54,6 +54,8 @@ def validate(job: str, overrides: tuple[str, ...], as_json: bool) -> None:
             f"  search:     {search['method']}, {search['candidates']} candidates x {folds} "
             f"folds + refit = {fits} fits in all"
         )
+    if "targets" in report:
+        echo(f"  targets:    {report['targets']['line']}")
     echo(f"  output:     {report['output']}")
 
 

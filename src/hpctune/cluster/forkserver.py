@@ -46,6 +46,9 @@ WORKER_MODULES = (
 )
 """What every hpctune worker imports before (or at) its first task."""
 
+FREEZE = "hpctune.cluster.frozen"
+"""Imported by the server after every other module: freezes what it holds (:mod:`.frozen`)."""
+
 CONFIG = {"distributed.worker.multiprocessing-method": "forkserver"}
 """The Dask setting under which a nanny forks its worker from the server."""
 
@@ -117,6 +120,7 @@ def start(modules: Iterable[str]) -> bool:
         # distributed's list, then ours (a module that fails to import is skipped)
         preload = ["distributed", *required_packages, *optional_packages]
         preload += [m for m in modules if m not in preload]
+        preload.append(FREEZE)  # last: what the server holds stays shared with its workers
         context.set_forkserver_preload(preload)
         try:
             with _environment(server_environment()), interrupts_blocked():

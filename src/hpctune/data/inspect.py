@@ -126,7 +126,10 @@ def check_data(job: Job, ds: Any | None = None) -> DatasetInfo:
     data = job.data
     paths = resolve_paths(data)
     ds = ds if ds is not None else open_dataset(data, paths)
-    names = [*(("data.inputs", v) for v in data.inputs), ("data.target", data.target)]
+    names = [
+        *(("data.inputs", v) for v in data.inputs),
+        *(("data.target", v) for v in data.targets),
+    ]
     checked = check_variables(ds, data, names)
     variables, largest = checked.dtypes, checked.chunk_bytes
     if job.partition.by != "cell":

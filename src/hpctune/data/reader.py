@@ -15,7 +15,8 @@ from .source import open_cached
 
 @dataclass
 class CellBlock:
-    """The rows of a few cells: inputs ``x`` (cells, time, inputs) and ``y`` (cells, time)."""
+    """The rows of a few cells: inputs ``x`` (cells, time, inputs) and ``y`` (cells, time), or
+    (cells, time, targets) when ``data.target`` is a list."""
 
     cells: np.ndarray
     x: np.ndarray
@@ -87,7 +88,7 @@ class CellReader:
             contiguous = unique[-1] - unique[0] + 1 == unique.size
             indexers[dim] = slice(int(unique[0]), int(unique[-1]) + 1) if contiguous else unique
             local.append(inverse.reshape(-1))
-        names = [*self.data.inputs, self.data.target]
+        names = [*self.data.inputs, *self.data.targets]
         subset = self.dataset[names].isel(indexers)
         with dask.config.set(scheduler="sync"):
             subset = subset.compute()
@@ -101,4 +102,8 @@ class CellReader:
             return values[:, order] if order is not None else values
 
         x = np.stack([series(name) for name in self.data.inputs], axis=-1)
-        return CellBlock(cells=cells, x=x, y=series(self.data.target))
+        if self.data.multi_target:
+            y = np.stack([series(name) for name in self.data.targets], axis=-1)
+        else:
+            y = series(self.data.target)
+        return CellBlock(cells=cells, x=x, y=y)

@@ -4,19 +4,18 @@ xarray, and the one cache of open datasets that a worker process keeps across ta
 from __future__ import annotations
 
 import glob
-import threading
 import warnings
 from pathlib import Path
 from typing import Any
 
 from ..errors import DataError
+from ..kept import Kept
 from ..spec import DataSpec
 from .stores import ZARR, check_path, consolidated, engine_for
 
-#: Open datasets, one per files, engine, chunk and space dims, per process: workers reuse them
-#: across tasks.
-_OPEN: dict[tuple[Any, ...], Any] = {}
-_OPEN_LOCK = threading.Lock()
+_OPEN: Kept[Any] = Kept(serial=True)
+"""Open datasets, one per files, engine, chunk and space dims, per process: workers reuse them
+across tasks. Opened one at a time: netCDF-C is not thread-safe."""
 
 
 def resolve_paths(data: DataSpec) -> list[str]:
@@ -105,11 +104,11 @@ def open_cached(
     bounded first (:func:`set_netcdf_chunk_cache`); without it, the cache is left as it is.
     """
     key = (tuple(paths), data.engine, data.chunk, tuple(data.space))
-    with _OPEN_LOCK:
-        ds = _OPEN.get(key)
-        if ds is None:
-            netcdf = data.engine in (None, "netcdf4") and engine_for(data, list(paths)) != ZARR
-            if chunk_bytes is not None and netcdf:
-                set_netcdf_chunk_cache(chunk_bytes)
-            ds = _OPEN[key] = open_dataset(data, list(paths))
-    return ds
+
+    def build() -> Any:
+        netcdf = data.engine in (None, "netcdf4") and engine_for(data, list(paths)) != ZARR
+        if chunk_bytes is not None and netcdf:
+            set_netcdf_chunk_cache(chunk_bytes)
+        return open_dataset(data, list(paths))
+
+    return _OPEN.get(key, build)

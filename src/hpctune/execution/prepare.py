@@ -9,8 +9,10 @@ from typing import Any
 from ..checks import Checked, check_job, check_partitions
 from ..checks import check_search as check_estimator
 from ..output.grid import grid_sizes
+from ..search.estimator import build_estimator
 from ..search.metrics import test_metric_names
 from ..search.surface import surface_candidates
+from ..search.targets import describe_targets
 
 Prepared = Checked
 """A job checked against its data (and, after :func:`check_search`, its estimator)."""
@@ -30,8 +32,11 @@ def results_options(prepared: Checked) -> dict[str, Any]:
     test metrics of results.nc, the candidates of cv_results.nc (None: no cv_results.nc) and the
     grid a stacked ``data.space`` lays results.nc out on."""
     search = prepared.job.search
+    data = prepared.job.data
+    targets = describe_targets(data, build_estimator(search)) if data.multi_target else None
     return {
         "test_metrics": test_metric_names(search),
         "candidates": surface_candidates(search),
         "space_sizes": grid_sizes(prepared.info),
+        "multi_output": targets["model"] if targets else None,
     }

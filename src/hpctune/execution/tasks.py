@@ -19,6 +19,7 @@ from ..cluster import (
 )
 from ..data import CellBlock, CellReader, DatasetInfo
 from ..data.partitions import PartitionPlan
+from ..kept import Kept
 from ..output.folder import Store
 from ..output.journal import Journal
 from ..search import (
@@ -86,19 +87,12 @@ class _WorkerState:
             child.close()
 
 
-_WORKER_STATES: dict[tuple[str, str], _WorkerState] = {}
-_WORKER_STATES_LOCK = threading.Lock()
+_WORKER_STATES: Kept[_WorkerState] = Kept(limit=1, close=_WorkerState.close, serial=True)
+"""The state of the run this worker process serves (a new run closes the last one's)."""
 
 
 def _worker_state(ctx: TaskContext) -> _WorkerState:
-    with _WORKER_STATES_LOCK:
-        state = _WORKER_STATES.get(ctx.key)
-        if state is None:
-            for old in _WORKER_STATES.values():
-                old.close()
-            _WORKER_STATES.clear()
-            state = _WORKER_STATES[ctx.key] = _WorkerState(ctx)
-        return state
+    return _WORKER_STATES.get(ctx.key, lambda: _WorkerState(ctx))
 
 
 def shared_context(ctx: TaskContext) -> TaskContext:
@@ -110,7 +104,7 @@ def shared_context(ctx: TaskContext) -> TaskContext:
 def partition_rows(
     block: CellBlock, offset: int, members: np.ndarray, times: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Inputs, target and times of one partition whose cells start at ``offset`` in ``block``.
+    """Inputs, target(s) and times of one partition whose cells start at ``offset`` in ``block``.
 
     A cell gives its time series; a group gives the rows of all its cells, ordered by time.
     """
@@ -120,7 +114,8 @@ def partition_rows(
         return x[0], y[0], times
     t = np.tile(times, members.size)
     order = np.argsort(t, kind="stable")
-    return x.reshape(-1, x.shape[-1])[order], y.reshape(-1)[order], t[order]
+    y = y.reshape(-1, *y.shape[2:])  # (rows,) or (rows, targets)
+    return x.reshape(-1, x.shape[-1])[order], y[order], t[order]
 
 
 def run_batch(ctx: TaskContext, indices: list[int]) -> dict[str, Any]:

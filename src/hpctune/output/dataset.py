@@ -20,6 +20,7 @@ from .record import (
     TRAILING_COLUMNS,
     PartitionResult,
 )
+from .targets import describe_targets, test_column
 from .versions import versions
 
 
@@ -41,11 +42,14 @@ def results_dataset(
     records: Mapping[int, dict] | Iterable[tuple[int, dict]],
     test_metrics: Sequence[str] = TEST_METRICS,
     space_sizes: dict[str, int] | None = None,
+    multi_output: str | None = None,
 ) -> Any:
     """One row per partition: dimension ``space`` (cells) or ``partition`` (groups);
     ``test_metrics``: the ``test_<name>`` variables (a classifier's are its scorers).
     ``space_sizes`` (the data's space dims and lengths): with two or more, the cells are
-    laid out on those dims instead (:func:`hpctune.output.grid.on_grid`).
+    laid out on those dims instead (:func:`hpctune.output.grid.on_grid`). Several targets
+    (``data.target`` a list): ``test_*`` have a ``target`` dim and ``multi_output`` says how
+    the model predicts them (:mod:`hpctune.output.targets`).
 
     ``records``: each partition's record, as a mapping or as ``(index, record)`` pairs read one
     at a time (:meth:`hpctune.output.latest.LatestRecords.records`): the columns are filled as
@@ -56,12 +60,13 @@ def results_dataset(
     dim = "partition" if plan.grouped else "space"
     fills: list[tuple[np.ndarray, Any]] = []
 
-    def column(getter: Any, dtype: Any, missing: Any) -> np.ndarray:
+    def column(getter: Any, dtype: Any, missing: Any, tail: tuple[int, ...] = ()) -> np.ndarray:
         """A column of ``missing`` values, filled from each record below with ``getter``."""
-        values = np.full(size, missing, dtype=dtype)
+        values = np.full((size, *tail), missing, dtype=dtype)
         fills.append((values, getter))
         return values
 
+    inner: dict[str, tuple[str, ...]] = {}  # dims after the partition's (``target``)
     variables: dict[str, Any] = {
         col.name: column(lambda r, n=col.name: getattr(r, n), col.dtype, col.missing)
         for col in LEADING_COLUMNS
@@ -83,9 +88,8 @@ def results_dataset(
         )
     if job.data.test is not None:
         for metric in test_metrics:
-            variables[f"test_{metric}"] = column(
-                lambda r, m=metric: r.test_scores.get(m, np.nan), np.float64, np.nan
-            )
+            inner[f"test_{metric}"], tail, getter = test_column(metric, job.data)
+            variables[f"test_{metric}"] = column(getter, np.float64, np.nan, tail)
     halving = HALVING_COLUMNS if job.search.method in HALVING_METHODS else ()
     for col in halving:
         variables[col.name] = column(
@@ -104,7 +108,9 @@ def results_dataset(
         for values, getter in fills:
             value = getter(result)
             values[index] = sys.intern(value) if isinstance(value, str) else value
-    ds = xr.Dataset({name: (dim, values) for name, values in variables.items()})
+    ds = xr.Dataset(
+        {name: ((dim, *inner.get(name, ())), values) for name, values in variables.items()}
+    )
     if plan.grouped:
         ds = ds.assign_coords({dim: plan.labels, "n_cells": (dim, [m.size for m in plan.members])})
         ds[dim].attrs["long_name"] = f"value of {job.partition.by}"
@@ -128,6 +134,7 @@ def results_dataset(
             "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         }
     )
+    describe_targets(ds, job.data, multi_output)
     return ds if plan.grouped else on_grid(ds, space_sizes)
 
 

@@ -199,6 +199,7 @@ class Store:
         test_metrics: Sequence[str] = TEST_METRICS,
         candidates: list[dict[str, Any]] | None = None,
         space_sizes: dict[str, int] | None = None,
+        multi_output: str | None = None,
     ) -> Any:
         """Merge every partition's record into results.nc (atomically) and return the Dataset
         (on the grid ``space_sizes`` for a stacked ``data.space``: :mod:`.grid`); with the
@@ -208,7 +209,7 @@ class Store:
             rows = records if latest is None else latest.records()
             write_surface(surface_dataset(job, plan, coords, rows, candidates), self.root)
         rows = records if latest is None else latest.records()
-        ds = results_dataset(job, plan, coords, rows, test_metrics, space_sizes)
+        ds = results_dataset(job, plan, coords, rows, test_metrics, space_sizes, multi_output)
         tmp = self.root / f".{RESULTS}.{os.getpid()}.tmp"
         try:
             ds.to_netcdf(tmp, engine="netcdf4")

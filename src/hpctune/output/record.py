@@ -71,7 +71,9 @@ class PartitionResult:
     best_score: float = math.nan
     best_params: dict[str, Any] = field(default_factory=dict)
     cv_scores: dict[str, float] = field(default_factory=dict)
-    test_scores: dict[str, float] = field(default_factory=dict)
+    test_scores: dict[str, Any] = field(default_factory=dict)
+    """Each test-period metric: a number, or a list over the targets when ``data.target`` is a
+    list (in its order)."""
     n_train: int = 0
     n_test: int = 0
     fit_seconds: float = math.nan
@@ -98,7 +100,7 @@ class PartitionResult:
             "best_score": _finite_or_none(self.best_score),
             "best_params": {k: _plain(v) for k, v in self.best_params.items()},
             "cv_scores": {k: _finite_or_none(v) for k, v in self.cv_scores.items()},
-            "test_scores": {k: _finite_or_none(v) for k, v in self.test_scores.items()},
+            "test_scores": {k: _score_record(v) for k, v in self.test_scores.items()},
             "n_train": self.n_train,
             "n_test": self.n_test,
             "fit_seconds": _finite_or_none(self.fit_seconds),
@@ -120,7 +122,10 @@ class PartitionResult:
             best_score=num(record.get("best_score")),
             best_params=dict(record.get("best_params", {})),
             cv_scores={k: num(v) for k, v in record.get("cv_scores", {}).items()},
-            test_scores={k: num(v) for k, v in record.get("test_scores", {}).items()},
+            test_scores={
+                k: [num(x) for x in v] if isinstance(v, list) else num(v)
+                for k, v in record.get("test_scores", {}).items()
+            },
             n_train=int(record.get("n_train", 0)),
             n_test=int(record.get("n_test", 0)),
             fit_seconds=num(record.get("fit_seconds")),
@@ -135,6 +140,13 @@ class PartitionResult:
 def _finite_or_none(value: float) -> float | None:
     value = float(value)
     return value if math.isfinite(value) else None
+
+
+def _score_record(value: Any) -> Any:
+    """A test score (or a list of them, one per target) as JSON-able data."""
+    if isinstance(value, list | tuple):
+        return [_finite_or_none(v) for v in value]
+    return _finite_or_none(value)
 
 
 def _short(value: float) -> float | None:

@@ -105,6 +105,8 @@ class PlanEstimate:
     (:func:`hpctune.cluster.plan_execution`)."""
     halving: dict[str, Any] | None = None
     """A halving search's estimated iterations and fits (:func:`search.halving.plan_estimate`)."""
+    targets: dict[str, Any] | None = None
+    """Several targets: how one model predicts them (:func:`search.targets.describe_targets`)."""
     lines: list[str] = field(default_factory=list)
 
     # ------------------------------------------------------------------ sample statistics
@@ -194,6 +196,7 @@ class PlanEstimate:
             f"slots           {r.nodes} nodes x {r.workers_per_node} workers x {r.threads} "
             f"threads = {r.slots} ({r.source})",
             *([self.halving["line"]] if self.halving else []),
+            *([f"targets         {self.targets['line']}"] if self.targets else []),
             f"layout          {self._layout()}",
             f"compute         {self.core_seconds:.1f} s / ({r.slots} slots x {EFFICIENCY} "
             f"efficiency) = {self.compute_seconds:.1f} s",
@@ -307,4 +310,5 @@ class PlanEstimate:
             "nodes_for_target": self.nodes_for_target,
             "lines": self.lines,
             **({"halving": self.halving} if self.halving else {}),
+            **({"targets": self.targets} if self.targets else {}),
         }

@@ -14,9 +14,12 @@ from ..checks import Checked, check_job
 from ..cluster import ExecutionPlan, Placement, choose_mode, open_cluster, place, plan_execution
 from ..errors import UsageError
 from ..execution.tasks import partition_rows
+from ..kept import Kept
 from ..schedulers import registry
 from ..search import n_candidates
+from ..search.estimator import build_estimator
 from ..search.halving import plan_estimate
+from ..search.targets import describe_targets
 from ..spec import Job
 from .estimate import PlanEstimate, Resources, resources
 
@@ -24,19 +27,17 @@ DEFAULT_SAMPLE = 20
 """Partitions ``hpctune plan`` times unless told (``--sample``)."""
 
 
-_STATES: dict[str, Any] = {}
+_STATES: Kept[Any] = Kept(limit=1, serial=True)
+"""The reader and searcher of the spec being sampled, per worker process."""
 
 
 def _state(prepared: Checked) -> Any:
     from ..data import CellReader
     from ..search import PartitionSearch
 
-    key = prepared.job.fingerprint()
-    state = _STATES.get(key)
-    if state is None:
-        _STATES.clear()
+    def build() -> Any:
         test = prepared.job.data.test
-        state = _STATES[key] = (
+        return (
             CellReader(prepared.job.data, prepared.info),
             PartitionSearch(
                 prepared.job.search,
@@ -44,7 +45,8 @@ def _state(prepared: Checked) -> Any:
                 window=prepared.job.data.train,
             ),
         )
-    return state
+
+    return _STATES.get(prepared.job.fingerprint(), build)
 
 
 def _warm_up_here(prepared: Checked) -> bool:
@@ -160,4 +162,7 @@ def plan(
         granularity=target.granularity,
         workers="processes" if target.processes else "threads",
         halving=halving,
+        targets=describe_targets(job.data, build_estimator(job.search))
+        if job.data.multi_target
+        else None,
     )

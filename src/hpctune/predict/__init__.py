@@ -8,13 +8,16 @@ every input is finite. Nothing but metadata is read on the driver.
 
 :func:`predict` streams the blocks into ``OUT.nc`` as they finish (the driver holds at most a
 few blocks at once); :func:`prediction` returns the same values as a lazy, dask-backed
-``xarray.DataArray``. The variable ``prediction`` has the input's dims and coordinates.
+``xarray.DataArray``. The variable ``prediction`` has the input's dims and coordinates; with
+several targets (``data.target`` a list) there is one variable per target, named after it
+(:mod:`.variables`), and :func:`prediction` returns an ``xarray.Dataset`` of them.
 Cells whose partition is not ``ok`` (skipped, failed, pending) and rows with a missing input
 are NaN.
 """
 
-from .blocks import MODEL_CACHE, VARIABLE, PredictContext, predict_block, prepare_prediction
+from .blocks import MODEL_CACHE, PredictContext, predict_block, prepare_prediction
 from .driver import PredictSummary, predict, prediction, spread
+from .variables import VARIABLE
 
 __all__ = [
     "MODEL_CACHE",

@@ -24,8 +24,7 @@ from ..data.source import open_cached, open_dataset, resolve_paths
 from ..errors import DataError, UsageError
 from ..output.folder import Store
 from ..spec import DataSpec, Job
-
-VARIABLE = "prediction"
+from .variables import variable_attrs, variable_names
 
 #: Loaded models, per worker process (its threads share them, under _MODELS_LOCK).
 _MODELS: OrderedDict[str, Any] = OrderedDict()
@@ -57,6 +56,10 @@ class PredictContext:
     cell_partition: np.ndarray | None = field(default=None, repr=False)
     """Partition of each (flattened) cell, -1 for none; None when partition i is cell i."""
     rows_per_block: int = 1
+    variables: tuple[str, ...] = ("prediction",)
+    """The output variables (:mod:`.variables`): one, or one per target of a list."""
+    several: bool = False
+    """Whether the models predict several targets: blocks gain a last dim of the targets."""
 
     @property
     def n_cells(self) -> int:
@@ -76,8 +79,10 @@ class PredictContext:
         ]
 
     def block_shape(self, start: int, stop: int) -> tuple[int, ...]:
-        """Shape of a block as :func:`predict_block` returns it: (*space, time)."""
-        return (stop - start, *self.space_shape[1:], self.n_time)
+        """Shape of a block as :func:`predict_block` returns it: (*space, time), or
+        (*space, time, targets) for several targets."""
+        targets = (len(self.variables),) if self.several else ()
+        return (stop - start, *self.space_shape[1:], self.n_time, *targets)
 
 
 def _partition_models(job: Job, store: Store) -> tuple[int, tuple[str, ...]]:
@@ -132,8 +137,8 @@ def prepare_prediction(
     description of the first model file: types it asks for and ``trusted`` lacks are refused
     before anything runs).
 
-    Returns the task context, the output's coordinates (name -> DataArray) and the
-    prediction's attributes.
+    Returns the task context, the output's coordinates (name -> DataArray) and each output
+    variable's attributes (name -> attributes, :mod:`.variables`).
     """
     from ..search.model_file import check_model_file, trusted_types
 
@@ -161,11 +166,7 @@ def prepare_prediction(
             if var.dims and set(var.dims) <= wanted
         }
         n_time = int(ds.sizes[job.data.time])
-        target_attrs = {}
-        if job.data.target in ds.variables:
-            target_attrs = {
-                k: v for k, v in ds[job.data.target].attrs.items() if k in ("units", "long_name")
-            }
+        attrs = variable_attrs(job, ds)
     finally:
         ds.close()
     inner = int(np.prod(shape[1:]))
@@ -182,16 +183,9 @@ def prepare_prediction(
         trusted=trusted,
         cell_partition=mapping,
         rows_per_block=max(1, job.data.chunk // max(inner, 1)),
+        variables=variable_names(job.data),
+        several=job.data.multi_target,
     )
-    attrs = {
-        "long_name": f"{target_attrs.get('long_name', job.data.target)} predicted by each "
-        "partition's best model",
-        **({"units": target_attrs["units"]} if "units" in target_attrs else {}),
-        "hpctune_name": job.name,
-        "hpctune_fingerprint": job.fingerprint(),
-        "hpctune_target": job.data.target,
-        "hpctune_inputs": " ".join(job.data.inputs),
-    }
     return ctx, coords, attrs
 
 
@@ -223,7 +217,8 @@ def _model(ctx: PredictContext, partition: int) -> Any:
 
 
 def predict_block(ctx: PredictContext, start: int, stop: int) -> np.ndarray:
-    """Predictions for rows ``start:stop`` of the first space dim: shape (*space, time)."""
+    """Predictions for rows ``start:stop`` of the first space dim: shape (*space, time), with a
+    last dim of the targets for several."""
     import dask
     import sklearn
 
@@ -237,7 +232,8 @@ def predict_block(ctx: PredictContext, start: int, stop: int) -> np.ndarray:
     ).reshape(-1, ctx.n_time, len(ctx.data.inputs))
     cells = np.arange(start * ctx.inner, stop * ctx.inner, dtype=np.int64)
     partitions = cells if ctx.cell_partition is None else ctx.cell_partition[cells]
-    out = np.full((cells.size, ctx.n_time), np.nan, dtype=np.float64)
+    targets = (len(ctx.variables),) if ctx.several else ()
+    out = np.full((cells.size, ctx.n_time, *targets), np.nan, dtype=np.float64)
     for partition in np.unique(partitions):
         if partition < 0 or not ctx.model_files[partition]:
             continue
@@ -247,8 +243,8 @@ def predict_block(ctx: PredictContext, start: int, stop: int) -> np.ndarray:
         if not valid.any():
             continue
         model = _model(ctx, int(partition))
-        predicted = np.full(values.shape[0], np.nan)
+        predicted = np.full((values.shape[0], *targets), np.nan)
         with sklearn.config_context(assume_finite=True):
             predicted[valid] = model.predict(values[valid].astype(np.float64, copy=False))
-        out[rows] = predicted.reshape(rows.size, ctx.n_time)
+        out[rows] = predicted.reshape(rows.size, ctx.n_time, *targets)
     return out.reshape(ctx.block_shape(start, stop))

@@ -20,7 +20,7 @@ from ..cluster import ClusterHandle, choose_mode, open_cluster, place, plan_exec
 from ..errors import OutputError, UsageError
 from ..schedulers import registry
 from ..spec import Job
-from .blocks import VARIABLE, PredictContext, predict_block, prepare_prediction
+from .blocks import PredictContext, predict_block, prepare_prediction
 
 log = logging.getLogger("hpctune")
 
@@ -41,12 +41,15 @@ class PredictSummary:
     blocks: int
     seconds: float = 0.0
     cluster: str = ""
+    variables: tuple[str, ...] = ("prediction",)
+    """The variables written: ``prediction``, or one per target (``data.target`` a list)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "output": self.output,
-            "variable": VARIABLE,
+            **({"variable": self.variables[0]} if len(self.variables) == 1 else {}),
+            "variables": list(self.variables),
             "dims": self.dims,
             "partitions": self.partitions,
             "predicted": self.predicted,
@@ -59,13 +62,14 @@ class PredictSummary:
     def line(self) -> str:
         shape = " x ".join(f"{k}={v}" for k, v in self.dims.items())
         return (
-            f"{self.name}: {VARIABLE}({shape}) from {self.partitions} models, "
+            f"{self.name}: {', '.join(self.variables)}({shape}) from {self.partitions} models, "
             f"{self.predicted} values ({self.missing} NaN) in {self.seconds:.1f} s -> {self.output}"
         )
 
 
 def prediction(job: Job, paths: Sequence[str] | None = None, trusted: Sequence[str] = ()) -> Any:
-    """The predictions as a lazy ``xarray.DataArray`` (one dask task per block of cells).
+    """The predictions as a lazy ``xarray.DataArray`` (one dask task per block of cells); with
+    several targets, an ``xarray.Dataset`` of one such variable per target.
 
     Compute it on any Dask scheduler (``.compute()``, ``.to_netcdf()``); :func:`predict`
     writes a file with bounded memory instead.
@@ -86,9 +90,14 @@ def prediction(job: Job, paths: Sequence[str] | None = None, trusted: Sequence[s
     ]
     array = da.concatenate(blocks, axis=0)
     natural = (*ctx.space_dims, ctx.time_dim)
-    result = xr.DataArray(array, dims=natural, name=VARIABLE, attrs=attrs)
-    result = result.transpose(*ctx.dims).assign_coords(coords)
-    return result
+    arrays = {
+        name: xr.DataArray(array[..., j] if ctx.several else array, dims=natural, name=name)
+        .transpose(*ctx.dims)
+        .assign_coords(coords)
+        .assign_attrs(attrs[name])
+        for j, name in enumerate(ctx.variables)
+    }
+    return xr.Dataset(arrays) if ctx.several else arrays[ctx.variables[0]]
 
 
 def predict(
@@ -99,8 +108,9 @@ def predict(
     client: Any = None,
     trusted: Sequence[str] = (),
 ) -> PredictSummary:
-    """Write ``out`` (NetCDF) with the variable ``prediction``; blocks run on the cluster and
-    are written as they finish. ``paths`` default to the job's own data."""
+    """Write ``out`` (NetCDF) with the variable ``prediction`` (several targets: one variable
+    per target); blocks run on the cluster and are written as they finish. ``paths`` default
+    to the job's own data."""
     started = time.monotonic()
     out = Path(out).expanduser().resolve()
     if out.is_dir():
@@ -122,7 +132,7 @@ def predict(
             blocks = ctx.blocks()
             _write_template(tmp, ctx, coords, attrs)
             with _open_append(tmp) as nc:
-                variable = nc.variables[VARIABLE]
+                variables = [nc.variables[name] for name in ctx.variables]
                 natural = (*ctx.space_dims, ctx.time_dim)
                 axes = [natural.index(d) for d in ctx.dims]
                 along = ctx.dims.index(ctx.space_dims[0])
@@ -133,7 +143,9 @@ def predict(
                     # A block is (*space, time); the file's variable may order its dims otherwise.
                     index = [slice(None)] * len(ctx.dims)
                     index[along] = slice(start, stop)
-                    variable[tuple(index)] = values.transpose(axes)
+                    for j, variable in enumerate(variables):
+                        one = values[..., j] if ctx.several else values
+                        variable[tuple(index)] = one.transpose(axes)
             description = handle.description
         os.replace(tmp, out)
     except BaseException:
@@ -152,6 +164,7 @@ def predict(
         blocks=len(blocks),
         seconds=time.monotonic() - started,
         cluster=description,
+        variables=ctx.variables,
     )
 
 
@@ -204,13 +217,16 @@ def _run_blocks(
 def _write_template(
     path: Path, ctx: PredictContext, coords: dict[str, Any], attrs: dict[str, Any]
 ) -> None:
-    """The output file with its coordinates and an empty (NaN-filled) ``prediction``."""
+    """The output file with its coordinates and its empty (NaN-filled) variables."""
     import netCDF4
     import xarray as xr
 
     template = xr.Dataset(coords=coords)
     template.attrs.update(
-        {"title": f"hpctune predictions of {attrs['hpctune_name']}", "source": " ".join(ctx.paths)}
+        {
+            "title": f"hpctune predictions of {attrs[ctx.variables[0]]['hpctune_name']}",
+            "source": " ".join(ctx.paths),
+        }
     )
     try:
         template.to_netcdf(path, engine="netcdf4")
@@ -222,16 +238,17 @@ def _write_template(
                     nc.createDimension(dim, sizes[dim])
             chunks = [sizes[d] for d in ctx.dims]
             chunks[ctx.dims.index(ctx.space_dims[0])] = min(ctx.rows_per_block, ctx.space_shape[0])
-            variable = nc.createVariable(
-                VARIABLE,
-                "f8",
-                ctx.dims,
-                zlib=True,
-                complevel=1,
-                chunksizes=_limit_chunk(chunks),
-                fill_value=np.nan,
-            )
-            variable.setncatts(attrs)
+            for name in ctx.variables:
+                variable = nc.createVariable(
+                    name,
+                    "f8",
+                    ctx.dims,
+                    zlib=True,
+                    complevel=1,
+                    chunksizes=_limit_chunk(chunks),
+                    fill_value=np.nan,
+                )
+                variable.setncatts(attrs[name])
     except OSError as exc:
         raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
 

@@ -12,6 +12,7 @@ import numpy as np
 
 from ..spec import Job
 from .layout import CellLayout
+from .targets import first_target_metric
 
 #: Metrics where lower is better: their maps use the reversed colour map, so that the same
 #: colour means "good" on every map.
@@ -317,8 +318,8 @@ def draw_score_vs_n_train(job: Job, results: Any, path: Path) -> None:
     n_train = np.asarray(results["n_train"].values, dtype=float)
     panels = [("best_score", f"cross-validated {job.search.refit_metric} (best candidate)")]
     refit_test = f"test_{job.search.refit_metric}"  # a classifier's test metrics: its scorers
-    if "test_r2" in results or refit_test in results:
-        name = "test_r2" if "test_r2" in results else refit_test
+    name = first_target_metric(results, "test_r2") or first_target_metric(results, refit_test)
+    if name is not None:  # several targets: the first target's
         panels.append((name, f"{name[5:]} on the test period"))
     fig = _new_figure(5.0 * len(panels), 4.2)
     for position, (name, label) in enumerate(panels, start=1):

@@ -50,6 +50,7 @@ from .figures import (
 )
 from .layout import cell_layout
 from .surface import surface_figures
+from .targets import split_targets
 
 REPORT_DIR = "report"
 PAGE_TEMPLATE = "report.html.j2"
@@ -104,7 +105,7 @@ def write_report(job: Job, folder: str | Path | None = None) -> Report:
             "partitions of an array with hpctune merge)"
         )
     with xr.open_dataset(store.results_path) as opened:
-        results = result_rows(opened.load())  # a gridded results.nc as one row per cell
+        results = split_targets(result_rows(opened.load()))  # rows; test_*_<target>
     manifest = store.manifest() or {}
     changed = store.changed_keys(job)
     if changed:  # the results are drawn as what they are: the other spec's
@@ -313,7 +314,7 @@ def page_context(
             + (f"; trained on {job.data.train.describe()}" if job.data.train else "")
             + (f"; cells where {_where(job.data.where)}" if job.data.where else ""),
         ),
-        ("inputs → target", f"{', '.join(job.data.inputs)} → {job.data.target}"),
+        ("inputs → target", f"{', '.join(job.data.inputs)} → {', '.join(job.data.targets)}"),
         ("partition by", job.partition.by),
         ("estimator", " → ".join(job.search.estimator)),
         (

@@ -25,6 +25,7 @@ from .fixed import apply_fixed
 from .halving import is_halving, iterations, make_halving_search
 from .metrics import is_classifier, scorer_scores
 from .surface import score_arrays
+from .targets import Targets, per_target_scores
 
 
 def rank_nan_last(values: Any, method: str = "min") -> np.ndarray:
@@ -93,9 +94,11 @@ def select_rows(
     test_start: np.datetime64 | None,
     window: TrainWindow | None = None,
 ) -> PartitionRows:
-    """Drop rows with NaN or +-inf in an input or the target; split off the test period; keep
-    the training rows inside ``data.train``'s window (the test period is not narrowed)."""
-    valid = np.isfinite(y) & np.isfinite(x).all(axis=-1)
+    """Drop rows with NaN or +-inf in an input or a target (``y``: (rows,) or (rows, targets));
+    split off the test period; keep the training rows inside ``data.train``'s window (the test
+    period is not narrowed)."""
+    finite = np.isfinite(y)
+    valid = (finite if y.ndim == 1 else finite.all(axis=-1)) & np.isfinite(x).all(axis=-1)
     train = valid if test_start is None else valid & (times < test_start)
     if window is not None:
         train = train & window.contains(times)
@@ -162,6 +165,7 @@ class PartitionSearch:
         self.search = search
         self.estimator = apply_fixed(search, build_estimator(search))
         self.classifier = is_classifier(self.estimator)  # test period: the spec's scorers
+        self.targets = Targets(search, self.estimator)  # several: wrapped where needed
         self.test_start = None if test_start is None else np.datetime64(test_start, "ns")
         self.save_models = save_models
         self.window = window
@@ -186,11 +190,14 @@ class PartitionSearch:
                 f"{self.search.min_samples}"
             )
             return result
-        if np.ptp(rows.y_train) == 0:
+        if (np.ptp(rows.y_train, axis=0) == 0).all():
             result.status = "skipped"
             result.reason = (
                 f"the target is constant ({rows.y_train[0]:g}) over the {result.n_train} "
                 "training rows: nothing to learn"
+                if rows.y_train.ndim == 1
+                else f"every target is constant over the {result.n_train} training rows: "
+                "nothing to learn"
             )
             return result
         try:
@@ -208,7 +215,8 @@ class PartitionSearch:
             raise ValueError(
                 f"cv kind 'years' needs at least 2 years of training rows; got {folds}"
             )
-        searcher = make_search(self.search, self.estimator, cv, scheduler=scheduler)
+        estimator, search, spec_name = self.targets.for_rows(rows.y_train)
+        searcher = make_search(search, estimator, cv, scheduler=scheduler)
         started = time.perf_counter()
         with fast_checks(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -216,7 +224,7 @@ class PartitionSearch:
         result.fit_seconds = time.perf_counter() - started
         cv_results = searcher.cv_results_
         best = int(searcher.best_index_)
-        result.best_params = dict(searcher.best_params_)
+        result.best_params = {spec_name(k): v for k, v in searcher.best_params_.items()}
         result.cv_scores = {
             scorer: float(
                 cv_results[
@@ -235,6 +243,9 @@ class PartitionSearch:
         model = searcher.best_estimator_
         if rows.y_test.size and self.classifier:
             result.test_scores = scorer_scores(self.search.scoring, model, rows.x_test, rows.y_test)
+        elif rows.y_test.size and rows.y_test.ndim == 2:
+            predicted = model.predict(rows.x_test)
+            result.test_scores = per_target_scores(rows.y_test, predicted, holdout_scores)
         elif rows.y_test.size:
             result.test_scores = holdout_scores(rows.y_test, model.predict(rows.x_test))
         if self.save_models:

@@ -17,6 +17,24 @@ def as_list(value: Any) -> Any:
     return [value] if isinstance(value, str) else value
 
 
+def check_target(value: Any) -> Any:
+    """``data.target``: one variable name, or a list of distinct names (several targets, one
+    model per partition predicting all of them)."""
+    if isinstance(value, str):
+        return value
+    if not isinstance(value, list | tuple):
+        raise ValueError(f"must be a variable name or a list of them; got {value!r}")
+    if not value:
+        raise ValueError("must name at least one variable; got []")
+    for name in value:
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"must be a list of variable names; got {name!r} in it")
+    duplicates = sorted({v for v in value if value.count(v) > 1})
+    if duplicates:
+        raise ValueError(f"names a target twice: {', '.join(duplicates)}")
+    return list(value)
+
+
 def check_name(value: str, what: str = "name") -> str:
     """``value`` if it matches :data:`NAME_PATTERN` and is not ``.`` or ``..``."""
     if not isinstance(value, str) or not NAME_PATTERN.match(value):

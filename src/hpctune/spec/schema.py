@@ -16,7 +16,7 @@ from typing import Any, Literal
 from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
 from .engines import check_engine
-from .fields import SpecModel, as_list, check_line, check_name
+from .fields import SpecModel, as_list, check_line, check_name, check_target
 from .halving import GRID_METHODS, HalvingSpec, halving_defaults
 from .scheduler import SchedulerSpec
 from .subset import TrainWindow, check_where
@@ -56,7 +56,8 @@ class DataSpec(SpecModel):
     space: list[str] = Field(default=["space"], min_length=1)
     time: str = "time"
     inputs: list[str] = Field(min_length=1)
-    target: str
+    target: str | list[str]
+    """One variable, or a list (several targets: one model per partition predicts them all)."""
     chunk: int = Field(default=500, ge=1)
     test: HoldOut | None = None
     train: TrainWindow | None = None
@@ -66,6 +67,7 @@ class DataSpec(SpecModel):
     _normalise = field_validator("paths", "space", mode="before")(as_list)
     _engine = field_validator("engine")(check_engine)
     _where = field_validator("where", mode="before")(check_where)
+    _target = field_validator("target", mode="before")(check_target)
 
     @field_validator("paths")
     @classmethod
@@ -86,11 +88,23 @@ class DataSpec(SpecModel):
 
     @model_validator(mode="after")
     def _target_not_input(self) -> DataSpec:
-        if self.target in self.inputs:
-            raise ValueError(f"target {self.target!r} is also listed in inputs")
+        for target in self.targets:
+            if target in self.inputs:
+                raise ValueError(f"target {target!r} is also listed in inputs")
         if self.time in self.space:
             raise ValueError(f"time dimension {self.time!r} is also listed in space")
         return self
+
+    @property
+    def targets(self) -> list[str]:
+        """The target variables: ``[target]`` for a single one."""
+        return [self.target] if isinstance(self.target, str) else list(self.target)
+
+    @property
+    def multi_target(self) -> bool:
+        """Whether ``target`` is a list: results.nc's ``test_*`` then have a ``target`` dim and
+        predict writes one variable per target (a string keeps the single-target layout)."""
+        return not isinstance(self.target, str)
 
 
 class PartitionSpec(SpecModel):

@@ -100,7 +100,7 @@ class Starter:
     next: str
 
     @property
-    def target(self) -> str | None:
+    def target(self) -> str | list[str] | None:
         return self.spec["data"].get("target")
 
     def to_dict(self) -> dict[str, Any]:
@@ -121,7 +121,9 @@ class Starter:
         """The command's text output: what was written, and what to do next."""
         sizes = zip(self.found.space, self.found.space_shape, strict=True)
         space = " x ".join(f"{d}={n}" for d, n in sizes)
-        target = self.target or "to choose"
+        target: Any = self.target or "to choose"
+        if isinstance(target, list):
+            target = ", ".join(map(str, target))
         test = f", test from {self.found.test_from}" if self.found.test_from else ""
         return [
             f"wrote {self.path}: {space}, {self.found.steps} time steps{test}, "
@@ -260,9 +262,11 @@ def starter_spec(
     target = data.get("target")
     inputs_given = any(o.split("=", 1)[0].strip() == "data.inputs" for o in overrides)
     if target is not None and not inputs_given and isinstance(data.get("inputs"), list):
-        if target not in found.candidates:
-            raise DataError("data.target", _not_a_candidate(target, found))
-        data["inputs"] = [v for v in data["inputs"] if v != target]
+        targets = target if isinstance(target, list) else [target]  # several: data.target=[a,b]
+        for name in targets:
+            if name not in found.candidates:
+                raise DataError("data.target", _not_a_candidate(name, found))
+        data["inputs"] = [v for v in data["inputs"] if v not in targets]
     return spec
 
 
