@@ -185,6 +185,7 @@ def install_probes() -> int:
     probes = types.ModuleType("_hpctune_breakdown")
     probes.cpu = {}
     probes.calls = {}
+    probes.errors = []
     sys.modules["_hpctune_breakdown"] = probes
 
     def timed(name: str, fn: Any) -> Any:
@@ -192,6 +193,12 @@ def install_probes() -> int:
             started = time.thread_time()
             try:
                 return fn(*args, **kwargs)
+            except BaseException:
+                if len(probes.errors) < 3:
+                    import traceback
+
+                    probes.errors.append(f"{name}: {traceback.format_exc()}")
+                raise
             finally:
                 probes.cpu[name] = probes.cpu.get(name, 0.0) + time.thread_time() - started
                 probes.calls[name] = probes.calls.get(name, 0) + 1
@@ -224,6 +231,7 @@ def read_probes() -> dict[str, Any]:
     return {
         "cpu": dict(probes.cpu) if probes else {},
         "calls": dict(probes.calls) if probes else {},
+        "errors": list(probes.errors) if probes else [],
         "threads": thread_cpu(),
     }
 
@@ -386,6 +394,22 @@ def _run(args: argparse.Namespace, tree: Tree, T: dict[str, float]) -> dict[str,
         finally:
             F["results_nc"] = (time.perf_counter() - started, time.thread_time() - cpu)
 
+    from hpctune.execution import batches
+
+    outcome_of = batches.batch_outcome
+
+    def timed_outcome(*a: Any, **k: Any) -> Any:
+        try:
+            outcome = outcome_of(*a, **k)
+        except Exception:
+            import traceback
+
+            F.setdefault("driver_errors", []).append(traceback.format_exc())
+            raise
+        F.setdefault("tasks", []).append([len(outcome["statuses"]), outcome["seconds"]])
+        return outcome
+
+    batches.batch_outcome = timed_outcome
     execute.start_cluster = probed_cluster
     BatchRunner.run = timed_run
     Store.write_results = timed_results
@@ -540,6 +564,9 @@ def summarise(
         if periodic is None
         else per(run_driver - periodic),
         "driver_ms_per_partition": None if sched is None else per(run_driver - sched),
+        "tasks": F.get("tasks", []),
+        "driver_errors": F.get("driver_errors", [])[:3],
+        "worker_errors": [e for p in probes.values() for e in p.get("errors", [])],
         "tail_cpu": tail_driver + tail_children,
         "tail_driver_cpu": tail_driver,
         "results_nc": F.get("results_nc"),
@@ -604,10 +631,6 @@ def print_report(r: dict[str, Any]) -> None:
             else ""
         )
     )
-
-
-if __name__ == "__main__":
-    sys.exit(main())
 
 
 def thread_kinds(threads: dict[str, float]) -> dict[str, float]:
@@ -702,3 +725,7 @@ def print_side_by_side(reports: list[dict[str, Any]]) -> None:
     for what, values in side_by_side_rows(reports):
         cells = "".join(f"{'-':>12}" if v is None else f"{v:>12.3f}" for v in values)
         print(f"{what:<50}{cells}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
