@@ -24,6 +24,11 @@ REQUIRE_MOUNTS = "HPCTUNE_REQUIRE_ROOT"
 instead of skipping where it cannot have them."""
 
 
+RUN_SPECIFIC = ("fit_seconds", "node", "model_file", "model_offset", "model_size")
+"""results.nc variables that differ between two runs of one spec: timings, hosts, and where
+each model was written (which process's pack, at which offset)."""
+
+
 def _truthy(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
 
@@ -185,3 +190,26 @@ def rewrite_schema(source: Path, target: Path, change: Any) -> None:
         for name, data in members.items():
             zout.writestr(name, data)
     target.write_bytes(buffer.getvalue())
+
+
+def tamper_model(job: Any, index: int, change: Any) -> None:
+    """Partition ``index``'s model with its ``schema.json`` edited by ``change(schema)``
+    (:func:`rewrite_schema`), appended to a new model pack with a new record, as a partition
+    computed again, and results.nc merged again: a tampered model."""
+    import hpctune
+    from hpctune.output.folder import Store
+    from hpctune.output.journal import Journal, read_journal
+    from hpctune.search.model_file import model_location
+
+    store = Store(job.output_dir)
+    original = job.output_dir / "original.skops"
+    original.write_bytes(store.read_model(model_location(job, index)))
+    rewrite_schema(original, original, change)
+    record = next(
+        r for p in store.parts.glob("*.log") for r in read_journal(p)[0] if r["index"] == index
+    )
+    journal = Journal(store.parts)
+    journal.append({k: v for k, v in record.items() if k != "model"}, model=original.read_bytes())
+    journal.close()
+    original.unlink()
+    hpctune.merge(job)

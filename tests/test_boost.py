@@ -9,17 +9,17 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import xarray as xr
-from helpers import real_data_spec, rewrite_schema, synthetic, synthetic_spec, write_spec
+from helpers import real_data_spec, synthetic, synthetic_spec, tamper_model, write_spec
 from helpers_cli import hpctune
 from sklearn.metrics import r2_score
 
 import hpctune as api
 from hpctune.search import build_estimator
-from hpctune.search.model_file import model_path
 from hpctune.spec import SearchSpec
 
 TEST_FROM = np.datetime64("2016-01-01")
@@ -144,16 +144,16 @@ def test_a_catboost_parameter_is_checked_against_its_constructor(tmp_path):
         api.validate(job({"dpeth": [3]}))
 
 
-def _rewrite(source: Path, target: Path, node: str, module: str, cls: str) -> None:
-    """A copy of the skops file ``source`` whose object at attribute ``node`` of the final
-    step asks for ``module.cls`` instead."""
+def _swap(node: str, module: str, cls: str) -> Any:
+    """A schema change: the object at attribute ``node`` of the final step asks for
+    ``module.cls`` instead (:func:`helpers.tamper_model`)."""
 
     def swap(schema: dict) -> None:
         steps = schema["content"]["content"]["steps"]["content"]
         final = steps[-1]["content"][1]
         final["content"]["content"][node].update({"__module__": module, "__class__": cls})
 
-    rewrite_schema(source, target, swap)
+    return swap
 
 
 def test_a_model_asking_for_an_untrusted_type_is_refused_and_nothing_runs(
@@ -166,8 +166,7 @@ def test_a_model_asking_for_an_untrusted_type_is_refused_and_nothing_runs(
     job = _real_job(tmp_path, real_data, "lightgbm", {"lgbmregressor__n_estimators": [10]})
     api.run(job, client=dask_client)
     loaded = api.load_spec(job)
-    path = model_path(loaded, 0)
-    _rewrite(path, path, "_Booster", "tests_support", "Tattletale")
+    tamper_model(loaded, 0, _swap("_Booster", "tests_support", "Tattletale"))
     marker = tmp_path / "rebuilt"
     monkeypatch.setenv("HPCTUNE_TATTLETALE", str(marker))
     monkeypatch.syspath_prepend(TESTS)

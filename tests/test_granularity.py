@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import xarray as xr
-from helpers import synthetic, synthetic_spec, write_spec
+from helpers import RUN_SPECIFIC, synthetic, synthetic_spec, write_spec
 
 import hpctune
 from hpctune.cluster import choose_granularity
@@ -52,7 +52,7 @@ def test_both_granularities_give_identical_results(tmp_path, dask_client):
         assert summary.granularity == granularity
         runs[granularity] = summary.results
     assert list(runs["fit"].status.values) == ["ok"] * 3
-    compared = [v for v in runs["fit"].data_vars if v not in ("fit_seconds", "node")]
+    compared = [v for v in runs["fit"].data_vars if v not in RUN_SPECIFIC]
     xr.testing.assert_equal(runs["fit"][compared], runs["partition"][compared])
 
 

@@ -13,6 +13,7 @@ from hpctune.execution.prepare import prepare
 from hpctune.output.dataset import results_dataset
 from hpctune.output.folder import Store
 from hpctune.output.grid import grid_dims, on_grid, rows
+from hpctune.output.lookup import from_results
 from hpctune.search.metrics import test_metric_names
 
 SEA = np.zeros(12, dtype=bool)
@@ -62,7 +63,12 @@ def test_a_stacked_grid_results_nc_is_laid_out_on_lat_lon(grid_job):
     assert set(ds.status.values[sea]) == {"skipped"} and set(ds.status.values[~sea]) == {"ok"}
     assert np.isnan(ds.best_score.values[sea]).all()
     assert np.isfinite(ds.best_score.values[~sea]).all()
-    assert ds.model_file.values[0, 1] == "models/01.skops" and ds.model_file.values[0, 0] == ""
+    assert str(ds.model_file.values[0, 1]).endswith(".pack") and ds.model_file.values[0, 0] == ""
+    assert ds.model_size.values[0, 1] > 0 and ds.model_size.values[0, 0] == 0
+    # a cell's model is found in results.nc on the grid (partition 1: row 0, column 1)
+    found = from_results(spec.output_dir / "results.nc", 1, spec.fingerprint())
+    assert found is not None and found.relative == ds.model_file.values[0, 1]
+    assert (found.offset, found.size) == (ds.model_offset.values[0, 1], ds.model_size.values[0, 1])
     assert ds.best_score.attrs["long_name"].startswith("mean cross-validated r2")
 
     # Every variable holds, per cell, what the one-row-per-cell layout holds.

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 import xarray as xr
-from helpers import synthetic, synthetic_spec, write_spec
+from helpers import RUN_SPECIFIC, synthetic, synthetic_spec, write_spec
 from helpers_cli import hpctune
 from sklearn import model_selection as ms
 from sklearn.linear_model import Ridge
@@ -75,7 +75,7 @@ def split_by_year(ds: xr.Dataset, folder: Path) -> list[Path]:
 
 
 def comparable(results: xr.Dataset) -> xr.Dataset:
-    return results.drop_vars(["fit_seconds", "node"]).drop_attrs()
+    return results.drop_vars(list(RUN_SPECIFIC)).drop_attrs()
 
 
 def test_one_file_per_year_by_glob_or_list_equals_the_single_file(tmp_path, dask_client):

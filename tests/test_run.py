@@ -162,7 +162,8 @@ def test_cli_run_json_summary(synthetic_job, capsys):
     models = sorted(
         p.name for p in (synthetic_job.parent / "out" / "synthetic" / "models").iterdir()
     )
-    assert models == [f"{i}.skops" for i in range(6)]
+    assert models and all(name.endswith(".pack") for name in models)
+    assert len(models) <= 2  # one pack per worker process, not one file per partition
 
 
 def test_validate_reports_counts_without_writing(synthetic_job, capsys):

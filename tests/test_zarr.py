@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import xarray as xr
 import yaml
-from helpers import INPUTS, REAL_DATA, ROOT, synthetic, synthetic_spec, write_spec
+from helpers import INPUTS, REAL_DATA, ROOT, RUN_SPECIFIC, synthetic, synthetic_spec, write_spec
 from helpers_cli import hpctune
 
 from hpctune import api
@@ -41,7 +41,7 @@ def to_zarr(ds: xr.Dataset, path: Path, **layout) -> Path:
 
 
 def comparable(results: xr.Dataset) -> xr.Dataset:
-    return results.drop_vars(["fit_seconds", "node"]).drop_attrs()
+    return results.drop_vars(list(RUN_SPECIFIC)).drop_attrs()
 
 
 def demo_spec(tmp_path: Path, data: Path, output: str) -> Path:

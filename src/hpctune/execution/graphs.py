@@ -100,7 +100,7 @@ class SearchGraphRunner(Runner):
             job.search, test_start=test.start if test else None, window=job.data.train
         )
         self.store = Store(Path(self.ctx.output))
-        self.journal = Journal(self.store.parts)
+        self.journal = Journal(self.store.parts, models=self.store.models)
         nodes = self.client.run(node_name).values() if self.client is not None else ()
         workers = len(nodes)
         self.nodes = ",".join(sorted(set(nodes))) or node_name()
@@ -161,7 +161,7 @@ class SearchGraphRunner(Runner):
         with self._io:
             if self._ended:
                 return None
-            record_result(self.store, self.journal, self.ctx.plan, result)
+            record_result(self.journal, result)
         return result.status
 
     def _wait_for_workers(self, workers: int) -> None:

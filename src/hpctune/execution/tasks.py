@@ -58,7 +58,7 @@ class _WorkerState:
         self.window = ctx.job.data.train
         self.reader = CellReader(ctx.job.data, ctx.info)
         self.store = Store(Path(ctx.output))
-        self.journal = Journal(self.store.parts)
+        self.journal = Journal(self.store.parts, models=self.store.models)
         self.node = node_name()
         self._local = threading.local()
         self._children: list[SearchProcess] = []
@@ -131,23 +131,20 @@ def run_batch(ctx: TaskContext, indices: list[int]) -> dict[str, Any]:
         x, y, t = partition_rows(block, offset, members, ctx.info.times)
         offset += members.size
         result = state.search.run(index, x, y, t, node=state.node)
-        record_result(state.store, state.journal, plan, result)
+        record_result(state.journal, result)
         statuses.append((index, result.status))
     return {"statuses": statuses, "seconds": time.perf_counter() - started}
 
 
-def record_result(
-    store: Store, journal: Journal, plan: PartitionPlan, result: PartitionResult
-) -> None:
-    """Make one partition's result durable: its model file first, then its journal record."""
-    if result.model is not None:
-        store.write_model(plan.model_name(result.index), result.model)
-    journal.append(result.record())
+def record_result(journal: Journal, result: PartitionResult) -> None:
+    """Make one partition's result durable: its model appended to the process's model pack
+    first, then its journal record, which says where the model is (:mod:`hpctune.output.packs`)."""
+    journal.append(result.record(), model=result.model)
 
 
 def warm_up() -> None:
     """Import what the first task needs, on each worker while the driver prepares. Workers
     forked from hpctune's forkserver have it already; spawned ones (``HPCTUNE_FORKSERVER=0``)
-    import it here, and skops at their first model file."""
+    import it here, and skops at their first model."""
     import dask_ml.model_selection  # noqa: F401
     import xarray  # noqa: F401

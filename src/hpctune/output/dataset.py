@@ -13,6 +13,7 @@ import numpy as np
 
 from ..spec import HALVING_METHODS, Job
 from .grid import on_grid
+from .packs import ModelColumns
 from .record import (
     HALVING_COLUMNS,
     LEADING_COLUMNS,
@@ -97,13 +98,13 @@ def results_dataset(
         )
     for col in TRAILING_COLUMNS:
         variables[col.name] = column(lambda r, n=col.name: getattr(r, n), col.dtype, col.missing)
-    variables["model_file"] = column(
-        lambda r: f"models/{plan.model_name(r.index)}" if r.status == "ok" else "", object, ""
-    )
+    models = ModelColumns(size)
+    variables.update(models.variables())
     pairs = records.items() if isinstance(records, Mapping) else records
     for index, record in pairs:
         if not 0 <= index < size:
             continue
+        models.fill(index, record)
         result = PartitionResult.from_record(record)
         for values, getter in fills:
             value = getter(result)
@@ -145,7 +146,7 @@ def _describe_variables(ds: Any, job: Job) -> None:
         for col in (*LEADING_COLUMNS, *HALVING_COLUMNS, *TRAILING_COLUMNS)
         if col.name in ds
     }
-    notes["model_file"] = "best model, relative to the output folder (skops format)"
+    notes.update(ModelColumns.LONG_NAMES)
     for name, text in notes.items():
         ds[name].attrs["long_name"] = text
     for name in ds.data_vars:

@@ -4,16 +4,16 @@ Layout of ``<output>/``::
 
     hpctune.json     manifest: spec fingerprint, the spec, partition count, versions
     parts/*.log      append-only journals, one per writing process
-    models/*.skops   one model file per partition that finished ``ok``
+    models/*.pack    append-only model packs, one or a few per writing process (:mod:`.packs`)
     results.nc       all partitions, written at the end of a run (or by ``merge``)
     cv_results.nc    every candidate's scores per partition, written with results.nc
 
 A journal record is ``MAGIC, length, crc32, JSON``. It is appended with one ``write`` after the
-partition's model file is in place (written to a temporary name and renamed), so a record is the
+partition's model is appended to its process's pack (the record says where), so a record is the
 commit point of a partition: a torn record at the end of a journal (a process killed while
-writing) fails its checksum and is ignored, and a model file without a record is simply written
-again. Many partitions share one journal, so a million partitions do not make a million result
-files, and reading the state back is a sequential scan.
+writing) fails its checksum and is ignored, and a model without a record is never read (its
+partition is computed again). Many partitions share one journal and one pack, so a million
+partitions do not make a million files, and reading the state back is a sequential scan.
 """
 
 from __future__ import annotations
@@ -31,12 +31,13 @@ from typing import Any
 
 import numpy as np
 
-from ..data.partitions import model_file_name
 from ..errors import OutputError, UsageError, holds_other_spec
 from ..spec import Job
 from .dataset import results_dataset
 from .files import FileLock, io_error, take_lock, write_atomic
 from .latest import LatestRecords
+from .lookup import find_model
+from .packs import ModelIndex, ModelLocation, read_model
 from .record import FINISHED, TEST_METRICS
 from .surface import CV_RESULTS, surface_dataset, write_surface
 from .versions import versions
@@ -179,14 +180,24 @@ class Store:
 
     # ------------------------------------------------------------------ writing partitions
 
-    def model_path(self, index: int) -> Path:
-        """Where the model of partition ``index`` is (it exists once the partition is ``ok``)."""
+    def partitions(self) -> int:
+        """The partition count of the results (0 when there are none)."""
+        return int((self.manifest() or {}).get("partitions", 0))
+
+    def model_location(self, index: int) -> ModelLocation | None:
+        """Where the model of partition ``index`` is; None until it finished ``ok``
+        (:func:`hpctune.output.lookup.find_model`: results.nc, else the journals)."""
         manifest = self.manifest() or {}
         size = int(manifest.get("partitions", index + 1))
-        return self.models / model_file_name(index, size)
+        return find_model(self.root, index, size, manifest.get("fingerprint"))
 
-    def write_model(self, name: str, model: bytes) -> None:
-        write_atomic(self.models / name, model)
+    def model_index(self) -> ModelIndex:
+        """Where the model of every partition is, from one read of the winning records."""
+        return ModelIndex.of_records(self.latest().records(), self.partitions())
+
+    def read_model(self, location: ModelLocation) -> bytes:
+        """The skops bytes of the model at ``location``, checked against their frame."""
+        return read_model(self.models, location)
 
     # ------------------------------------------------------------------ results.nc
 

@@ -1,8 +1,9 @@
 """Journals: append-only logs of finished partitions, one per writing process.
 
 A record is ``MAGIC, length, crc32, JSON``, appended with one ``write`` after the partition's
-model file is in place, so a record is the commit point of a partition: a torn record at the
-end of a journal (a process killed while writing) fails its checksum and is ignored.
+model is in the process's model pack (:mod:`.packs`; the record's ``model`` entry says where),
+so a record is the commit point of a partition: a torn record at the end of a journal (a
+process killed while writing) fails its checksum and is ignored.
 """
 
 from __future__ import annotations
@@ -22,23 +23,30 @@ from pathlib import Path
 from typing import Any
 
 from .files import io_error
+from .packs import ModelPack
 
 MAGIC = b"HPTJ"
 HEADER = struct.Struct("<4sII")
 
 
 class Journal:
-    """Append-only log of finished partitions for one writing process."""
+    """Append-only log of finished partitions for one writing process, and the model pack its
+    models go to (``models``, default: ``models/`` beside ``folder``)."""
 
-    def __init__(self, folder: Path, sync_seconds: float = 2.0) -> None:
+    def __init__(self, folder: Path, sync_seconds: float = 2.0, models: Path | None = None) -> None:
         host = socket.gethostname().split(".")[0]
         self.path = folder / f"{host}-{os.getpid()}-{secrets.token_hex(3)}.log"
         self.sync_seconds = sync_seconds
+        self.pack = ModelPack(Path(folder).parent / "models" if models is None else models)
         self._fd: int | None = None
         self._last_sync = time.monotonic()
         self._lock = threading.Lock()
 
-    def append(self, record: dict[str, Any]) -> None:
+    def append(self, record: dict[str, Any], model: bytes | None = None) -> None:
+        """Append ``record``; with ``model``, the model first, to the pack, and the record
+        with its place (``model``: pack, offset, size)."""
+        if model is not None:
+            record = {**record, "model": self.pack.append(model).record()}
         payload = json.dumps(record, separators=(",", ":"), allow_nan=False).encode()
         frame = HEADER.pack(MAGIC, len(payload), zlib.crc32(payload)) + payload
         try:
@@ -51,13 +59,16 @@ class Journal:
                 raise OSError(errno.ENOSPC, "short write")
             now = time.monotonic()
             if now - self._last_sync >= self.sync_seconds:
+                self.pack.sync()  # the models before the records that point to them
                 os.fsync(self._fd)
                 self._last_sync = now
         except OSError as exc:
             raise io_error("append to", self.path, exc) from None
 
     def close(self) -> None:
-        """Flush to disk and close; safe to call again, or from another thread."""
+        """Flush to disk and close (the pack first); safe to call again, or from another
+        thread."""
+        self.pack.close()
         fd, self._fd = self._fd, None
         if fd is not None:
             with contextlib.suppress(OSError):

@@ -3,7 +3,7 @@
 dask-ml's ``ParallelPostFit`` idea, per partition: the new data is split into blocks of
 neighbouring cells (whole rows of the first space dimension, at most ``data.chunk`` cells);
 a task reads its block's inputs on a worker, loads the models of the partitions its cells
-belong to (safely, :func:`hpctune.search.model_file.load_model_file`) and predicts wherever
+belong to (safely, :func:`hpctune.search.model_file.load_model_bytes`) and predicts wherever
 every input is finite. Nothing but metadata is read on the driver.
 
 :func:`predict` streams the blocks into ``OUT.nc`` as they finish (the driver holds at most a

@@ -5,10 +5,9 @@ cells (:func:`predict_block`), with the models it loaded kept for the next block
 from __future__ import annotations
 
 import os
-import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,20 +16,21 @@ from ..data.inspect import check_variables
 from ..data.partitions import (
     cell_groups,
     dataset_partitioning,
-    model_file_name,
     training_partitioning,
 )
 from ..data.source import open_cached, open_dataset, resolve_paths
 from ..errors import DataError, UsageError
+from ..kept import Kept
 from ..output.folder import Store
+from ..output.packs import ModelIndex, read_model
 from ..spec import DataSpec, Job
 from .variables import variable_attrs, variable_names
 
-#: Loaded models, per worker process (its threads share them, under _MODELS_LOCK).
-_MODELS: OrderedDict[str, Any] = OrderedDict()
-_MODELS_LOCK = threading.Lock()
 MODEL_CACHE = 64
 """Models kept loaded per worker (a group's model serves every block of its cells)."""
+
+_MODELS: Kept[Any] = Kept(limit=MODEL_CACHE)
+"""Loaded models, per worker process, shared by its threads, by (folder, pack, offset)."""
 
 
 # --------------------------------------------------------------------------- what to compute
@@ -50,8 +50,9 @@ class PredictContext:
     dims: tuple[str, ...]
     """The output's dims, in the order of the first input variable."""
     models_dir: str
-    model_files: tuple[str, ...]
-    """Model file of each partition ('' when the partition is not ``ok``)."""
+    models: ModelIndex = field(repr=False)
+    """Where the model of each partition is (none when the partition is not ``ok``): a
+    worker reads the models of its own blocks' partitions, and no other."""
     trusted: tuple[str, ...]
     cell_partition: np.ndarray | None = field(default=None, repr=False)
     """Partition of each (flattened) cell, -1 for none; None when partition i is cell i."""
@@ -85,21 +86,17 @@ class PredictContext:
         return (stop - start, *self.space_shape[1:], self.n_time, *targets)
 
 
-def _partition_models(job: Job, store: Store) -> tuple[int, tuple[str, ...]]:
-    """Partition count of the results and the model file of each ``ok`` partition."""
+def _partition_models(job: Job, store: Store) -> tuple[int, ModelIndex]:
+    """Partition count of the results and where the model of each ``ok`` partition is."""
     manifest = store.manifest()
     if manifest is None:
         raise UsageError(f"no results in {store.root} (run the job first)")
     store.check_compatible(job)
     size = int(manifest["partitions"])
-    records = store.records()
-    files = tuple(
-        model_file_name(i, size) if records.get(i, {}).get("status") == "ok" else ""
-        for i in range(size)
-    )
-    if not any(files):
+    models = store.model_index()
+    if not len(models):
         raise UsageError(f"no partition of {store.root} finished ok: there is no model to apply")
-    return size, files
+    return size, models
 
 
 def _cell_partitions(job: Job, ds_new: Any, n_cells: int, size: int) -> np.ndarray | None:
@@ -140,17 +137,17 @@ def prepare_prediction(
     Returns the task context, the output's coordinates (name -> DataArray) and each output
     variable's attributes (name -> attributes, :mod:`.variables`).
     """
-    from ..search.model_file import check_model_file, trusted_types
+    from ..search.model_file import check_model, trusted_types
 
     new_paths = list(paths) if paths else list(job.data.paths)
     data = job.data.model_copy(update={"paths": [os.path.abspath(p) for p in new_paths]})
     resolved = resolve_paths(data)
     store = Store(job.output_dir)
-    size, files = _partition_models(job, store)
+    size, models = _partition_models(job, store)
     trusted = (*trusted_types(job), *trusted)
-    first = next((name for name in files if name), None)
+    first = models.location(int(np.argmax(models.file >= 0)))
     if first is not None:
-        check_model_file(store.models / first, trusted)
+        check_model(store.read_model(first), first, trusted)
     ds = open_dataset(data, resolved)
     try:
         inputs = [("data.inputs", name) for name in job.data.inputs]
@@ -179,7 +176,7 @@ def prepare_prediction(
         n_time=n_time,
         dims=dims,
         models_dir=str(store.models),
-        model_files=files,
+        models=models,
         trusted=trusted,
         cell_partition=mapping,
         rows_per_block=max(1, job.data.chunk // max(inner, 1)),
@@ -199,21 +196,15 @@ def _dataset(ctx: PredictContext) -> Any:
 def _model(ctx: PredictContext, partition: int) -> Any:
     """Partition ``partition``'s model, loaded once per worker process (the most recently used
     :data:`MODEL_CACHE` kept). Two threads may load the same model at once; one copy stays."""
-    from ..search.model_file import load_model_file
+    from ..search.model_file import load_model_bytes
 
-    path = os.path.join(ctx.models_dir, ctx.model_files[partition])
-    with _MODELS_LOCK:
-        model = _MODELS.get(path)
-        if model is not None:
-            _MODELS.move_to_end(path)
-            return model
-    model = load_model_file(path, ctx.trusted)  # outside the lock: other blocks go on
-    with _MODELS_LOCK:
-        model = _MODELS.setdefault(path, model)
-        _MODELS.move_to_end(path)
-        while len(_MODELS) > MODEL_CACHE:
-            _MODELS.popitem(last=False)
-    return model
+    where = ctx.models.location(partition)
+    assert where is not None
+    key = (ctx.models_dir, where.file, where.offset)
+    # built outside the cache's lock: other blocks go on; only this model's bytes are read
+    return _MODELS.get(
+        key, lambda: load_model_bytes(read_model(Path(ctx.models_dir), where), where, ctx.trusted)
+    )
 
 
 def predict_block(ctx: PredictContext, start: int, stop: int) -> np.ndarray:
@@ -235,7 +226,7 @@ def predict_block(ctx: PredictContext, start: int, stop: int) -> np.ndarray:
     targets = (len(ctx.variables),) if ctx.several else ()
     out = np.full((cells.size, ctx.n_time, *targets), np.nan, dtype=np.float64)
     for partition in np.unique(partitions):
-        if partition < 0 or not ctx.model_files[partition]:
+        if partition < 0 or not ctx.models.has(int(partition)):
             continue
         rows = np.flatnonzero(partitions == partition)
         values = x[rows].reshape(-1, x.shape[-1])

@@ -158,7 +158,7 @@ def predict(
         name=job.name,
         output=str(out),
         dims={d: sizes[d] for d in ctx.dims},
-        partitions=sum(1 for f in ctx.model_files if f),
+        partitions=len(ctx.models),
         predicted=counts["predicted"],
         missing=counts["missing"],
         blocks=len(blocks),

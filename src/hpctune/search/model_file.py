@@ -1,6 +1,7 @@
-"""Model files: written with skops, loaded without letting the file run code.
+"""Models: written with skops (into model packs, :mod:`hpctune.output.packs`), loaded
+without letting the bytes run code.
 
-A skops file is a zip of arrays and a JSON description of the objects to rebuild. Loading
+A skops model is a zip of arrays and a JSON description of the objects to rebuild. Loading
 rebuilds only types that are trusted: skops' own safe defaults (scikit-learn's estimators,
 NumPy and SciPy containers) plus the estimator classes the job spec names and, for LightGBM,
 XGBoost and CatBoost estimators, the library's own model types reviewed in
@@ -17,6 +18,7 @@ from typing import Any
 
 from ..errors import ModelError, UntrustedModelError
 from ..output.folder import Store
+from ..output.packs import ModelLocation
 from ..spec import Job
 from .boost import library_types
 from .estimator import import_estimator
@@ -30,23 +32,21 @@ def trusted_types(job: Job) -> list[str]:
     return [*names, *library_types(classes)]
 
 
-def check_model_file(path: str | Path, trusted: Iterable[str] = ()) -> list[str]:
-    """The types beyond skops' defaults that the model file at ``path`` asks for, read from
-    its description without rebuilding anything; refused unless all are in ``trusted``."""
+def check_model(data: bytes, where: object, trusted: Iterable[str] = ()) -> list[str]:
+    """The types beyond skops' defaults that the model ``data`` (skops bytes, from ``where``:
+    a file, or a place in a model pack) asks for, read from its description without rebuilding
+    anything; refused unless all are in ``trusted``."""
     import skops.io
 
-    path = Path(path)
-    if not path.is_file():
-        raise ModelError(f"no model file {path}")
     try:
-        untrusted = skops.io.get_untrusted_types(file=path)
+        untrusted = skops.io.get_untrusted_types(data=data)
     except Exception as exc:
-        raise ModelError(f"model file {path} is damaged or not a skops file: {exc}") from None
+        raise ModelError(f"model {where} is damaged or not a skops file: {exc}") from None
     refused = sorted(set(untrusted) - set(trusted))
     if refused:
         listed = ", ".join(refused)
         raise UntrustedModelError(
-            f"refusing to load {path}: it asks for types the job does not use: {listed} "
+            f"refusing to load {where}: it asks for types the job does not use: {listed} "
             "(nothing in the file was run); once you have read what they do when rebuilt and "
             "trust them, pass "
             + " ".join(f"--trust {name}" for name in refused)
@@ -55,22 +55,48 @@ def check_model_file(path: str | Path, trusted: Iterable[str] = ()) -> list[str]
     return sorted(set(untrusted))
 
 
-def load_model_file(path: str | Path, trusted: Iterable[str] = ()) -> Any:
-    """Load one skops model file, trusting only skops' defaults and ``trusted``."""
+def load_model_bytes(data: bytes, where: object, trusted: Iterable[str] = ()) -> Any:
+    """Load one model from its skops bytes, trusting only skops' defaults and ``trusted``."""
     import skops.io
 
-    asked = check_model_file(path, trusted)
+    asked = check_model(data, where, trusted)
     try:
-        return skops.io.load(Path(path), trusted=asked)
+        return skops.io.loads(data, trusted=asked)
     except Exception as exc:
-        raise ModelError(f"model file {path} is damaged or not a skops file: {exc}") from None
+        raise ModelError(f"model {where} is damaged or not a skops file: {exc}") from None
 
 
-def model_path(job: Job, index: int) -> Path:
-    """Where the model of partition ``index`` is (it exists once the partition is ``ok``)."""
-    return Store(job.output_dir).model_path(index)
+def _file_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except (FileNotFoundError, IsADirectoryError):
+        raise ModelError(f"no model file {path}") from None
+    except OSError as exc:
+        raise ModelError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def check_model_file(path: str | Path, trusted: Iterable[str] = ()) -> list[str]:
+    """:func:`check_model` of the skops file at ``path``."""
+    return check_model(_file_bytes(Path(path)), Path(path), trusted)
+
+
+def load_model_file(path: str | Path, trusted: Iterable[str] = ()) -> Any:
+    """Load one skops model file, trusting only skops' defaults and ``trusted``."""
+    return load_model_bytes(_file_bytes(Path(path)), Path(path), trusted)
+
+
+def model_location(job: Job, index: int) -> ModelLocation:
+    """Where the model of partition ``index`` is; a :class:`ModelError` when it has none
+    (not finished ``ok``)."""
+    store = Store(job.output_dir)
+    where = store.model_location(index)
+    if where is None:
+        raise ModelError(f"partition {index} of {store.root} has no model (it is not finished ok)")
+    return where
 
 
 def load_model(job: Job, index: int, trusted: Iterable[str] = ()) -> Any:
     """The best model of partition ``index`` of ``job``'s results."""
-    return load_model_file(model_path(job, index), [*trusted_types(job), *trusted])
+    where = model_location(job, index)
+    data = Store(job.output_dir).read_model(where)
+    return load_model_bytes(data, where, [*trusted_types(job), *trusted])
