@@ -267,6 +267,7 @@ class PySpy:
 
     def start(self) -> None:
         if self.exe is None:
+            self.out.unlink(missing_ok=True)
             return
         cmd = [self.exe, "record", "--pid", str(os.getpid()), "--threads", "--nonblocking"]
         cmd += ["--format", "raw", "--rate", "50", "--output", str(self.out)]
@@ -283,7 +284,10 @@ class PySpy:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             return None
-        return loop_samples(self.out.read_text(errors="replace"))
+        try:
+            return loop_samples(self.out.read_text(errors="replace"))
+        finally:
+            self.out.unlink(missing_ok=True)
 
 
 def loop_samples(raw: str) -> dict[str, int]:
