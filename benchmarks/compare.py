@@ -1,6 +1,7 @@
 """Side by side on the same data and grid: the ideal, the MOTrainer reference and hpctune.
 
     python benchmarks/compare.py [heavy] [tiny] [onecell] [memory] [--quick] [--cells N]
+        [--breakdown 2,4,8,16]
         [--workdir DIR] [--cores 2] [--repeat 1] [--ideal-each] [--reference-modes sync,secede]
         [--timeout 1800] [--json-out FILE]
 
@@ -303,6 +304,21 @@ def run_hpctune(
     }
 
 
+def run_breakdown(
+    spec: Path, args: argparse.Namespace, logs: Path, workers: int, ideal_cpu: float | None
+) -> dict[str, Any]:
+    """One ``hpctune run`` on ``workers`` worker processes through ``breakdown.py``: where its
+    CPU seconds go (--breakdown)."""
+    out = logs / f"breakdown-{workers}.json"
+    cmd = [sys.executable, str(HERE / "breakdown.py"), str(spec), "--workers", str(workers)]
+    cmd += ["--json", str(out)]
+    if ideal_cpu is not None:
+        cmd += ["--ideal-cpu", f"{ideal_cpu:.3f}"]
+    m = measure(cmd, logs / f"breakdown-{workers}.log", args.timeout)
+    result = json.loads(out.read_text()) if m["rc"] == 0 and out.exists() else None
+    return {"name": f"hpctune, {workers} workers", **m, "result": result, "breakdown": result}
+
+
 def results_path(job: Any) -> Path:
     """The results.nc an hpctune run of ``job`` (a loaded spec) writes."""
     return Path(job.output) / "results.nc"
@@ -509,7 +525,21 @@ def compare_preset(preset: str, args: argparse.Namespace) -> dict[str, Any]:
     reference_rate = max((r["cells"] / r["wall"] for r in ok_refs), default=None)
     reference_wall = min((r["wall"] for r in ok_refs), default=None)
     hp_rows = []
-    for rep in range(args.repeat):
+    ideal_cpu = (
+        statistics.mean(r["result"]["cpu_seconds"] for r in rows if _is_ideal(r))
+        if (ideals)
+        else None
+    )
+    for workers in args.breakdown:
+        row = run_breakdown(spec, args, logs, workers, ideal_cpu)
+        row["cells"] = cells
+        if row["result"]:
+            row["inner"] = row["result"]["run_wall"]
+            row["note"] = "inner = first batch -> last partition"
+        rows.append(row)
+        hp_rows.append(row)
+        _progress(row)
+    for rep in range(0 if args.breakdown else args.repeat):
         row = run_hpctune(spec, args, logs, rep)
         row["cells"] = cells
         if row["result"]:
@@ -545,6 +575,12 @@ def compare_preset(preset: str, args: argparse.Namespace) -> dict[str, Any]:
     )
     ideal_rate = cells / ideal_wall if ideal_wall else None
     print_table(title, rows, ideal_rate, reference_rate)
+    found = [r["breakdown"] for r in hp_rows if r.get("breakdown")]
+    if found:
+        import breakdown
+
+        print(f"\nwhere the CPU goes ({preset}, CPU seconds; ms per partition at the end)")
+        breakdown.print_side_by_side(found)
     walls = [r["wall"] for r in hp_rows if r.get("result")]
     if len(walls) > 1:
         print(
@@ -573,6 +609,10 @@ def compare_preset(preset: str, args: argparse.Namespace) -> dict[str, Any]:
         "runs": [_plain_row(r) for r in rows],
         "agreement": agree,
     }
+
+
+def _is_ideal(row: dict[str, Any]) -> bool:
+    return row["name"].startswith("ideal") and bool(row.get("result"))
 
 
 def _g(value: float | None) -> str:
@@ -727,6 +767,14 @@ def main(argv: list[str] | None = None) -> None:
         "node, e.g. heavy --cells 640 --cores 16",
     )
     parser.add_argument("--repeat", type=int, default=1, help="hpctune runs per preset")
+    parser.add_argument(
+        "--breakdown",
+        default=[],
+        type=lambda s: [int(w) for w in s.split(",") if w],
+        metavar="W1,W2,...",
+        help="instead of the plain hpctune runs, one run per worker count through "
+        "benchmarks/breakdown.py: where every CPU second goes",
+    )
     parser.add_argument(
         "--reference-modes",
         default="sync,secede",

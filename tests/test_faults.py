@@ -320,3 +320,35 @@ def test_a_read_only_output_folder_is_a_clear_error(tmp_path, dask_client):
         spec = synthetic_spec(tmp_path / "cells.nc", output=str(folder / "out"))
         with pytest.raises(OutputError, match=r"permission denied|read-only"):
             hpctune.run(write_spec(tmp_path, spec), client=dask_client)
+
+
+class _SlowFetch:
+    """A finished batch whose first fetch ends as distributed's ``sync`` ends a fetch whose
+    timeout was cancelled on a loaded machine (``UnboundLocalError``), the second with it."""
+
+    def __init__(self, status: str) -> None:
+        self.status = status
+        self.fetches = 0
+
+    def result(self, timeout=None):
+        self.fetches += 1
+        if self.fetches == 1 or self.status != "finished":
+            raise UnboundLocalError("cannot access local variable 'result'")
+        return {"statuses": [(0, "ok")], "seconds": 0.1}
+
+
+def test_a_finished_batch_whose_fetch_ran_out_of_time_is_fetched_again():
+    """Not a failed batch: counted as failed, its partitions (already in the journal) would be
+    recorded again as failed."""
+    from hpctune.execution.batches import batch_outcome
+
+    future = _SlowFetch("finished")
+    assert batch_outcome(future, threading.Event())["statuses"] == [(0, "ok")]
+    assert future.fetches == 2
+
+
+def test_an_unbound_local_raised_by_the_task_itself_is_its_error():
+    from hpctune.execution.batches import batch_outcome
+
+    with pytest.raises(UnboundLocalError):
+        batch_outcome(_SlowFetch("error"), threading.Event())

@@ -80,7 +80,7 @@ class BatchRunner(Runner):
                     done, _ = wait(
                         list(self.in_flight), timeout=POLL_SECONDS, return_when="FIRST_COMPLETED"
                     )
-                except TimeoutError:
+                except (TimeoutError, UnboundLocalError):  # the latter: as in batch_outcome
                     done = set()
                 except FuturesCancelledError:
                     done = {f for f in self.in_flight if f.status == "cancelled"}
@@ -181,7 +181,11 @@ def batch_outcome(future: Any, stop: threading.Event) -> Any:
     while True:
         try:
             return future.result(timeout=POLL_SECONDS)
-        except TimeoutError:
+        except (TimeoutError, UnboundLocalError) as exc:
+            if isinstance(exc, UnboundLocalError) and future.status != "finished":
+                raise  # the task's own error
+            # UnboundLocalError from a finished batch: distributed's ``sync`` when the fetch's
+            # timeout ends as a CancelledError (2026.8, a loaded machine): not fetched in time
             if stop.is_set():
                 future.cancel()
                 raise RunStopped("stopped while a lost batch was computed again") from None

@@ -5,8 +5,6 @@ cells (:func:`predict_block`), with the models it loaded kept for the next block
 from __future__ import annotations
 
 import os
-import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,18 +22,18 @@ from ..data.source import open_cached, open_dataset, resolve_paths
 from ..data.static import input_rows
 from ..data.where import cell_partitions_inside, cells_where, parse_where
 from ..errors import DataError, UsageError
+from ..kept import Kept
 from ..output.folder import Store
 from ..output.packs import ModelIndex, read_model
 from ..search.labels import empty_labels, is_text
 from ..spec import DataSpec, Job
 from .variables import variable_attrs, variable_names
 
-#: Loaded models, per worker process (its threads share them, under _MODELS_LOCK), by their
-#: place: models folder, file, offset.
-_MODELS: OrderedDict[tuple[str, str, int], Any] = OrderedDict()
-_MODELS_LOCK = threading.Lock()
 MODEL_CACHE = 64
 """Models kept loaded per worker (a group's model serves every block of its cells)."""
+
+_MODELS: Kept[Any] = Kept(limit=MODEL_CACHE)
+"""Loaded models, per worker process, shared by its threads, by (folder, pack, offset)."""
 
 
 # --------------------------------------------------------------------------- what to compute
@@ -238,19 +236,10 @@ def _model(ctx: PredictContext, partition: int) -> Any:
     where = ctx.models.location(partition)
     assert where is not None
     key = (ctx.models_dir, where.file, where.offset)
-    with _MODELS_LOCK:
-        model = _MODELS.get(key)
-        if model is not None:
-            _MODELS.move_to_end(key)
-            return model
-    # outside the lock: other blocks go on; only this model's bytes are read
-    model = load_model_bytes(read_model(Path(ctx.models_dir), where), where, ctx.trusted)
-    with _MODELS_LOCK:
-        model = _MODELS.setdefault(key, model)
-        _MODELS.move_to_end(key)
-        while len(_MODELS) > MODEL_CACHE:
-            _MODELS.popitem(last=False)
-    return model
+    # built outside the cache's lock: other blocks go on; only this model's bytes are read
+    return _MODELS.get(
+        key, lambda: load_model_bytes(read_model(Path(ctx.models_dir), where), where, ctx.trusted)
+    )
 
 
 def predict_block(ctx: PredictContext, start: int, stop: int) -> np.ndarray:
