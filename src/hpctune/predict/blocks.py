@@ -5,7 +5,7 @@ cells (:func:`predict_block`), with the models it loaded kept for the next block
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -242,11 +242,14 @@ def _model(ctx: PredictContext, partition: int) -> Any:
     )
 
 
-def predict_block(ctx: PredictContext, start: int, stop: int) -> np.ndarray:
-    """Predictions for rows ``start:stop`` of the first space dim: shape (*space, time), with a
-    last dim of the targets for several."""
+def block_models(
+    ctx: PredictContext, start: int, stop: int
+) -> tuple[int, Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, Any]]]:
+    """Read rows ``start:stop`` of the first space dim (every input, static ones repeated over
+    time); the block's cell count, and for each partition of its cells that has a model: its
+    cells' rows in the block, their inputs (one row per cell and step), which rows have every
+    input, and the model. What :func:`predict_block` and ``--proba``'s block share."""
     import dask
-    import sklearn
 
     ds = _dataset(ctx)
     subset = ds[list(ctx.data.inputs)].isel({ctx.space_dims[0]: slice(start, stop)})
@@ -255,17 +258,29 @@ def predict_block(ctx: PredictContext, start: int, stop: int) -> np.ndarray:
     x = input_rows(subset, ctx.data.inputs, ctx.space_dims, ctx.time_dim, ctx.n_time)
     cells = np.arange(start * ctx.inner, stop * ctx.inner, dtype=np.int64)
     partitions = cells if ctx.cell_partition is None else ctx.cell_partition[cells]
+
+    def each() -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, Any]]:
+        for partition in np.unique(partitions):
+            if partition < 0 or not ctx.models.has(int(partition)):
+                continue
+            rows = np.flatnonzero(partitions == partition)
+            values = x[rows].reshape(-1, x.shape[-1])
+            valid = np.isfinite(values).all(axis=-1)
+            if valid.any():
+                yield rows, values, valid, _model(ctx, int(partition))
+
+    return cells.size, each()
+
+
+def predict_block(ctx: PredictContext, start: int, stop: int) -> np.ndarray:
+    """Predictions for rows ``start:stop`` of the first space dim: shape (*space, time), with a
+    last dim of the targets for several."""
+    import sklearn
+
+    n_cells, models = block_models(ctx, start, stop)
     targets = (len(ctx.variables),) if ctx.several else ()
-    out = empty_labels((cells.size, ctx.n_time, *targets), ctx.text)
-    for partition in np.unique(partitions):
-        if partition < 0 or not ctx.models.has(int(partition)):
-            continue
-        rows = np.flatnonzero(partitions == partition)
-        values = x[rows].reshape(-1, x.shape[-1])
-        valid = np.isfinite(values).all(axis=-1)
-        if not valid.any():
-            continue
-        model = _model(ctx, int(partition))
+    out = empty_labels((n_cells, ctx.n_time, *targets), ctx.text)
+    for rows, values, valid, model in models:
         predicted = empty_labels((values.shape[0], *targets), ctx.text)
         with sklearn.config_context(assume_finite=True):
             predicted[valid] = model.predict(values[valid].astype(np.float64, copy=False))

@@ -16,10 +16,9 @@ from typing import Any
 import numpy as np
 
 from ..data.source import open_cached, resolve_paths
-from ..data.static import input_rows
 from ..errors import UsageError
 from ..spec import DataSpec, Job
-from .blocks import PredictContext, _dataset, _model
+from .blocks import PredictContext, _model, block_models
 from .variables import VARIABLE
 
 PROBABILITY = "probability"
@@ -104,27 +103,12 @@ def probabilities(model: Any, x: np.ndarray, classes: np.ndarray) -> np.ndarray:
 def proba_block(ctx: PredictContext, start: int, stop: int) -> np.ndarray:
     """Rows ``start:stop`` of the first space dim: shape (*space, time, 1 + classes), the
     predicted label first, then each class's probability."""
-    import dask
     import sklearn
 
     classes = np.asarray(ctx.classes, dtype=np.float64)
-    ds = _dataset(ctx)
-    subset = ds[list(ctx.data.inputs)].isel({ctx.space_dims[0]: slice(start, stop)})
-    with dask.config.set(scheduler="sync"):
-        subset = subset.compute()
-    x = input_rows(subset, ctx.data.inputs, ctx.space_dims, ctx.time_dim, ctx.n_time)
-    cells = np.arange(start * ctx.inner, stop * ctx.inner, dtype=np.int64)
-    partitions = cells if ctx.cell_partition is None else ctx.cell_partition[cells]
-    out = np.full((cells.size, ctx.n_time, 1 + classes.size), np.nan, dtype=np.float64)
-    for partition in np.unique(partitions):
-        if partition < 0 or not ctx.models.has(int(partition)):
-            continue
-        rows = np.flatnonzero(partitions == partition)
-        values = x[rows].reshape(-1, x.shape[-1])
-        valid = np.isfinite(values).all(axis=-1)
-        if not valid.any():
-            continue
-        model = _model(ctx, int(partition))
+    n_cells, models = block_models(ctx, start, stop)
+    out = np.full((n_cells, ctx.n_time, 1 + classes.size), np.nan, dtype=np.float64)
+    for rows, values, valid, model in models:
         chosen = values[valid].astype(np.float64, copy=False)
         block = np.full((values.shape[0], 1 + classes.size), np.nan)
         with sklearn.config_context(assume_finite=True):
