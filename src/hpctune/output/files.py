@@ -28,6 +28,17 @@ def io_error(action: str, path: Path, exc: OSError) -> OutputError:
     return OutputError(f"cannot {action} {path}: {why}")
 
 
+def sync_and_close(fd: int | None) -> None:
+    """Flush ``fd`` to disk and close it, quietly: on the way out (a journal's, a pack's last
+    write) an error has nobody to tell, and what was not flushed is what a record's checksum
+    guards against."""
+    if fd is not None:
+        with contextlib.suppress(OSError):
+            os.fsync(fd)
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
 def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")

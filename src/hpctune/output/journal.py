@@ -8,7 +8,6 @@ process killed while writing) fails its checksum and is ignored.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import json
 import os
@@ -22,7 +21,7 @@ from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
-from .files import io_error
+from .files import io_error, sync_and_close
 from .packs import ModelPack
 
 MAGIC = b"HPTJ"
@@ -70,11 +69,7 @@ class Journal:
         thread."""
         self.pack.close()
         fd, self._fd = self._fd, None
-        if fd is not None:
-            with contextlib.suppress(OSError):
-                os.fsync(fd)
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        sync_and_close(fd)
 
 
 def read_journal(path: Path) -> tuple[list[dict[str, Any]], int]:

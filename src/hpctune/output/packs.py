@@ -35,7 +35,7 @@ import numpy as np
 
 from ..data.partitions import model_file_name
 from ..errors import ModelError
-from .files import io_error
+from .files import io_error, sync_and_close
 
 MAGIC = b"HPTM"
 HEADER = struct.Struct("<4sQI")
@@ -134,11 +134,7 @@ class ModelPack:
 
     def _close(self) -> None:
         fd, self._fd = self._fd, None
-        if fd is not None:
-            with contextlib.suppress(OSError):
-                os.fsync(fd)
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        sync_and_close(fd)
 
     def sync(self) -> None:
         """Flush the models written so far to disk (the journal does, before it flushes its
