@@ -17,7 +17,7 @@ import struct
 import threading
 import time
 import zlib
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
 
@@ -87,9 +87,13 @@ def read_journal(path: Path) -> tuple[list[dict[str, Any]], int]:
 READ_BLOCK = 8 << 20
 
 
-def scan_journal(path: Path) -> Generator[dict[str, Any], None, int]:
+def scan_journal(
+    path: Path, parse: Callable[[bytes], bool] | None = None
+) -> Generator[dict[str, Any], None, int]:
     """The valid records of one journal in order, read a block at a time; returns (as the
-    generator's value) how many bytes at its end were torn or damaged."""
+    generator's value) how many bytes at its end were torn or damaged. ``parse``: given a
+    valid frame's JSON bytes, whether to parse and yield it (a search for one partition skips
+    the others unparsed)."""
     with open(path, "rb") as journal:
         data = b""
         consumed = 0  # bytes of the file before ``data``
@@ -106,6 +110,9 @@ def scan_journal(path: Path) -> Generator[dict[str, Any], None, int]:
                 payload = data[start : start + length]
                 if zlib.crc32(payload) != crc:
                     return _rest(journal, consumed + offset)
+                if parse is not None and not parse(payload):
+                    offset = start + length
+                    continue
                 try:
                     record = json.loads(payload)
                 except ValueError:

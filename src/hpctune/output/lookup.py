@@ -9,10 +9,6 @@ yet) is looked for in the journals, with the rule of :mod:`.latest`.
 
 from __future__ import annotations
 
-import json
-import mmap
-import os
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from .grid import grid_dims
-from .journal import HEADER, MAGIC
+from .journal import scan_journal
 from .packs import WHOLE, ModelLocation, location_of
 from .record import FINISHED
 
@@ -98,25 +94,11 @@ def _records_of(path: Path, index: int) -> Iterator[dict[str, Any]]:
     parsed: the others are scanned, not parsed."""
     wanted = b'{"index":%d,' % index
     ours = b'{"index":'
-    with open(path, "rb") as handle:
-        if os.fstat(handle.fileno()).st_size == 0:
-            return
-        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
-            offset, end = 0, len(data)
-            while offset + HEADER.size <= end:
-                magic, length, crc = HEADER.unpack_from(data, offset)
-                start, offset = offset + HEADER.size, offset + HEADER.size + length
-                if magic != MAGIC or offset > end:
-                    return
-                payload = data[start:offset]
-                if zlib.crc32(payload) != crc:
-                    return
-                digit = payload[len(ours) : len(ours) + 1]
-                if payload.startswith(ours) and digit.isdigit() and not payload.startswith(wanted):
-                    continue  # another partition's record, written compactly
-                try:
-                    record = json.loads(payload)
-                except ValueError:
-                    return
-                if int(record["index"]) == index:
-                    yield record
+
+    def parse(payload: bytes) -> bool:
+        digit = payload[len(ours) : len(ours) + 1]
+        return not (payload.startswith(ours) and digit.isdigit()) or payload.startswith(wanted)
+
+    for record in scan_journal(path, parse):
+        if int(record["index"]) == index:
+            yield record
