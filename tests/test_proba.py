@@ -16,6 +16,21 @@ import hpctune as api
 LOGISTIC = ["sklearn.preprocessing.StandardScaler", "sklearn.linear_model.LogisticRegression"]
 
 
+def classifier_spec(path, target, **keys):
+    """A logistic regression per cell on ``target`` of the file ``path``, scored by accuracy,
+    on two worker threads."""
+    return synthetic_spec(
+        path,
+        data__target=target,
+        search__estimator=LOGISTIC,
+        search__params={"logisticregression__C": [1.0]},
+        search__scoring=["accuracy"],
+        cluster__processes=False,
+        cluster__workers=2,
+        **keys,
+    )
+
+
 @pytest.fixture
 def wet_job(tmp_path, real_data):
     """The real data with ``wet``: 1 where sig is above its cell's median, NaN where sig is
@@ -23,16 +38,8 @@ def wet_job(tmp_path, real_data):
     ds = xr.open_dataset(real_data).isel(time=slice(0, None, 4)).load()  # a quicker run
     ds["wet"] = (ds.sig > ds.sig.median("time")).where(ds.sig.notnull()).astype(float)
     ds.to_netcdf(tmp_path / "wet.nc")
-    spec = synthetic_spec(
-        tmp_path / "wet.nc",
-        data__inputs=INPUTS,
-        data__target="wet",
-        data__test={"from": "2016-01-01"},
-        search__estimator=LOGISTIC,
-        search__params={"logisticregression__C": [1.0]},
-        search__scoring=["accuracy"],
-        cluster__processes=False,
-        cluster__workers=2,
+    spec = classifier_spec(
+        tmp_path / "wet.nc", "wet", data__inputs=INPUTS, data__test={"from": "2016-01-01"}
     )
     job = write_spec(tmp_path, spec)
     assert api.run(job).ok == 5
@@ -67,15 +74,7 @@ def test_one_class_axis_for_every_cell_and_0_for_a_class_a_model_never_saw(tmp_p
     labels[np.isnan(y)] = np.nan
     ds["kind"] = (("space", "time"), labels)
     ds.to_netcdf(tmp_path / "kinds.nc")
-    spec = synthetic_spec(
-        tmp_path / "kinds.nc",
-        data__target="kind",
-        search__estimator=LOGISTIC,
-        search__params={"logisticregression__C": [1.0]},
-        search__scoring=["accuracy"],
-        cluster__processes=False,
-        cluster__workers=2,
-    )
+    spec = classifier_spec(tmp_path / "kinds.nc", "kind")
     job = write_spec(tmp_path, spec)
     assert api.run(job).ok == 4
     both = api.prediction(job, proba=True).compute()
