@@ -11,7 +11,6 @@ from helpers_cli import hpctune
 from sklearn.metrics import accuracy_score
 
 import hpctune as api
-from hpctune.errors import UsageError
 
 LOGISTIC = ["sklearn.preprocessing.StandardScaler", "sklearn.linear_model.LogisticRegression"]
 TEST_FROM = np.datetime64("2016-01-01")
@@ -56,8 +55,6 @@ def test_a_classifier_of_text_labels_is_scored_saved_and_predicted_with_them(
     assert list(results.status.values) == ["ok"] * 4 + ["skipped"]
     assert results.reason.values[4].startswith("the target is constant ('wet')")
     late = ds.time.values >= TEST_FROM
-    with pytest.raises(UsageError, match="--proba: the target holds text labels"):
-        api.predict(job, out=tmp_path / "p.nc", proba=True, client=dask_client)
     summary = api.predict(job, out=tmp_path / "pred.nc", client=dask_client)
     predicted = xr.open_dataset(tmp_path / "pred.nc").prediction
     assert predicted.dtype.kind in "OU" and predicted.dims == ("space", "time")
@@ -74,6 +71,31 @@ def test_a_classifier_of_text_labels_is_scored_saved_and_predicted_with_them(
         assert (row[~inputs] == "").all()
     assert (predicted.values[4] == "").all()  # skipped: no model
     assert summary.predicted == int(sum((predicted.values[c] != "").sum() for c in range(5)))
+
+
+def test_probabilities_of_text_labels_on_a_text_class_axis(state, tmp_path, dask_client):
+    path, ds, _ = state
+    job = write_spec(tmp_path, spec_of(path))
+    assert api.run(job).ok == 4
+    summary = api.predict(job, out=tmp_path / "proba.nc", proba=True, client=dask_client)
+    assert summary.classes == ("dry", "wet")
+    written = xr.open_dataset(tmp_path / "proba.nc")
+    lazy = api.prediction(job, proba=True).compute()
+    assert list(written["class"].values) == ["dry", "wet"] == list(lazy["class"].values)
+    assert written.prediction.dtype.kind in "OU"
+    for cell in range(4):
+        model = api.load_model(job, cell)
+        x = np.stack([ds[v].isel(space=cell).values for v in INPUTS], axis=-1)
+        inputs = np.isfinite(x).all(axis=-1)
+        for both in (written, lazy):
+            probs = both.probability.values[cell]
+            np.testing.assert_allclose(probs[inputs], model.predict_proba(x[inputs]), rtol=1e-12)
+            assert np.isnan(probs[~inputs]).all()
+            row = both.prediction.values[cell]
+            np.testing.assert_array_equal(row[inputs].astype(str), model.predict(x[inputs]))
+            assert (row[~inputs] == "").all()
+    assert (written.prediction.values[4] == "").all()  # skipped: no model
+    assert np.isnan(written.probability.values[4]).all()
 
 
 def test_text_labels_for_a_regressor_exit_2_naming_data_target(state, tmp_path, capsys):

@@ -62,7 +62,7 @@ class PredictContext:
     rows_per_block: int = 1
     selected: int | None = None
     """The cells ``--where`` selects (None: no ``--where``, every cell)."""
-    classes: tuple[float, ...] | None = None
+    classes: tuple[float, ...] | tuple[str, ...] | None = None
     """With ``--proba``: the class axis of ``probability`` (:mod:`.proba`)."""
     text: bool = False
     """Whether the models predict text labels (written as text, "" for none)."""

@@ -116,7 +116,9 @@ def prediction(
     shared = dask.delayed(ctx, pure=True)
     task = proba_block if proba else predict_block
     extra = () if ctx.classes is None else (1 + len(ctx.classes),)
-    dtype, none = (object, "") if ctx.text else (np.float64, np.nan)
+    # --proba's blocks are float arrays whatever the labels (proba.labels_of)
+    text = ctx.text and ctx.classes is None
+    dtype, none = (object, "") if text else (np.float64, np.nan)
     blocks = [
         da.from_delayed(
             dask.delayed(task, pure=True)(shared, start, stop),

@@ -6,6 +6,11 @@ once on the workers, a block of cells per task), so that every cell shares one c
 whatever classes its own model saw. A model gives its ``predict_proba`` for the classes it
 knows and 0 for the others (it never predicts a class it was not trained on); a cell without
 a model, or a row with a missing input, is NaN.
+
+Text labels (``"forest"``, ``"water"``) give a text ``class`` coordinate. A block's task
+returns one float array (the label first, then each class's probability); for text labels
+its first column is the label's position on the class axis, turned back into the label by
+:func:`labels_of` where the block is written.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import numpy as np
 
 from ..data.source import open_cached, resolve_paths
 from ..errors import UsageError
+from ..search.labels import as_target, has_label, is_text
 from ..spec import DataSpec, Job
 from .blocks import PredictContext, _model, block_models
 from .variables import VARIABLE
@@ -31,11 +37,6 @@ def check_proba(job: Job, ctx: PredictContext) -> None:
     has none)."""
     if getattr(job.data, "multi_target", False):
         raise UsageError("--proba: one target only (data.target is a list)")
-    if ctx.text:
-        raise UsageError(
-            "--proba: the target holds text labels; probabilities are written for number and "
-            "bool labels (prediction holds the text labels)"
-        )
     first = next((i for i in range(ctx.models.file.size) if ctx.models.has(i)), None)
     if first is None:
         return
@@ -57,9 +58,7 @@ def target_classes(data: DataSpec, paths: tuple[str, ...], start: int, stop: int
     subset = ds[data.target].isel({data.space[0]: slice(start, stop)})
     with dask.config.set(scheduler="sync"):
         values = np.asarray(subset.values).reshape(-1)
-    if values.dtype.kind == "f":
-        values = values[np.isfinite(values)]
-    return np.unique(values)
+    return np.unique(as_target(values[has_label(values)]))
 
 
 def target_blocks(job: Job) -> tuple[DataSpec, tuple[str, ...], list[tuple[int, int]]]:
@@ -79,9 +78,11 @@ def target_blocks(job: Job) -> tuple[DataSpec, tuple[str, ...], list[tuple[int, 
 
 
 def class_axis(parts: list[np.ndarray]) -> np.ndarray:
-    """The sorted union of the classes found in each block, as floats (the labels'
-    values, 0/1 for a bool target, as ``prediction`` writes them)."""
-    found = np.unique(np.concatenate([np.asarray(p, dtype=np.float64) for p in parts]))
+    """The sorted union of the classes found in each block: floats (the labels' values, 0/1
+    for a bool target, as ``prediction`` writes them), or texts for text labels."""
+    text = any(is_text(np.asarray(p).dtype) for p in parts)
+    kind = str if text else np.float64
+    found = np.unique(np.concatenate([np.asarray(p, dtype=kind) for p in parts]))
     if not found.size:
         raise UsageError("--proba: the training data's target has no value")
     return found
@@ -95,8 +96,38 @@ def probabilities(model: Any, x: np.ndarray, classes: np.ndarray) -> np.ndarray:
     with sklearn.config_context(assume_finite=True):
         known = model.predict_proba(x)
     out = np.zeros((x.shape[0], classes.size), dtype=np.float64)
-    columns = np.searchsorted(classes, np.asarray(model.classes_, dtype=np.float64))
-    out[:, columns] = known
+    out[:, np.searchsorted(classes, _labels(model.classes_, classes))] = known
+    return out
+
+
+def axis(ctx: PredictContext) -> np.ndarray:
+    """The class axis of ``ctx`` as an array: floats, or texts."""
+    assert ctx.classes is not None
+    return np.asarray(ctx.classes, dtype=str if ctx.text else np.float64)
+
+
+def _labels(values: Any, classes: np.ndarray) -> np.ndarray:
+    """Labels as the class axis holds them (float, or str)."""
+    return np.asarray(values, dtype=classes.dtype if classes.dtype.kind == "U" else np.float64)
+
+
+def label_column(predicted: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """The first column of a block: number labels as they are, text labels as their
+    position on the class axis (a float: the block is one float array)."""
+    if classes.dtype.kind != "U":
+        return predicted.astype(np.float64, copy=False)
+    return np.searchsorted(classes, _labels(predicted, classes)).astype(np.float64)
+
+
+def labels_of(column: np.ndarray, ctx: PredictContext) -> np.ndarray:
+    """A block's first column as ``prediction`` writes it: the labels, or for text labels
+    the texts at those positions of the class axis ("" where NaN)."""
+    if not ctx.text:
+        return column
+    classes = axis(ctx)
+    valid = np.isfinite(column)
+    out = np.full(column.shape, "", dtype=object)
+    out[valid] = classes[column[valid].astype(np.intp)]
     return out
 
 
@@ -105,31 +136,31 @@ def proba_block(ctx: PredictContext, start: int, stop: int) -> np.ndarray:
     predicted label first, then each class's probability."""
     import sklearn
 
-    classes = np.asarray(ctx.classes, dtype=np.float64)
+    classes = axis(ctx)
     n_cells, models = block_models(ctx, start, stop)
     out = np.full((n_cells, ctx.n_time, 1 + classes.size), np.nan, dtype=np.float64)
     for rows, values, valid, model in models:
         chosen = values[valid].astype(np.float64, copy=False)
         block = np.full((values.shape[0], 1 + classes.size), np.nan)
         with sklearn.config_context(assume_finite=True):
-            block[valid, 0] = model.predict(chosen)
+            block[valid, 0] = label_column(np.asarray(model.predict(chosen)), classes)
         block[valid, 1:] = probabilities(model, chosen, classes)
         out[rows] = block.reshape(rows.size, ctx.n_time, -1)
     return out.reshape((stop - start, *ctx.space_shape[1:], ctx.n_time, 1 + classes.size))
 
 
-def training_classes(job: Job, client: Any = None) -> tuple[float, ...]:
+def training_classes(job: Job, client: Any = None) -> tuple[Any, ...]:
     """The class axis of ``job``: :func:`target_classes` of each block of its training
     data, as tasks on ``client``'s workers (in this process without one)."""
     data, paths, blocks = target_blocks(job)
     if client is None:
-        return tuple(class_axis([target_classes(data, paths, *block) for block in blocks]))
+        return tuple(class_axis([target_classes(data, paths, *block) for block in blocks]).tolist())
     futures = [
         client.submit(target_classes, data, paths, start, stop, pure=False)
         for start, stop in blocks
     ]
     try:
-        return tuple(class_axis(client.gather(futures)))
+        return tuple(class_axis(client.gather(futures)).tolist())
     finally:
         client.cancel(futures)
 
@@ -139,7 +170,7 @@ def split(values: np.ndarray, ctx: PredictContext) -> tuple[np.ndarray, np.ndarr
     time, class)."""
     if ctx.classes is None:
         return values, None
-    return values[..., 0], values[..., 1:]
+    return labels_of(values[..., 0], ctx), values[..., 1:]
 
 
 def add_probability(path: Any, ctx: PredictContext, attrs: dict[str, Any]) -> None:
@@ -150,9 +181,10 @@ def add_probability(path: Any, ctx: PredictContext, attrs: dict[str, Any]) -> No
     assert ctx.classes is not None
     with netCDF4.Dataset(path, "a") as nc:
         nc.createDimension(CLASS_DIM, len(ctx.classes))
-        axis = nc.createVariable(CLASS_DIM, "f8", (CLASS_DIM,))
-        axis[:] = np.asarray(ctx.classes, dtype=np.float64)
-        axis.long_name = f"class of {attrs.get('hpctune_target', 'the target')}"
+        classes = axis(ctx)
+        coordinate = nc.createVariable(CLASS_DIM, str if ctx.text else "f8", (CLASS_DIM,))
+        coordinate[:] = classes.astype(object) if ctx.text else classes
+        coordinate.long_name = f"class of {attrs.get('hpctune_target', 'the target')}"
         chunks = [nc.dimensions[d].size for d in ctx.dims]
         chunks[ctx.dims.index(ctx.space_dims[0])] = min(ctx.rows_per_block, ctx.space_shape[0])
         variable = nc.createVariable(
@@ -186,9 +218,12 @@ def proba_dataset(array: Any, ctx: PredictContext, coords: dict, attrs: dict) ->
     import xarray as xr
 
     natural = (*ctx.space_dims, ctx.time_dim)
-    labels = xr.DataArray(array[..., 0], dims=natural, name=VARIABLE, attrs=attrs)
+    first = array[..., 0]
+    if ctx.text:
+        first = first.map_blocks(labels_of, ctx, dtype=object)
+    labels = xr.DataArray(first, dims=natural, name=VARIABLE, attrs=attrs)
     probs = xr.DataArray(array[..., 1:], dims=(*natural, CLASS_DIM), name=PROBABILITY)
-    classes = np.asarray(ctx.classes, dtype=np.float64)
+    classes = axis(ctx)
     return xr.Dataset(
         {
             VARIABLE: labels.transpose(*ctx.dims),
