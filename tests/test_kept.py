@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import threading
 import time
 
+import pytest
+from helpers import synthetic, synthetic_spec, write_spec
+
+import hpctune as api
 from hpctune.kept import Kept
 
 
@@ -68,3 +74,28 @@ def test_serial_values_are_built_one_at_a_time():
     for thread in threads:
         thread.join(timeout=10)
     assert len(kept) == 6 and max(most) == 1
+
+
+def _open_here(path) -> bool:
+    """Whether this process holds ``path`` open."""
+    target = os.path.realpath(path)
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            if os.readlink(f"/proc/self/fd/{fd}") == target:
+                return True
+    return False
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc (Linux)")
+def test_a_run_on_worker_threads_leaves_no_file_open_in_the_callers_process(tmp_path):
+    # Files a run's threads kept open in the caller's process made netCDF-C refuse a later
+    # open of another file there ("NetCDF: HDF error") and crashed a process that read
+    # results.nc after such runs.
+    synthetic(cells=3, steps=120).to_netcdf(tmp_path / "cells.nc")
+    spec = synthetic_spec(tmp_path / "cells.nc", cluster__processes=False, cluster__workers=2)
+    job = write_spec(tmp_path, spec)
+    kept = Kept(close=lambda value: value.close())
+    kept.get("x", lambda: open(tmp_path / "cells.nc", "rb"))  # a cache of the process's own
+    assert api.run(job).ok == 3
+    assert not _open_here(tmp_path / "cells.nc")
+    assert not any(_open_here(p) for p in (tmp_path / "out").rglob("*") if p.is_file())

@@ -11,11 +11,14 @@ done with one it drops, so one class holds the rule: values by key, the most rec
 from __future__ import annotations
 
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 V = TypeVar("V")
+
+_EVERY: weakref.WeakSet[Kept[Any]] = weakref.WeakSet()
 
 
 class Kept(Generic[V]):
@@ -39,6 +42,7 @@ class Kept(Generic[V]):
         self.serial = serial
         self._values: OrderedDict[Hashable, V] = OrderedDict()
         self._lock = threading.Lock()
+        _EVERY.add(self)
 
     def get(self, key: Hashable, build: Callable[[], V]) -> V:
         """The value of ``key``, built by ``build()`` the first time."""
@@ -81,3 +85,12 @@ class Kept(Generic[V]):
         if self.close is not None:
             for value in values:
                 self.close(value)
+
+
+def release_all() -> None:
+    """Drop what every cache of this process keeps (open datasets closed, a run's journal
+    closed): called when the worker threads of a run in this process have all ended, so
+    that nothing of the run stays open in the caller's process (an open NetCDF file there
+    can make netCDF-C refuse a later open of another file: "NetCDF: HDF error")."""
+    for kept in list(_EVERY):
+        kept.clear()

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..errors import RunStopped
+from ..kept import release_all
 from ..spec import Job
 from .handle import ClusterHandle
 from .placement import ExecutionPlan
@@ -28,6 +29,7 @@ class WorkerThreads:
         self.size = size
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._closed = False
+        self._running = 0
         self._lock = threading.Lock()  # a task is queued before the threads' ends, or refused
         for i in range(size):
             threading.Thread(target=self._work, name=f"{name}-{i}", daemon=True).start()
@@ -77,11 +79,21 @@ class WorkerThreads:
             future, fn, args = item
             if not future.set_running_or_notify_cancel():
                 continue
+            with self._lock:
+                self._running += 1
             try:
                 future.set_result(fn(*args))
             except BaseException as exc:  # handed to the graph's scheduler, which raises it
                 future.set_exception(exc)
+            finally:
+                with self._lock:
+                    self._running -= 1
             del future, fn, args, item  # a task's result is not kept alive by an idle thread
+
+    def idle(self) -> bool:
+        """Whether no task is running (after :meth:`close`: none will)."""
+        with self._lock:
+            return self._running == 0
 
 
 def _refused(future: Any, why: str) -> Any:
@@ -111,3 +123,7 @@ def worker_threads(job: Job, plan: ExecutionPlan) -> Iterator[ClusterHandle]:
         )
     finally:
         pool.close()
+        if pool.idle():
+            # What the run's tasks opened in this process (datasets, the journal) is closed;
+            # not while a stopped run's task still runs in compiled code: it may be reading.
+            release_all()

@@ -13,7 +13,7 @@ from ..kept import Kept
 from ..spec import DataSpec
 from .stores import ZARR, check_path, consolidated, engine_for
 
-_OPEN: Kept[Any] = Kept(serial=True)
+_OPEN: Kept[Any] = Kept(serial=True, close=lambda ds: ds.close())
 """Open datasets, one per files, engine, chunk and space dims, per process: workers reuse them
 across tasks. Opened one at a time: netCDF-C is not thread-safe."""
 
