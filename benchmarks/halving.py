@@ -32,11 +32,22 @@ GRID = {
 }
 
 
-def search_spec(method: str, factor: float) -> object:
+def parse_variant(text: str) -> dict:
+    """``factor=7,min_resources=192`` -> the ``search.halving`` settings it names."""
+    settings: dict = {}
+    for item in filter(None, text.split(",")):
+        key, _, value = item.partition("=")
+        settings[key] = value if value in ("exhaust", "smallest") else float(value)
+        if key != "factor" and isinstance(settings[key], float):
+            settings[key] = int(settings[key])
+    return settings
+
+
+def search_spec(method: str, halving: dict | None = None) -> object:
     """The benchmark's search section, as a run validates it, for ``method``."""
     from hpctune.spec import SearchSpec
 
-    extra = {"halving": {"factor": factor}} if method == "halving" else {}
+    extra = {"halving": halving or {}} if method == "halving" else {}
     return SearchSpec.model_validate(
         {
             "method": method,
@@ -55,6 +66,13 @@ def main() -> None:
     parser.add_argument("--cells", type=int, default=8, help="cells of the heavy data searched")
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--factor", type=float, default=3)
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        help="search.halving settings of one halving search, e.g. factor=7 or "
+        "factor=3,min_resources=192 (repeat; the grid runs once). Default: factor=FACTOR",
+    )
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/hpctune-bench"))
     parser.add_argument("--json-out", type=Path)
     args = parser.parse_args()
@@ -69,10 +87,12 @@ def main() -> None:
     ds = ds.isel(space=slice(0, args.cells)).load()
     start = make_data.test_start(args.steps)
     times = ds.time.values
-    searches = {
-        method: PartitionSearch(search_spec(method, args.factor), test_start=start)
-        for method in ("grid", "halving")
-    }
+    variants = args.variant or [f"factor={args.factor:g}"]
+    searches = {"grid": PartitionSearch(search_spec("grid"), test_start=start)}
+    for variant in variants:
+        searches[variant] = PartitionSearch(
+            search_spec("halving", parse_variant(variant)), test_start=start
+        )
     rows = []
     for cell in range(args.cells):
         x = np.stack([ds[v].isel(space=cell).values for v in make_data.INPUTS], axis=-1)
@@ -89,42 +109,54 @@ def main() -> None:
                 "n_train": result.n_train,
                 **result.halving,
             }
-        grid, halving = row["grid"], row["halving"]
-        row["same_best"] = grid["best_params"] == halving["best_params"]
-        row["r2_gap"] = grid["test_r2"] - halving["test_r2"]
-        rows.append(row)
-        print(
+        grid = row["grid"]
+        line = [
             f"cell {cell}: n_train {grid['n_train']}, grid {grid['cpu_seconds']:.1f} CPU s "
-            f"r2 {grid['test_r2']:.4f}, halving {halving['cpu_seconds']:.1f} CPU s "
-            f"r2 {halving['test_r2']:.4f} ({halving['n_iterations']} iterations), same best "
-            f"{row['same_best']}",
-            flush=True,
-        )
+            f"r2 {grid['test_r2']:.4f}"
+        ]
+        for variant in variants:
+            halving = row[variant]
+            halving["same_best"] = grid["best_params"] == halving["best_params"]
+            halving["r2_gap"] = grid["test_r2"] - halving["test_r2"]
+            line.append(
+                f"{variant}: {halving['cpu_seconds']:.1f} CPU s r2 {halving['test_r2']:.4f} "
+                f"({halving['n_iterations']} iterations, same best {halving['same_best']})"
+            )
+        rows.append(row)
+        print("; ".join(line), flush=True)
     grid_cpu = sum(r["grid"]["cpu_seconds"] for r in rows)
-    halving_cpu = sum(r["halving"]["cpu_seconds"] for r in rows)
-    within = sum(abs(r["r2_gap"]) <= 0.01 for r in rows)
-    same = sum(r["same_best"] for r in rows)
-    gaps = [r["r2_gap"] for r in rows]
-    summary = {
+    summary: dict = {
         "cells": args.cells,
         "candidates": 48,
         "grid_cpu_seconds": grid_cpu,
-        "halving_cpu_seconds": halving_cpu,
-        "cpu_ratio": grid_cpu / halving_cpu,
-        "same_best_params": same,
-        "test_r2_within_0.01": within,
-        "test_r2_gap_max": max(gaps),
-        "test_r2_gap_mean": float(np.mean(gaps)),
+        "variants": {},
         "load": os.getloadavg(),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.python_version()}",
     }
-    print(
-        f"{args.cells} cells, 48 candidates x 3 folds: grid {grid_cpu:.1f} CPU s, halving "
-        f"{halving_cpu:.1f} CPU s ({summary['cpu_ratio']:.2f}x less); same best parameters in "
-        f"{same}/{args.cells} cells; test r2 within 0.01 of the grid's in {within}/{args.cells} "
-        f"(grid - halving: mean {summary['test_r2_gap_mean']:+.4f}, max "
-        f"{summary['test_r2_gap_max']:+.4f}); load {summary['load'][0]:.1f}"
-    )
+    print(f"{args.cells} cells, 48 candidates x 3 folds: grid {grid_cpu:.1f} CPU s")
+    for variant in variants:
+        cpu = sum(r[variant]["cpu_seconds"] for r in rows)
+        gaps = np.array([r[variant]["r2_gap"] for r in rows])
+        figures = {
+            "halving_cpu_seconds": cpu,
+            "cpu_ratio": grid_cpu / cpu,
+            "same_best_params": int(sum(r[variant]["same_best"] for r in rows)),
+            "test_r2_within_0.01": int((np.abs(gaps) <= 0.01).sum()),
+            "worse_by_more": int((gaps > 0.01).sum()),
+            "better_by_more": int((gaps < -0.01).sum()),
+            "test_r2_gap_max": float(gaps.max()),
+            "test_r2_gap_mean": float(gaps.mean()),
+        }
+        summary["variants"][variant] = figures
+        print(
+            f"  halving {variant}: {cpu:.1f} CPU s ({figures['cpu_ratio']:.2f}x less); same best "
+            f"parameters in {figures['same_best_params']}/{args.cells} cells; test r2 within "
+            f"0.01 of the grid's in {figures['test_r2_within_0.01']}/{args.cells} (worse by more "
+            f"in {figures['worse_by_more']}, better by more in {figures['better_by_more']}; "
+            f"grid - halving: mean {figures['test_r2_gap_mean']:+.4f}, max "
+            f"{figures['test_r2_gap_max']:+.4f})"
+        )
+    print(f"load {summary['load'][0]:.1f}")
     if args.json_out:
         args.json_out.write_text(json.dumps({"summary": summary, "cells": rows}, indent=1))
 
