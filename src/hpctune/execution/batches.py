@@ -8,7 +8,9 @@ Execution design (see benchmarks/RESULTS.md for the measurements behind it):
   finishes.
 - Batch sizes follow guided self-scheduling: the first tasks hold one partition each, to measure
   the cost of a partition; later batches aim at ``TARGET_TASK_SECONDS`` of work, and shrink as the
-  run nears its end so that all workers finish together.
+  run nears its end so that all workers finish together. The cost of a partition is read on the
+  tasks that were not their worker thread's first: a first task opens the data and makes the
+  searcher, and on many workers those would keep the estimate high and the batches small.
 - A batch that kills its worker or fails as a whole is split, and its partitions retried one by
   one, so that one bad cell does not take its neighbours down with it.
 """
@@ -60,6 +62,8 @@ class BatchRunner(Runner):
         self.in_flight: dict[Any, list[int]] = {}
         self.task_seconds = 0.0
         self.task_partitions = 0
+        self.warm_seconds = 0.0  # of the tasks that were not their worker thread's first
+        self.warm_partitions = 0
         self.slots = max(1, self.execution.slots)
         self.chunk = self.ctx.job.data.chunk
         self._journal: Journal | None = None
@@ -95,11 +99,15 @@ class BatchRunner(Runner):
 
     def batch_size(self) -> int:
         """Partitions in the next task: one a task until as many partitions as slots were timed,
-        then as many as fill :data:`TARGET_TASK_SECONDS`, at most a guided share of those left
-        and ``data.chunk``."""
+        then as many as fill :data:`TARGET_TASK_SECONDS` (at the cost of a partition in the
+        tasks that were not a worker thread's first, once there are some), at most a guided
+        share of those left and ``data.chunk``."""
         if self.task_partitions < self.slots:
             return 1
-        per_partition = self.task_seconds / self.task_partitions
+        if self.warm_partitions:
+            per_partition = self.warm_seconds / self.warm_partitions
+        else:
+            per_partition = self.task_seconds / self.task_partitions
         by_time = int(TARGET_TASK_SECONDS / max(per_partition, 1e-6))
         guided = math.ceil(len(self.pending) / (GUIDED_FACTOR * self.slots))
         return max(1, min(by_time, guided, self.chunk))
@@ -151,6 +159,9 @@ class BatchRunner(Runner):
             return
         self.task_seconds += outcome["seconds"]
         self.task_partitions += len(batch)
+        if not outcome.get("first", True):
+            self.warm_seconds += outcome["seconds"]
+            self.warm_partitions += len(batch)
         for _index, status in outcome["statuses"]:
             self.counts.add(status)
 

@@ -64,6 +64,13 @@ class _WorkerState:
         self._children: list[SearchProcess] = []
         self._lock = threading.Lock()
 
+    def first_task(self) -> bool:
+        """Whether this is the first task of this thread in this run (its searcher to make,
+        the data to open: slower than the next ones)."""
+        first = not getattr(self._local, "started", False)
+        self._local.started = True
+        return first
+
     @property
     def search(self) -> PartitionSearch | SearchProcess:
         """This thread's searcher: with ``search.timeout``, a child process of its own."""
@@ -119,9 +126,11 @@ def partition_rows(
 
 
 def run_batch(ctx: TaskContext, indices: list[int]) -> dict[str, Any]:
-    """Compute and record the partitions ``indices`` (a Dask task)."""
+    """Compute and record the partitions ``indices`` (a Dask task). Returns each partition's
+    status, the task's seconds and whether it was its worker thread's first in the run."""
     started = time.perf_counter()
     state = _worker_state(ctx)
+    first = state.first_task()
     plan = ctx.plan
     cells = [plan.cells(i) for i in indices]
     block = state.reader.read(np.concatenate(cells))
@@ -133,7 +142,7 @@ def run_batch(ctx: TaskContext, indices: list[int]) -> dict[str, Any]:
         result = state.search.run(index, x, y, t, node=state.node)
         record_result(state.journal, result)
         statuses.append((index, result.status))
-    return {"statuses": statuses, "seconds": time.perf_counter() - started}
+    return {"statuses": statuses, "seconds": time.perf_counter() - started, "first": first}
 
 
 def record_result(journal: Journal, result: PartitionResult) -> None:
