@@ -180,7 +180,7 @@ def install_probes() -> int:
     from hpctune.execution import tasks
     from hpctune.output.folder import Store
     from hpctune.output.journal import Journal
-    from hpctune.search import partition
+    from hpctune.search import model_file, partition
 
     probes = types.ModuleType("_hpctune_breakdown")
     probes.cpu = {}
@@ -223,7 +223,8 @@ def install_probes() -> int:
     probe(partition, "select_rows", "rows")
     probe(partition, "holdout_scores", "test scores")
     partition.make_search = probed_make_search
-    probe(skops.io, "dumps", "serialise")
+    probe(skops.io, "dumps", "serialise")  # before hpctune wrote skops' format itself
+    probe(model_file, "dump_model", "serialise")
     probe(Store, "write_model", "model file")  # one file per model
     try:  # models appended to a pack by the journal (hpctune.output.packs)
         from hpctune.output.packs import ModelPack

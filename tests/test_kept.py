@@ -95,7 +95,7 @@ def test_a_run_on_worker_threads_leaves_no_file_open_in_the_callers_process(tmp_
     spec = synthetic_spec(tmp_path / "cells.nc", cluster__processes=False, cluster__workers=2)
     job = write_spec(tmp_path, spec)
     kept = Kept(close=lambda value: value.close())
-    kept.get("x", lambda: open(tmp_path / "cells.nc", "rb"))  # a cache of the process's own
+    kept.get("x", lambda: open(tmp_path / "cells.nc", "rb"))  # noqa: SIM115 - kept open
     assert api.run(job).ok == 3
     assert not _open_here(tmp_path / "cells.nc")
     assert not any(_open_here(p) for p in (tmp_path / "out").rglob("*") if p.is_file())

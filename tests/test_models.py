@@ -16,7 +16,11 @@ import pytest
 import xarray as xr
 from helpers import REAL_DATA, real_data_spec, tamper_model, write_spec
 from helpers_cli import hpctune as cli
+from sklearn.ensemble import RandomForestRegressor
+from sklearn.linear_model import Ridge
 from sklearn.metrics import r2_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 import hpctune
 from hpctune.errors import ModelError, OutputError
@@ -269,3 +273,57 @@ def test_damaged_files_are_a_clear_error(tmp_path):
         load_model_file(garbage)
     with pytest.raises(ModelError, match="no model file"):
         load_model_file(tmp_path / "absent.skops")
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        make_pipeline(StandardScaler(), Ridge(alpha=0.5)),
+        RandomForestRegressor(n_estimators=3, max_depth=3, random_state=0),
+    ],
+    ids=["pipeline", "forest"],
+)
+def test_a_model_is_written_as_skops_writes_it_but_for_the_json_layout(model):
+    import io
+    import zipfile
+
+    import skops.io
+
+    from hpctune.search.model_file import dump_model
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(60, 3)), rng.normal(size=60)
+    model.fit(x, y)
+    ours, theirs = dump_model(model), skops.io.dumps(model)
+    with zipfile.ZipFile(io.BytesIO(ours)) as a, zipfile.ZipFile(io.BytesIO(theirs)) as b:
+        assert b"\n" not in a.read("schema.json")  # compact: Python's C encoder writes it
+        # the same objects and arrays; their ids (object ids, and the arrays' file names)
+        # differ from one dump to the next
+        mine, skops_own = _by_order(a), _by_order(b)
+        assert mine == skops_own
+    loaded = skops.io.loads(ours, trusted=skops.io.get_untrusted_types(data=ours))
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+
+
+def _by_order(archive):
+    """A skops archive's schema and arrays with each object id replaced by its order of
+    first appearance."""
+    import json
+
+    seen: dict = {}
+
+    def order(value):
+        return seen.setdefault(str(value).removesuffix(".npy"), f"#{len(seen)}")
+
+    def walk(node):
+        if isinstance(node, dict):
+            return {k: order(v) if k in ("__id__", "file") else walk(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    schema = walk(json.loads(archive.read("schema.json")))
+    arrays = {
+        order(name): archive.read(name) for name in archive.namelist() if name != "schema.json"
+    }
+    return schema, arrays

@@ -17,7 +17,10 @@ log = logging.getLogger("hpctune")
 DASHBOARD_ADDRESS = "127.0.0.1:0"
 """HTTP servers (dashboard or not) listen on localhost only, on a free port."""
 
-WORKER_CONFIG: dict[str, Any] = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
+WORKER_CONFIG: dict[str, Any] = {
+    "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+    "distributed.worker.profile.enabled": False,
+}
 """Dask settings for the nannies hpctune starts (local, allocation and jobqueue workers).
 
 distributed starts worker processes with ``MALLOC_TRIM_THRESHOLD_=65536``, which returns freed
@@ -26,6 +29,11 @@ allocations of every fit fault their pages in again. Measured on the ``heavy`` b
 (StandardScaler + SVR): each search 5% slower (benchmarks/RESULTS.md). hpctune's tasks keep
 no data between them (a worker's memory is the few chunks it reads), so the worker processes
 use glibc's defaults, as the serial scikit-learn run they are compared with does.
+
+distributed's statistical profiler samples each worker's task threads 100 times a second on
+the worker's event loop, for the dashboard's Profile page: 1.3% of a core per worker on the
+``tiny`` benchmark (benchmarks/RESULTS.md, "Where the CPU goes"), spent on every worker of
+every run whether anyone looks or not. It is off; the dashboard's other pages are unchanged.
 """
 
 

@@ -24,6 +24,35 @@ from .boost import library_types
 from .estimator import import_estimator
 
 
+def dump_model(model: Any) -> bytes:
+    """``model`` as skops bytes: what ``skops.io.dumps`` writes, with the JSON description
+    written without indentation. skops indents it, which makes Python use its pure-Python
+    JSON encoder: for a small model (a Ridge) that was about half the dump's time (0.28 ms), paid
+    once per partition. The file is the same skops format, read by ``skops.io.loads``
+    (``tests/test_models.py`` checks it against skops' own; skops' internals moved: its own
+    ``dumps``)."""
+    import io
+    import json
+    import zipfile
+
+    import skops
+    import skops.io
+
+    try:
+        from skops.io._utils import SaveContext, get_state
+    except ImportError:
+        return skops.io.dumps(model)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
+        context = SaveContext(zip_file=archive)
+        state = get_state(model, context)
+        context.clear_memo()
+        state["protocol"] = context.protocol
+        state["_skops_version"] = skops.__version__
+        archive.writestr("schema.json", json.dumps(state, separators=(",", ":")))
+    return buffer.getvalue()
+
+
 def trusted_types(job: Job) -> list[str]:
     """The estimator classes of the spec, as skops names them (``module.Class``), and the
     reviewed model types of their libraries (:func:`hpctune.search.boost.library_types`)."""

@@ -249,9 +249,9 @@ class PartitionSearch:
         elif rows.y_test.size:
             result.test_scores = holdout_scores(rows.y_test, model.predict(rows.x_test))
         if self.save_models:
-            import skops.io
+            from .model_file import dump_model
 
-            result.model = skops.io.dumps(model)
+            result.model = dump_model(model)
 
 
 class SearchTimeout(TimeoutError):
