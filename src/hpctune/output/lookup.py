@@ -27,12 +27,15 @@ def find_model(
     root: Path, index: int, partitions: int, fingerprint: str | None = None
 ) -> ModelLocation | None:
     """The location of partition ``index``'s model in the output folder ``root`` (None when
-    it has none): from results.nc when it holds the partition ``ok`` (and, given
-    ``fingerprint``, is of that spec; one read), else from the journals (a scan)."""
-    found = from_results(root / "results.nc", index, fingerprint)
-    if found is not None:
-        return found
-    return _from_journals(root / "parts", index, partitions)
+    it has none): from the journals, which results.nc is made from; from results.nc (given
+    ``fingerprint``, of that spec) only without them. The journals first: they are read in
+    Python, where opening results.nc goes through netCDF-C, which is not thread-safe and
+    crashed a process whose earlier run's worker threads had used it."""
+    if (root / "parts").is_dir():
+        found = _from_journals(root / "parts", index, partitions)
+        if found is not None:
+            return found
+    return from_results(root / "results.nc", index, fingerprint)
 
 
 def from_results(path: Path, index: int, fingerprint: str | None) -> ModelLocation | None:
