@@ -161,7 +161,7 @@ class BatchRunner(Runner):
             return
         self.task_seconds += outcome["seconds"]
         self.task_partitions += len(batch)
-        if not outcome.get("first", True):
+        if not outcome["first"]:
             self.warm_seconds += outcome["seconds"]
             self.warm_partitions += len(batch)
         for _index, status in outcome["statuses"]:

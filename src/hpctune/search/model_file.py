@@ -29,8 +29,8 @@ def dump_model(model: Any) -> bytes:
     written without indentation. skops indents it, which makes Python use its pure-Python
     JSON encoder: for a small model (a Ridge) that was about half the dump's time (0.28 ms), paid
     once per partition. The file is the same skops format, read by ``skops.io.loads``
-    (``tests/test_models.py`` checks it against skops' own; skops' internals moved: its own
-    ``dumps``)."""
+    (``tests/test_models.py`` compares it with skops' own dump). It uses skops' private
+    ``SaveContext`` and ``get_state``; where a skops release moves them, skops' ``dumps``."""
     import io
     import json
     import zipfile
