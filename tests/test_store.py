@@ -118,6 +118,21 @@ def test_status_counts_from_journals_and_from_results(tmp_path):
     assert StatusCounts.from_results(results).text() == "2 ok, 0 skipped, 1 failed, 1 pending"
 
 
+def test_a_journal_that_grows_between_the_scans_shifts_no_other_journals_record(tmp_path):
+    """Which record wins is decided on one scan and the winners read on a second: a worker
+    still appending in between (a lost batch computed again as the run ends) must not move the
+    later journals' records, or the last journal's failure is dropped and reads as pending."""
+    old, last = Journal(tmp_path / "a"), Journal(tmp_path / "b")
+    old.append(record(0, "ok"))
+    old.append(record(2, "ok"))
+    last.append(record(1, "failed"))
+    latest = LatestRecords([old.path, last.path])
+    old.append(record(3, "ok"))  # after the first scan
+    old.close()
+    last.close()
+    assert {i: r["status"] for i, r in latest.records()} == {0: "ok", 2: "ok", 1: "failed"}
+
+
 def test_a_journal_read_a_few_bytes_at_a_time_gives_the_same_records(tmp_path, monkeypatch):
     """Journals are read a block at a time (a million records do not sit in memory): frames
     cut by a block's end, a torn tail and a damaged frame read as with one whole read."""

@@ -5,7 +5,9 @@ that as Python objects). Resuming needs only which partitions finished, the coun
 statuses, and results.nc one column per field. So the journals are read twice, a block at a
 time: a first scan keeps, per record, its partition and status (9 bytes) and decides which
 record of each partition wins; a second scan yields the winners one at a time, for whoever fills
-columns from them (:func:`hpctune.output.dataset.results_dataset`).
+columns from them (:func:`hpctune.output.dataset.results_dataset`). The second scan reads of each
+journal only the records the first one counted: a journal may grow in between (a worker still
+appending), and its new records would otherwise shift the place of every later journal's.
 
 The rule of which record wins: journals are read oldest first (by modification time) and, within
 one, in order; the latest record of a partition wins, except that a finished record (``ok``,
@@ -38,10 +40,13 @@ class LatestRecords:
         self.journals = journals
         indices = array("q")
         codes = array("b")
+        self._lengths: list[int] = []  # records of each journal in the first scan
         for path in journals:
+            before = len(indices)
             for record in scan_journal(path):
                 indices.append(int(record["index"]))
                 codes.append(CODES.get(record["status"], len(CODES)))
+            self._lengths.append(len(indices) - before)
         index = np.frombuffer(indices, dtype=np.int64) if indices else np.zeros(0, np.int64)
         code = np.frombuffer(codes, dtype=np.int8) if codes else np.zeros(0, np.int8)
         size = int(index.max()) + 1 if index.size else 0
@@ -70,13 +75,18 @@ class LatestRecords:
         return int((self.status != NO_RECORD).sum())
 
     def records(self) -> Iterator[tuple[int, dict[str, Any]]]:
-        """``(index, record)`` of each partition's winning record, in journal order."""
+        """``(index, record)`` of each partition's winning record, in journal order (of each
+        journal, only the records the first scan saw)."""
         position = 0
-        for path in self.journals:
-            for record in scan_journal(path):
-                if position < self._winner.size and self._winner[position]:
+        for path, length in zip(self.journals, self._lengths, strict=True):
+            scan = scan_journal(path)
+            for seen, record in enumerate(scan):
+                if seen == length:
+                    break
+                if self._winner[position + seen]:
                     yield int(record["index"]), record
-                position += 1
+            scan.close()
+            position += length
 
     def finished(self, size: int | None = None) -> np.ndarray:
         """Boolean mask of partitions ``ok`` or ``skipped`` (length ``size``, or up to the
