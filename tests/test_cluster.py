@@ -451,6 +451,30 @@ def test_worker_settings_stay_out_of_the_process_config(tmp_path, dask_config_re
     assert dask.config.get("distributed.worker.multiprocessing-method") == "spawn"
 
 
+def _timers(dask_worker=None, dask_scheduler=None):
+    """Milliseconds between the runs of a server's periodic callbacks (run on the server)."""
+    server = dask_worker if dask_worker is not None else dask_scheduler
+    return {name: pc.callback_time for name, pc in server.periodic_callbacks.items()}
+
+
+def test_servers_check_their_event_loop_and_memory_twice_a_second(tmp_path, dask_config_restored):
+    """distributed's event-loop check (every 20 ms in every server) and memory monitors (every
+    100 ms in each worker and nanny) were most of an idle cluster's CPU: hpctune's scheduler,
+    nannies and workers run them every 500 ms, and the caller's configuration keeps the defaults."""
+    import dask
+
+    job = job_with(tmp_path, cluster__mode="local", cluster__workers=1)
+    with start_cluster(job) as handle:
+        (worker,) = handle.client.run(_timers).values()
+        (nanny,) = handle.client.run(_timers, nanny=True).values()
+        scheduler = handle.client.run_on_scheduler(_timers)
+    for timers in (worker, nanny, scheduler):
+        assert timers["tick"] == 500
+    assert worker["memory_monitor"] == nanny["memory_monitor"] == 500
+    assert dask.config.get("distributed.admin.tick.interval") == "20ms"
+    assert dask.config.get("distributed.worker.memory.monitor-interval") == "100ms"
+
+
 # --------------------------------------------------------------------------- failures
 
 

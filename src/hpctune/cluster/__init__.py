@@ -32,6 +32,7 @@ from ..errors import AllocationError, ClusterError, RunStopped
 from .allocation import allocation_cluster, scheduler_host
 from .handle import (
     DASHBOARD_ADDRESS,
+    SERVER_CONFIG,
     WORKER_CONFIG,
     ClusterHandle,
     available_cores,
@@ -70,6 +71,7 @@ __all__ = [
     "GIL_RELEASING_STEPS",
     "LOGIN_NODE_CORES",
     "MODES",
+    "SERVER_CONFIG",
     "STOP_SIGNALS",
     "WORKER_CONFIG",
     "AllocationError",

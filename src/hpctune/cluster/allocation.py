@@ -16,6 +16,7 @@ from ..schedulers.base import Allocation
 from ..spec import Job
 from .handle import (
     DASHBOARD_ADDRESS,
+    SERVER_CONFIG,
     ClusterHandle,
     distributed_log_level,
     node_name,
@@ -31,6 +32,7 @@ log = logging.getLogger("hpctune")
 @contextlib.contextmanager
 def allocation_cluster(job: Job, plan: ExecutionPlan) -> Iterator[ClusterHandle]:
     """The scheduler here, workers on every host of ``plan``'s allocation."""
+    import dask
     from distributed import Client, LocalCluster
 
     from ..schedulers.launch import WorkerSpec, worker_environment
@@ -51,15 +53,16 @@ def allocation_cluster(job: Job, plan: ExecutionPlan) -> Iterator[ClusterHandle]
     stopping = threading.Event()  # set by a stop signal from the workers' start on
     try:
         security = credentials.security()
-        cluster = LocalCluster(
-            n_workers=0,
-            processes=True,
-            host=host,
-            protocol="tls://",
-            security=security,
-            dashboard_address=DASHBOARD_ADDRESS,
-            silence_logs=distributed_log_level(),
-        )
+        with dask.config.set(SERVER_CONFIG):  # the scheduler's; the workers' on their nodes
+            cluster = LocalCluster(
+                n_workers=0,
+                processes=True,
+                host=host,
+                protocol="tls://",
+                security=security,
+                dashboard_address=DASHBOARD_ADDRESS,
+                silence_logs=distributed_log_level(),
+            )
         address = cluster.scheduler_address
         credentials.write_scheduler_file(address, job_id=allocation.job_id)
         client = Client(cluster, security=security)

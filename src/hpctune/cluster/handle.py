@@ -17,11 +17,28 @@ log = logging.getLogger("hpctune")
 DASHBOARD_ADDRESS = "127.0.0.1:0"
 """HTTP servers (dashboard or not) listen on localhost only, on a free port."""
 
+SERVER_CONFIG: dict[str, Any] = {
+    "distributed.admin.tick.interval": "500ms",
+}
+"""Dask settings for every Dask server hpctune starts (scheduler, nannies, workers).
+
+Each server checks its event loop's health with a timer every 20 ms (distributed's default):
+it logs when the loop was blocked for more than ``distributed.admin.tick.limit`` (3 s), and
+the dashboard shows the interval it observed. 50 wake-ups a second in every process cost more
+than anything else an idle cluster does: on the 2-core VM, an idle local cluster of 2 workers
+took 30-42 ms of CPU per second in the driver and 34-36 in the workers, 17-18 and 13-14 with a
+check every 500 ms (benchmarks/RESULTS.md). The warning still comes, 0.5 s late at most;
+distributed's own test suite runs its servers with the same 500 ms.
+"""
+
 WORKER_CONFIG: dict[str, Any] = {
     "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
     "distributed.worker.profile.enabled": False,
+    "distributed.worker.memory.monitor-interval": "500ms",
+    **SERVER_CONFIG,
 }
-"""Dask settings for the nannies hpctune starts (local, allocation and jobqueue workers).
+"""Dask settings for the nannies hpctune starts (local, allocation and jobqueue workers), and
+the scheduler of a local cluster (:data:`SERVER_CONFIG` among them).
 
 distributed starts worker processes with ``MALLOC_TRIM_THRESHOLD_=65536``, which returns freed
 memory to the system at once; setting it also turns off glibc's adaptive thresholds, so the
@@ -34,6 +51,12 @@ distributed's statistical profiler samples each worker's task threads 100 times 
 the worker's event loop, for the dashboard's Profile page: 1.3% of a core per worker on the
 ``tiny`` benchmark (benchmarks/RESULTS.md, "Where the CPU goes"), spent on every worker of
 every run whether anyone looks or not. It is off; the dashboard's other pages are unchanged.
+
+Each worker and its nanny read the worker's memory every 100 ms by default (to spill, pause,
+or end a worker past its limit). hpctune's tasks hold no results in worker memory (each
+partition is written as it finishes), so there is nothing to spill: a check every 500 ms still
+pauses or ends a runaway fit, at a fifth of the cost (idle cluster of 2 workers on the 2-core
+VM: driver 17-18 -> 12 ms of CPU per second, workers 13-14 -> 7).
 """
 
 

@@ -31,7 +31,7 @@ from ..schedulers.launch import THREAD_LIMITS
 from ..schedulers.registry import get_scheduler
 from ..spec import Job
 from ..units import parse_walltime
-from .handle import DASHBOARD_ADDRESS, ClusterHandle, remote_handle
+from .handle import DASHBOARD_ADDRESS, SERVER_CONFIG, ClusterHandle, remote_handle
 from .placement import ExecutionPlan, Placement
 from .waiting import wait_for_workers, watch_stop_signals
 
@@ -224,9 +224,12 @@ def plan(job: Job, security: Any, *, config: Any = None) -> JobqueuePlan:
 def build(plan_: JobqueuePlan) -> Any:
     """The dask-jobqueue cluster of ``plan_`` (its scheduler starts; no job is submitted)."""
     module = import_dask_jobqueue()
+    import dask
+
     cls = getattr(module, plan_.cluster_class)
     try:
-        return cls(**plan_.kwargs)
+        with dask.config.set(SERVER_CONFIG):  # the scheduler's; the workers' in their jobs
+            return cls(**plan_.kwargs)
     except ValueError as exc:
         raise ClusterError(f"dask-jobqueue refused the worker job settings: {exc}") from None
 
