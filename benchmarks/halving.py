@@ -33,13 +33,17 @@ GRID = {
 
 
 def parse_variant(text: str) -> dict:
-    """``factor=7,min_resources=192`` -> the ``search.halving`` settings it names."""
+    """``factor=7,min_resources=192`` -> the ``search.halving`` settings it names (a number
+    with a point, ``min_resources=0.2``, is a share of each cell's rows)."""
     settings: dict = {}
     for item in filter(None, text.split(",")):
         key, _, value = item.partition("=")
-        settings[key] = value if value in ("exhaust", "smallest") else float(value)
-        if key != "factor" and isinstance(settings[key], float):
-            settings[key] = int(settings[key])
+        if value in ("exhaust", "smallest"):
+            settings[key] = value
+        elif key == "factor" or "." in value:
+            settings[key] = float(value)
+        else:
+            settings[key] = int(value)
     return settings
 
 

@@ -110,6 +110,47 @@ def test_a_halving_search_per_cell_picks_what_scikit_learn_picks(halving_run):
         assert float(row.test_r2) == pytest.approx(r2, rel=1e-9)
 
 
+def test_a_share_of_the_rows_gives_every_cell_the_same_iterations(
+    real_cells, tmp_path, dask_client
+):
+    """``min_resources: 0.3`` with ``factor: 3``: every cell ranks its 10 candidates on 30% of
+    its own training rows, then the best 4 on three times that, whatever its rows (a whole
+    number would give the cells with fewer rows one iteration only); each cell's search is
+    scikit-learn's with that whole number."""
+    path, ds = real_cells
+    spec = halving_spec(path, tmp_path / "out", halving={"factor": 3, "min_resources": 0.3})
+    results = hpctune.run(write_spec(tmp_path, spec), client=dask_client).results
+    start = np.datetime64("2016-01-01")
+    assert len(set(results.n_train.values.tolist())) > 1, "cells of different rows"
+    for cell in range(ds.sizes["space"]):
+        x = np.stack([ds[v].isel(space=cell).values for v in INPUTS], axis=-1)
+        rows = select_rows(x, ds["sig"].isel(space=cell).values, ds.time.values, start)
+        first = int(0.3 * len(rows.y_train))
+        reference = ms.HalvingGridSearchCV(
+            make_pipeline(StandardScaler(), KNeighborsRegressor()),
+            GRID,
+            factor=3,
+            min_resources=first,
+            cv=ms.KFold(n_splits=3),
+            scoring="r2",
+            random_state=0,
+        ).fit(rows.x_train, rows.y_train)
+        row = results.isel(space=cell)
+        assert reference.n_resources_ == [first, 3 * first]
+        assert int(row.n_iterations) == 2
+        assert int(row.n_resources_last) == 3 * first
+        assert float(row.best_score) == pytest.approx(reference.best_score_, rel=1e-9)
+
+
+def test_a_share_is_resolved_on_the_partitions_rows_in_the_estimate():
+    spec = halving_spec("x.nc", "out", halving={"factor": 5, "min_resources": 0.2})
+    search = from_mapping(spec).search
+    for rows in (1583, 1600, 1813):
+        plan = schedule(search, 48, 3, rows)
+        assert plan.candidates == (48, 10)
+        assert plan.resources == (rows // 5, rows // 5 * 5)
+
+
 def test_the_halving_search_is_one_task_per_partition(halving_run):
     _ds, summary = halving_run
     assert summary.granularity == "partition"
@@ -157,6 +198,8 @@ def test_halving_random_draws_n_iter_candidates(tmp_path):
         ({"halving": {"factor": "three"}}, "search.halving.factor"),
         ({"halving": {"min_resources": 0}}, "search.halving.min_resources"),
         ({"halving": {"min_resources": "all"}}, "search.halving.min_resources"),
+        ({"halving": {"min_resources": 1.5}}, "search.halving.min_resources"),
+        ({"halving": {"min_resources": 0.0}}, "search.halving.min_resources"),
         ({"halving": {"max_resources": "exhaust"}}, "search.halving.max_resources"),
         ({"halving": {"min_resources": 500, "max_resources": 100}}, "search.halving.min_resources"),
         (

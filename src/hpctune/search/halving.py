@@ -33,18 +33,43 @@ def settings(search: SearchSpec) -> HalvingSpec:
     return search.halving or HalvingSpec()
 
 
+def min_resources(halving: HalvingSpec, n_rows: int | None) -> int | str | None:
+    """``min_resources`` as scikit-learn takes it: a share resolved on the partition's
+    ``max_resources`` (its ``n_rows`` training rows for ``auto``), at least 1; None when
+    a share's base is not known."""
+    share = halving.min_resources
+    if not isinstance(share, float):
+        return share
+    if halving.max_resources == "auto":
+        if n_rows is None or n_rows < 1:
+            return None
+        base = int(n_rows)
+    else:
+        base = int(halving.max_resources)
+    return max(1, math.floor(share * base))
+
+
 def make_halving_search(
-    search: SearchSpec, estimator: Any, cv: Any, space: dict[str, Any], n_candidates: int
+    search: SearchSpec,
+    estimator: Any,
+    cv: Any,
+    space: dict[str, Any],
+    n_candidates: int,
+    n_rows: int | None,
 ) -> Any:
-    """The scikit-learn halving search of one partition (single scorer, ``n_jobs=1``)."""
+    """The scikit-learn halving search of one partition of ``n_rows`` training rows (single
+    scorer, ``n_jobs=1``)."""
     from sklearn.experimental import enable_halving_search_cv  # noqa: F401 - enables them
     from sklearn.model_selection import HalvingGridSearchCV, HalvingRandomSearchCV
 
     halving = settings(search)
+    first = min_resources(halving, n_rows)
+    if first is None:
+        raise ValueError("search.halving.min_resources as a share needs the partition's rows")
     common: dict[str, Any] = {
         "factor": halving.factor,
         "resource": halving.resource,
-        "min_resources": halving.min_resources,
+        "min_resources": first,
         "max_resources": halving.max_resources,
         "aggressive_elimination": halving.aggressive_elimination,
         "cv": cv,
@@ -128,9 +153,10 @@ def schedule(
         max_resources = int(halving.max_resources)
     factor = halving.factor
     smallest = 2 * folds if halving.resource == "n_samples" else 1
-    minimum = halving.min_resources if isinstance(halving.min_resources, int) else smallest
+    given = min_resources(halving, max_resources)
+    minimum = given if isinstance(given, int) else smallest
     required = 1 + math.floor(math.log(n_candidates, factor))
-    if halving.min_resources == "exhaust":
+    if given == "exhaust":
         minimum = max(minimum, int(max_resources // factor ** (required - 1)))
     if minimum > max_resources or minimum < 1:
         return None

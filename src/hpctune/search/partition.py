@@ -48,11 +48,14 @@ def rank_nan_last(values: Any, method: str = "min") -> np.ndarray:
     return rankdata(values, method=method)
 
 
-def make_search(search: SearchSpec, estimator: Any, cv: Any, scheduler: Any = "sync") -> Any:
-    """The dask-ml search object for one partition (scikit-learn's for a halving method)."""
+def make_search(
+    search: SearchSpec, estimator: Any, cv: Any, scheduler: Any = "sync", n_rows: int | None = None
+) -> Any:
+    """The dask-ml search object for one partition (scikit-learn's for a halving method, on
+    the partition's ``n_rows`` training rows)."""
     if is_halving(search):
         space = param_space(search)
-        return make_halving_search(search, estimator, cv, space, n_candidates(search))
+        return make_halving_search(search, estimator, cv, space, n_candidates(search), n_rows)
     import dask_ml.model_selection as dms
     import dask_ml.model_selection.methods as dask_ml_methods
 
@@ -216,7 +219,7 @@ class PartitionSearch:
                 f"cv kind 'years' needs at least 2 years of training rows; got {folds}"
             )
         estimator, search, spec_name = self.targets.for_rows(rows.y_train)
-        searcher = make_search(search, estimator, cv, scheduler=scheduler)
+        searcher = make_search(search, estimator, cv, scheduler, len(rows.y_train))
         started = time.perf_counter()
         with fast_checks(), warnings.catch_warnings():
             warnings.simplefilter("ignore")

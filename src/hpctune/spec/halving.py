@@ -35,9 +35,13 @@ class HalvingSpec(SpecModel):
     """Each iteration keeps the best 1/factor of the candidates, with factor x the resource."""
     resource: str = "n_samples"
     """``n_samples`` (training rows), or an integer parameter of the estimator."""
-    min_resources: int | str = "exhaust"
-    """Resource of the first iteration: a whole number, ``exhaust`` (as much as lets the last
-    iteration use ``max_resources``) or ``smallest`` (2 x folds rows; 1 for a parameter)."""
+    min_resources: int | float | str = "exhaust"
+    """Resource of the first iteration: a whole number, a share of ``max_resources`` (a number
+    between 0 and 1: ``0.2`` with ``factor: 5`` ranks every candidate on a fifth of each
+    partition's rows, then the best fifth on five times as many (all of them, but for the
+    remainder), two iterations whatever the partition's rows),
+    ``exhaust`` (as much as lets the last iteration use ``max_resources``) or ``smallest``
+    (2 x folds rows; 1 for a parameter)."""
     max_resources: int | str = "auto"
     """The most resource a candidate gets: ``auto`` (the partition's training rows, for
     ``resource: n_samples`` only) or a whole number."""
@@ -61,6 +65,13 @@ class HalvingSpec(SpecModel):
     @field_validator("min_resources", mode="before")
     @classmethod
     def _min_resources(cls, value: Any) -> Any:
+        if isinstance(value, float):
+            if not 0 < value < 1:
+                raise ValueError(
+                    "must be a whole number >= 1, a share of max_resources between 0 and 1, "
+                    f"or {' or '.join(MIN_RESOURCES_WORDS)}; got {value!r}"
+                )
+            return value
         return _whole_or_word(value, MIN_RESOURCES_WORDS)
 
     @field_validator("max_resources", mode="before")
