@@ -1,6 +1,6 @@
-"""LightGBM (or XGBoost) inside hpctune against the same fits alone, on the real data.
+"""LightGBM, XGBoost or CatBoost inside hpctune against the same fits alone, on the real data.
 
-    python benchmarks/boost.py [--library lightgbm|xgboost] [--repeat 2] [--old]
+    python benchmarks/boost.py [--library lightgbm|xgboost|catboost] [--repeat 2] [--old]
 
 The search: one per cell of ``data/ascat_isba_5cells.nc`` (5 cells, ~4700 training rows of 8
 inputs each), 4 candidates x 3 folds and the refit. Timed, in turn, ``--repeat`` times:
@@ -42,8 +42,15 @@ INPUTS = ["TG1", "TG2", "TG3", "WG1", "WG2", "WG3", "BIOMA1", "BIOMA2"]
 GRIDS = {
     "lightgbm": ("lightgbm.LGBMRegressor", {"n_estimators": [100, 200], "num_leaves": [15, 31]}),
     "xgboost": ("xgboost.XGBRegressor", {"n_estimators": [100, 200], "max_depth": [4, 6]}),
+    "catboost": ("catboost.CatBoostRegressor", {"iterations": [100, 200], "depth": [4, 6]}),
 }
-ONE_THREAD = {"lightgbm": {"n_jobs": 1, "verbose": -1}, "xgboost": {"n_jobs": 1}}
+ONE_THREAD = {
+    "lightgbm": {"n_jobs": 1, "verbose": -1},
+    "xgboost": {"n_jobs": 1},
+    "catboost": {"thread_count": 1, "verbose": False, "allow_writing_files": False},
+}
+THREADS_KEY = {"lightgbm": "n_jobs", "xgboost": "n_jobs", "catboost": "thread_count"}
+"""The constructor argument of each library's threads (``--old`` sets it to the default)."""
 
 
 def cell_rows(cell: int) -> tuple[np.ndarray, np.ndarray]:
@@ -92,7 +99,8 @@ def write_job(library: str, folder: Path, old: bool) -> Path:
     path, grid = GRIDS[library]
     params = {k: list(v) for k, v in grid.items()}
     if old:
-        params["n_jobs"] = [None]  # the library's own default: a thread per core in each fit
+        # the library's own default: a thread per core in each fit (CatBoost's is -1)
+        params[THREADS_KEY[library]] = [None if library != "catboost" else -1]
     spec = {
         "name": f"bench-{library}{'-old' if old else ''}",
         "data": {
