@@ -322,33 +322,57 @@ def test_a_read_only_output_folder_is_a_clear_error(tmp_path, dask_client):
             hpctune.run(write_spec(tmp_path, spec), client=dask_client)
 
 
-class _SlowFetch:
-    """A finished batch whose first fetch ends as distributed's ``sync`` ends a fetch whose
-    timeout was cancelled on a loaded machine (``UnboundLocalError``), the second with it."""
+def _finished(client: Any, fn: Any, *args: Any) -> Any:
+    from distributed import wait
 
-    def __init__(self, status: str) -> None:
-        self.status = status
-        self.fetches = 0
-
-    def result(self, timeout=None):
-        self.fetches += 1
-        if self.fetches == 1 or self.status != "finished":
-            raise UnboundLocalError("cannot access local variable 'result'")
-        return {"statuses": [(0, "ok")], "seconds": 0.1}
+    future = client.submit(fn, *args, pure=False)
+    wait([future])
+    return future
 
 
-def test_a_finished_batch_whose_fetch_ran_out_of_time_is_fetched_again():
-    """Not a failed batch: counted as failed, its partitions (already in the journal) would be
-    recorded again as failed."""
+def test_a_finished_batch_whose_fetch_runs_past_the_poll_is_fetched_once_to_the_end():
+    """A fetch that takes longer than the driver's poll (a loaded driver, 16 workers on 2
+    cores): waited for, not cancelled and begun again. Before, each poll cancelled the fetch
+    and started a new one, and the driver spun on fetches that never finished."""
+    from hpctune.execution.batches import batch_outcome
+    from hpctune.execution.runner import POLL_SECONDS
+
+    outcome = {"statuses": [(0, "ok")], "seconds": 0.1, "first": False}
+    with private_cluster() as client:
+        future = _finished(client, tests_support.slow_to_send, 3 * POLL_SECONDS, outcome)
+        fetched: list[Any] = []
+        fetcher = threading.Thread(
+            target=lambda: fetched.append(batch_outcome(future, threading.Event())), daemon=True
+        )
+        started = time.monotonic()
+        fetcher.start()
+        fetcher.join(timeout=30)
+        assert fetched == [outcome], "the fetch never finished"
+        assert time.monotonic() - started < 10 * POLL_SECONDS
+        # and the client still fetches (no gather of its own left cancelled)
+        assert client.submit(sum, [1, 2], pure=False).result(timeout=30) == 3
+
+
+def test_a_stop_ends_the_wait_for_a_slow_fetch():
+    from hpctune.errors import RunStopped
     from hpctune.execution.batches import batch_outcome
 
-    future = _SlowFetch("finished")
-    assert batch_outcome(future, threading.Event())["statuses"] == [(0, "ok")]
-    assert future.fetches == 2
+    outcome = {"statuses": [(0, "ok")], "seconds": 0.1, "first": False}
+    with private_cluster() as client:
+        future = _finished(client, tests_support.slow_to_send, 20, outcome)
+        stop = threading.Event()
+        stop.set()
+        started = time.monotonic()
+        with pytest.raises(RunStopped):
+            batch_outcome(future, stop)
+        assert time.monotonic() - started < 5
+        assert future.cancelled()
 
 
 def test_an_unbound_local_raised_by_the_task_itself_is_its_error():
     from hpctune.execution.batches import batch_outcome
 
-    with pytest.raises(UnboundLocalError):
-        batch_outcome(_SlowFetch("error"), threading.Event())
+    with private_cluster() as client:
+        future = _finished(client, tests_support.raise_unbound_local)
+        with pytest.raises(UnboundLocalError):
+            batch_outcome(future, threading.Event())

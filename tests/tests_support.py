@@ -218,3 +218,27 @@ class Tattletale:
             with open(path, "w") as handle:
                 handle.write("rebuilt\n")
         self.__dict__.update(state)
+
+
+class SlowToSend:
+    """A task's result whose pickling (on the worker, when the driver fetches it) takes
+    ``seconds``: a fetch that runs past the driver's poll, as on a loaded machine. It arrives
+    as ``value``."""
+
+    def __init__(self, seconds: float, value: dict) -> None:
+        self.seconds = seconds
+        self.value = value
+
+    def __reduce__(self):
+        time.sleep(self.seconds)
+        return (dict, (self.value,))
+
+
+def slow_to_send(seconds: float, value: dict) -> SlowToSend:
+    return SlowToSend(seconds, value)
+
+
+def raise_unbound_local() -> None:
+    del_me = 1
+    del del_me
+    return del_me  # noqa: F821 - the task's own UnboundLocalError

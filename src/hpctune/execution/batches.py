@@ -190,15 +190,24 @@ def batch_outcome(future: Any, stop: threading.Event) -> Any:
     partitions were recorded in the dead worker's journal before it finished; computed again,
     they would be recorded twice, and the stopped run would wait for them past the grace the
     scheduler gives before it kills the job.
+
+    One fetch, waited for in steps of :data:`POLL_SECONDS`, never cancelled: ``Future.result``
+    with a timeout cancels the client's gather when the timeout ends it, and on a loaded driver
+    (16 workers starting on 2 cores) every new fetch ran past the timeout in turn, or found the
+    client's shared gather left cancelled (distributed 2026.8): the driver spun on fetches that
+    could never finish while the workers sat idle.
     """
+    import asyncio
+    import concurrent.futures
+
+    client = future.client
+    fetch = asyncio.run_coroutine_threadsafe(
+        client.gather([future], asynchronous=True), client.loop.asyncio_loop
+    )
     while True:
         try:
-            return future.result(timeout=POLL_SECONDS)
-        except (TimeoutError, UnboundLocalError) as exc:
-            if isinstance(exc, UnboundLocalError) and future.status != "finished":
-                raise  # the task's own error
-            # UnboundLocalError from a finished batch: distributed's ``sync`` when the fetch's
-            # timeout ends as a CancelledError (2026.8, a loaded machine): not fetched in time
+            return fetch.result(timeout=POLL_SECONDS)[0]
+        except concurrent.futures.TimeoutError:
             if stop.is_set():
-                future.cancel()
+                future.cancel()  # the fetch then ends by itself, as cancelled
                 raise RunStopped("stopped while a lost batch was computed again") from None
