@@ -8,8 +8,17 @@ import threading
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
+from helpers import synthetic, synthetic_spec, write_spec
 
-from hpctune.execution.batches import GUIDED_FACTOR, TARGET_TASK_SECONDS, BatchRunner
+import hpctune
+
+from hpctune.execution.batches import (
+    GUIDED_FACTOR,
+    MAX_TASK_WALL_SECONDS,
+    TARGET_TASK_SECONDS,
+    BatchRunner,
+)
 from hpctune.progress import Counts
 
 
@@ -39,10 +48,12 @@ def runner(slots, partitions, chunk=500):
     )
 
 
-def finish(run, size, seconds, first):
-    """A task of ``size`` partitions taken from the pending ones, finished in ``seconds``."""
+def finish(run, size, seconds, first, cpu=None):
+    """A task of ``size`` partitions taken from the pending ones, finished in ``seconds`` of
+    wall time and ``cpu`` seconds of its thread's CPU (None: its searches ran elsewhere)."""
     batch = [run.pending.popleft() for _ in range(size)]
-    future = Finished({"statuses": [(i, "ok") for i in batch], "seconds": seconds, "first": first})
+    outcome = {"statuses": [(i, "ok") for i in batch], "seconds": seconds, "first": first}
+    future = Finished({**outcome, "cpu_seconds": cpu})
     run.in_flight[future] = batch
     run._collect(future)
 
@@ -78,3 +89,55 @@ def test_batches_shrink_to_a_guided_share_near_the_end_and_stay_within_data_chun
     assert run.batch_size() == 150  # data.chunk: the most cells a task reads
     finish(run, len(run.pending) - 30, 1.0, first=False)
     assert run.batch_size() == -(-30 // (GUIDED_FACTOR * 2))
+
+
+def test_tasks_hold_the_target_of_cpu_work_when_other_processes_share_the_cores():
+    # 16 workers on 2 cores: each task's wall time is 8 times its CPU time. Sized on wall
+    # time, the batches would be 8 times smaller, and the scheduler's cost per partition 8
+    # times larger, for the same work.
+    run = runner(slots=16, partitions=100_000)
+    for _ in range(16):
+        finish(run, 1, 0.4, first=True, cpu=0.05)
+    for _ in range(16):
+        finish(run, 1, 0.04, first=False, cpu=0.005)
+    assert run.batch_size() == int(TARGET_TASK_SECONDS / 0.005)
+
+
+def test_a_task_whose_wall_time_its_cpu_does_not_explain_stays_within_the_wall_bound():
+    # waiting on a file system: 0.1 ms of CPU, 50 ms of wall time a partition
+    run = runner(slots=2, partitions=100_000, chunk=100_000)
+    for first in (True, True, False):
+        finish(run, 1, 0.05, first=first, cpu=0.0001)
+    assert run.batch_size() == int(MAX_TASK_WALL_SECONDS / 0.05)
+
+
+def test_searches_in_a_child_process_are_sized_on_wall_time():
+    # search.timeout: the task's thread waits on its child; its CPU says nothing of the work
+    run = runner(slots=2, partitions=10_000)
+    for first in (True, True, False):
+        finish(run, 1, 0.05, first=first, cpu=None)
+    assert run.batch_size() == int(TARGET_TASK_SECONDS / 0.05)
+
+
+@pytest.mark.parametrize("timeout", [None, 60])
+def test_tasks_report_their_threads_cpu_unless_a_child_process_runs_the_searches(
+    tmp_path, monkeypatch, timeout
+):
+    outcomes = []
+    collect = BatchRunner._collect
+
+    def recording(self, future):
+        outcomes.append(future.result())
+        return collect(self, future)
+
+    monkeypatch.setattr(BatchRunner, "_collect", recording)
+    synthetic(cells=6, steps=120).to_netcdf(tmp_path / "cells.nc")
+    spec = synthetic_spec(tmp_path / "cells.nc", search__timeout=timeout)
+    summary = hpctune.run(write_spec(tmp_path, spec))
+    assert summary.exit_code == 0 and len(outcomes) >= 2
+    for outcome in outcomes:
+        if timeout:
+            assert outcome["cpu_seconds"] is None
+        else:
+            # the searches' CPU, no more than the task's wall time on one thread
+            assert 0 < outcome["cpu_seconds"] <= outcome["seconds"] + 0.01

@@ -10,7 +10,12 @@ Execution design (see benchmarks/RESULTS.md for the measurements behind it):
   the cost of a partition; later batches aim at ``TARGET_TASK_SECONDS`` of work, and shrink as the
   run nears its end so that all workers finish together. The cost of a partition is read on the
   tasks that were not their worker thread's first: a first task opens the data and makes the
-  searcher, and on many workers those would keep the estimate high and the batches small.
+  searcher, and on many workers those would keep the estimate high and the batches small. Work
+  is the task thread's CPU time where the searches run in it: on cores shared with other
+  processes (more workers than cores, another job, hyperthreads) a task's wall time grows with
+  the sharing and would make the tasks, and the scheduler's cost per partition, grow with it;
+  ``MAX_TASK_WALL_SECONDS`` bounds a task whose wall time its CPU does not explain (waiting on
+  a file system).
 - A batch that kills its worker or fails as a whole is split, and its partitions retried one by
   one, so that one bad cell does not take its neighbours down with it.
 """
@@ -50,6 +55,10 @@ overhead negligible (the driver and the scheduler spend ~10 ms of CPU on a task,
 hyperslab costs tens of ms), short enough for steady progress; near the end the guided share
 makes tasks shorter, so that the workers finish together."""
 
+MAX_TASK_WALL_SECONDS = 10 * TARGET_TASK_SECONDS
+"""Wall time per task at most, whatever its CPU time: tasks that wait (on a file system, on a
+child process with ``search.timeout``) stay short enough for steady progress."""
+
 GUIDED_FACTOR = 3
 """A batch holds at most remaining / (GUIDED_FACTOR x slots) partitions."""
 
@@ -62,10 +71,10 @@ class BatchRunner(Runner):
         self.pending: deque[int] = deque(self.todo)
         self.isolated: deque[int] = deque()
         self.in_flight: dict[Any, list[int]] = {}
-        self.task_seconds = 0.0
-        self.task_partitions = 0
-        self.warm_seconds = 0.0  # of the tasks that were not their worker thread's first
-        self.warm_partitions = 0
+        # wall and work (CPU) seconds of all tasks, and of those that were not their worker
+        # thread's first
+        self.task = _Cost()
+        self.warm = _Cost()
         self.slots = max(1, self.execution.slots)
         self.chunk = self.ctx.job.data.chunk
         self._journal: Journal | None = None
@@ -104,13 +113,15 @@ class BatchRunner(Runner):
         then as many as fill :data:`TARGET_TASK_SECONDS` (at the cost of a partition in the
         tasks that were not a worker thread's first, once there are some), at most a guided
         share of those left and ``data.chunk``."""
-        if self.task_partitions < self.slots:
+        if self.task.partitions < self.slots:
             return 1
-        if self.warm_partitions:
-            per_partition = self.warm_seconds / self.warm_partitions
-        else:
-            per_partition = self.task_seconds / self.task_partitions
-        by_time = int(TARGET_TASK_SECONDS / max(per_partition, 1e-6))
+        cost = self.warm if self.warm.partitions else self.task
+        by_time = int(
+            min(
+                TARGET_TASK_SECONDS / max(cost.work / cost.partitions, 1e-6),
+                MAX_TASK_WALL_SECONDS / max(cost.wall / cost.partitions, 1e-6),
+            )
+        )
         guided = math.ceil(len(self.pending) / (GUIDED_FACTOR * self.slots))
         return max(1, min(by_time, guided, self.chunk))
 
@@ -159,11 +170,9 @@ class BatchRunner(Runner):
                 return
             self._record_failure(batch[0], exc)
             return
-        self.task_seconds += outcome["seconds"]
-        self.task_partitions += len(batch)
+        self.task.add(outcome, len(batch))
         if not outcome["first"]:
-            self.warm_seconds += outcome["seconds"]
-            self.warm_partitions += len(batch)
+            self.warm.add(outcome, len(batch))
         for _index, status in outcome["statuses"]:
             self.counts.add(status)
 
@@ -179,6 +188,22 @@ class BatchRunner(Runner):
         result = PartitionResult(index=index, status="failed", reason=reason, node=node_name())
         self._journal.append(result.record())
         self.counts.add("failed")
+
+
+class _Cost:
+    """Seconds of tasks and the partitions they held: wall time, and work, which is CPU time
+    where the task reports it (its searches run in its thread), else wall time."""
+
+    def __init__(self) -> None:
+        self.wall = 0.0
+        self.work = 0.0
+        self.partitions = 0
+
+    def add(self, outcome: dict[str, Any], partitions: int) -> None:
+        cpu = outcome.get("cpu_seconds")
+        self.wall += outcome["seconds"]
+        self.work += outcome["seconds"] if cpu is None else cpu
+        self.partitions += partitions
 
 
 def batch_outcome(future: Any, stop: threading.Event) -> Any:

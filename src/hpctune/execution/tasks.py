@@ -127,8 +127,12 @@ def partition_rows(
 
 def run_batch(ctx: TaskContext, indices: list[int]) -> dict[str, Any]:
     """Compute and record the partitions ``indices`` (a Dask task). Returns each partition's
-    status, the task's seconds and whether it was its worker thread's first in the run."""
+    status, the task's wall seconds, its CPU seconds (this thread's, where the searches run in
+    it: the work, whatever other processes on the same cores take from the task; ``None`` where
+    a child process runs them, with ``search.timeout``) and whether it was its worker thread's
+    first in the run."""
     started = time.perf_counter()
+    cpu_started = time.thread_time()
     state = _worker_state(ctx)
     first = state.first_task()
     plan = ctx.plan
@@ -142,7 +146,14 @@ def run_batch(ctx: TaskContext, indices: list[int]) -> dict[str, Any]:
         result = state.search.run(index, x, y, t, node=state.node)
         record_result(state.journal, result)
         statuses.append((index, result.status))
-    return {"statuses": statuses, "seconds": time.perf_counter() - started, "first": first}
+    return {
+        "statuses": statuses,
+        "seconds": time.perf_counter() - started,
+        "cpu_seconds": (
+            None if isinstance(state.search, SearchProcess) else time.thread_time() - cpu_started
+        ),
+        "first": first,
+    }
 
 
 def record_result(journal: Journal, result: PartitionResult) -> None:
