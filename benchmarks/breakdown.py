@@ -423,7 +423,9 @@ def _run(args: argparse.Namespace, tree: Tree, T: dict[str, float]) -> dict[str,
 
             F.setdefault("driver_errors", []).append(traceback.format_exc())
             raise
-        F.setdefault("tasks", []).append([len(outcome["statuses"]), outcome["seconds"]])
+        F.setdefault("tasks", []).append(
+            [len(outcome["statuses"]), outcome["seconds"], outcome.get("cpu_seconds")]
+        )
         return outcome
 
     batches.batch_outcome = timed_outcome

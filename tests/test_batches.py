@@ -16,22 +16,11 @@ import hpctune
 from hpctune.execution.batches import (
     GUIDED_FACTOR,
     MAX_TASK_WALL_SECONDS,
+    MIN_TASK_SECONDS,
     TARGET_TASK_SECONDS,
     BatchRunner,
 )
 from hpctune.progress import Counts
-
-
-class Finished:
-    """A batch's future the scheduler reports finished, with its outcome."""
-
-    status = "finished"
-
-    def __init__(self, outcome):
-        self.outcome = outcome
-
-    def result(self, timeout=None):
-        return self.outcome
 
 
 def runner(slots, partitions, chunk=500):
@@ -53,9 +42,7 @@ def finish(run, size, seconds, first, cpu=None):
     wall time and ``cpu`` seconds of its thread's CPU (None: its searches ran elsewhere)."""
     batch = [run.pending.popleft() for _ in range(size)]
     outcome = {"statuses": [(i, "ok") for i in batch], "seconds": seconds, "first": first}
-    future = Finished({**outcome, "cpu_seconds": cpu})
-    run.in_flight[future] = batch
-    run._collect(future)
+    run._count(batch, {**outcome, "cpu_seconds": cpu})
 
 
 def test_one_partition_a_task_until_each_slot_timed_one():
@@ -87,8 +74,19 @@ def test_batches_shrink_to_a_guided_share_near_the_end_and_stay_within_data_chun
     for first in (True, True, False):
         finish(run, 1, 0.001, first=first)
     assert run.batch_size() == 150  # data.chunk: the most cells a task reads
-    finish(run, len(run.pending) - 30, 1.0, first=False)
+    n = len(run.pending) - 30
+    finish(run, n, 0.1 * n, first=False)  # 0.1 s a partition: MIN_TASK_SECONDS is 2 of them
     assert run.batch_size() == -(-30 // (GUIDED_FACTOR * 2))
+
+
+def test_the_last_tasks_hold_at_least_min_task_seconds_of_work():
+    # 1 ms a partition: the guided share of the last 300 would be 50, then 42, 35, ... down to
+    # tasks of one partition, each costing the driver more than its work
+    run = runner(slots=2, partitions=2_000)
+    for first in (True, True, False):
+        finish(run, 1, 0.001, first=first)
+    finish(run, len(run.pending) - 300, 0.001 * (len(run.pending) - 300), first=False)
+    assert run.batch_size() == int(MIN_TASK_SECONDS / 0.001)
 
 
 def test_tasks_hold_the_target_of_cpu_work_when_other_processes_share_the_cores():
@@ -124,13 +122,13 @@ def test_tasks_report_their_threads_cpu_unless_a_child_process_runs_the_searches
     tmp_path, monkeypatch, timeout
 ):
     outcomes = []
-    collect = BatchRunner._collect
+    count = BatchRunner._count
 
-    def recording(self, future):
-        outcomes.append(future.result())
-        return collect(self, future)
+    def recording(self, batch, outcome):
+        outcomes.append(outcome)
+        return count(self, batch, outcome)
 
-    monkeypatch.setattr(BatchRunner, "_collect", recording)
+    monkeypatch.setattr(BatchRunner, "_count", recording)
     synthetic(cells=6, steps=120).to_netcdf(tmp_path / "cells.nc")
     spec = synthetic_spec(tmp_path / "cells.nc", search__timeout=timeout)
     summary = hpctune.run(write_spec(tmp_path, spec))

@@ -458,9 +458,10 @@ def _timers(dask_worker=None, dask_scheduler=None):
 
 
 def test_servers_check_their_event_loop_and_memory_twice_a_second(tmp_path, dask_config_restored):
-    """distributed's event-loop check (every 20 ms in every server) and memory monitors (every
-    100 ms in each worker and nanny) were most of an idle cluster's CPU: hpctune's scheduler,
-    nannies and workers run them every 500 ms, and the caller's configuration keeps the defaults."""
+    """distributed's event-loop check (every 20 ms in every server), memory monitors (every
+    100 ms in each worker and nanny) and system monitors (every 500 ms in every server) were most
+    of an idle cluster's CPU: hpctune's scheduler, nannies and workers run the first two every
+    500 ms, the last every 5 s, and the caller's configuration keeps the defaults."""
     import dask
 
     job = job_with(tmp_path, cluster__mode="local", cluster__workers=1)
@@ -470,8 +471,10 @@ def test_servers_check_their_event_loop_and_memory_twice_a_second(tmp_path, dask
         scheduler = handle.client.run_on_scheduler(_timers)
     for timers in (worker, nanny, scheduler):
         assert timers["tick"] == 500
+        assert timers["monitor"] == 5000  # the system monitor: psutil's counters
     assert worker["memory_monitor"] == nanny["memory_monitor"] == 500
     assert dask.config.get("distributed.admin.tick.interval") == "20ms"
+    assert dask.config.get("distributed.admin.system-monitor.interval") == "500ms"
     assert dask.config.get("distributed.worker.memory.monitor-interval") == "100ms"
 
 

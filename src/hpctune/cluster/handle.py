@@ -19,6 +19,7 @@ DASHBOARD_ADDRESS = "127.0.0.1:0"
 
 SERVER_CONFIG: dict[str, Any] = {
     "distributed.admin.tick.interval": "500ms",
+    "distributed.admin.system-monitor.interval": "5s",
 }
 """Dask settings for every Dask server hpctune starts (scheduler, nannies, workers).
 
@@ -29,6 +30,12 @@ than anything else an idle cluster does: on the 2-core VM, an idle local cluster
 took 30-42 ms of CPU per second in the driver and 34-36 in the workers, 17-18 and 13-14 with a
 check every 500 ms (benchmarks/RESULTS.md). The warning still comes, 0.5 s late at most;
 distributed's own test suite runs its servers with the same 500 ms.
+
+Each server also samples its process's CPU, memory, disk and network counters (psutil) every
+500 ms for the dashboard's system pages and the memory the scheduler displays: every 5 s here.
+A local cluster's nannies all run in the driver, so this grew with the workers: an idle
+cluster of 16 workers took 48 ms of the driver's CPU per second, 28 with a sample every 5 s.
+The memory limits act on samples of their own (``distributed.worker.memory.monitor-interval``).
 """
 
 WORKER_CONFIG: dict[str, Any] = {

@@ -55,9 +55,16 @@ overhead negligible (the driver and the scheduler spend ~10 ms of CPU on a task,
 hyperslab costs tens of ms), short enough for steady progress; near the end the guided share
 makes tasks shorter, so that the workers finish together."""
 
-MAX_TASK_WALL_SECONDS = 10 * TARGET_TASK_SECONDS
-"""Wall time per task at most, whatever its CPU time: tasks that wait (on a file system, on a
-child process with ``search.timeout``) stay short enough for steady progress."""
+WALL_PER_WORK = 10
+"""A task's wall time at most, per second of the work it is sized for, whatever its CPU time:
+tasks that wait (on a file system) stay short enough for steady progress."""
+
+MAX_TASK_WALL_SECONDS = WALL_PER_WORK * TARGET_TASK_SECONDS
+
+MIN_TASK_SECONDS = TARGET_TASK_SECONDS / 8
+"""Work per task at least, near the end of the run too: the guided share alone shrinks the last
+tasks to one partition each, and on tiny partitions those cost the driver and the scheduler
+(~10 ms a task) more than their work. The workers finish at most about this much apart for it."""
 
 GUIDED_FACTOR = 3
 """A batch holds at most remaining / (GUIDED_FACTOR x slots) partitions."""
@@ -112,18 +119,20 @@ class BatchRunner(Runner):
         """Partitions in the next task: one a task until as many partitions as slots were timed,
         then as many as fill :data:`TARGET_TASK_SECONDS` (at the cost of a partition in the
         tasks that were not a worker thread's first, once there are some), at most a guided
-        share of those left and ``data.chunk``."""
+        share of those left, at least :data:`MIN_TASK_SECONDS`' worth, and at most
+        ``data.chunk``."""
         if self.task.partitions < self.slots:
             return 1
         cost = self.warm if self.warm.partitions else self.task
-        by_time = int(
-            min(
-                TARGET_TASK_SECONDS / max(cost.work / cost.partitions, 1e-6),
-                MAX_TASK_WALL_SECONDS / max(cost.wall / cost.partitions, 1e-6),
-            )
-        )
+        work = max(cost.work / cost.partitions, 1e-6)
+        wall = max(cost.wall / cost.partitions, 1e-6)
+
+        def worth(seconds: float) -> int:  # partitions in ``seconds`` of work, wall-bounded
+            return int(min(seconds / work, seconds * WALL_PER_WORK / wall))
+
         guided = math.ceil(len(self.pending) / (GUIDED_FACTOR * self.slots))
-        return max(1, min(by_time, guided, self.chunk))
+        size = max(worth(MIN_TASK_SECONDS), min(worth(TARGET_TASK_SECONDS), guided))
+        return max(1, min(size, self.chunk))
 
     def _next_batch(self) -> list[int]:
         if self.isolated:
@@ -170,6 +179,10 @@ class BatchRunner(Runner):
                 return
             self._record_failure(batch[0], exc)
             return
+        self._count(batch, outcome)
+
+    def _count(self, batch: list[int], outcome: dict[str, Any]) -> None:
+        """A finished batch's statuses counted, its seconds in the cost of a partition."""
         self.task.add(outcome, len(batch))
         if not outcome["first"]:
             self.warm.add(outcome, len(batch))
