@@ -12,7 +12,6 @@ import pytest
 from helpers import synthetic, synthetic_spec, write_spec
 
 import hpctune
-
 from hpctune.execution.batches import (
     GUIDED_FACTOR,
     MAX_TASK_WALL_SECONDS,
