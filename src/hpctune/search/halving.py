@@ -33,20 +33,23 @@ def settings(search: SearchSpec) -> HalvingSpec:
     return search.halving or HalvingSpec()
 
 
-def min_resources(halving: HalvingSpec, n_rows: int | None) -> int | str | None:
-    """``min_resources`` as scikit-learn takes it: a share resolved on the partition's
-    ``max_resources`` (its ``n_rows`` training rows for ``auto``), at least 1; None when
-    a share's base is not known."""
+def max_resources(halving: HalvingSpec, n_rows: int | None) -> int | None:
+    """The most resource a candidate gets on a partition of ``n_rows`` training rows: the
+    rows for ``auto`` (None when they are not known), else the spec's number."""
+    if halving.max_resources != "auto":
+        return int(halving.max_resources)
+    if n_rows is None or n_rows < 1:
+        return None
+    return int(n_rows)
+
+
+def min_resources(halving: HalvingSpec, most: int | None) -> int | str | None:
+    """``min_resources`` as scikit-learn takes it: a share resolved on ``most`` (the
+    partition's :func:`max_resources`), at least 1; None when a share's base is not known."""
     share = halving.min_resources
     if not isinstance(share, float):
         return share
-    if halving.max_resources == "auto":
-        if n_rows is None or n_rows < 1:
-            return None
-        base = int(n_rows)
-    else:
-        base = int(halving.max_resources)
-    return max(1, math.floor(share * base))
+    return None if most is None else max(1, math.floor(share * most))
 
 
 def make_halving_search(
@@ -63,7 +66,7 @@ def make_halving_search(
     from sklearn.model_selection import HalvingGridSearchCV, HalvingRandomSearchCV
 
     halving = settings(search)
-    first = min_resources(halving, n_rows)
+    first = min_resources(halving, max_resources(halving, n_rows))
     if first is None:
         raise ValueError("search.halving.min_resources as a share needs the partition's rows")
     common: dict[str, Any] = {
@@ -145,32 +148,29 @@ def schedule(
     An estimate: a classifier's
     ``smallest`` resource grows with its classes, not counted here."""
     halving = settings(search)
-    if halving.max_resources == "auto":
-        if n_rows is None or n_rows < 1:
-            return None
-        max_resources = int(n_rows)
-    else:
-        max_resources = int(halving.max_resources)
+    most = max_resources(halving, n_rows)
+    if most is None:
+        return None
     factor = halving.factor
     smallest = 2 * folds if halving.resource == "n_samples" else 1
-    given = min_resources(halving, max_resources)
+    given = min_resources(halving, most)
     minimum = given if isinstance(given, int) else smallest
     required = 1 + math.floor(math.log(n_candidates, factor))
     if given == "exhaust":
-        minimum = max(minimum, int(max_resources // factor ** (required - 1)))
-    if minimum > max_resources or minimum < 1:
+        minimum = max(minimum, int(most // factor ** (required - 1)))
+    if minimum > most or minimum < 1:
         return None
-    possible = 1 + math.floor(math.log(max_resources // minimum, factor))
+    possible = 1 + math.floor(math.log(most // minimum, factor))
     iterations = required if halving.aggressive_elimination else min(possible, required)
     candidates, resources, left = [], [], n_candidates
     for itr in range(iterations):
         power = itr
         if halving.aggressive_elimination:
             power = max(0, itr - required + possible)
-        resources.append(min(int(factor**power * minimum), max_resources))
+        resources.append(min(int(factor**power * minimum), most))
         candidates.append(left)
         left = math.ceil(left / factor)
-    return Schedule(tuple(candidates), tuple(resources), max_resources, folds)
+    return Schedule(tuple(candidates), tuple(resources), most, folds)
 
 
 # --------------------------------------------------------------------------- the record
