@@ -14,9 +14,9 @@ from helpers import synthetic, synthetic_spec, write_spec
 import hpctune
 from hpctune.execution.batches import (
     GUIDED_FACTOR,
-    MAX_TASK_WALL_SECONDS,
     MIN_TASK_SECONDS,
     TARGET_TASK_SECONDS,
+    WALL_PER_WORK,
     BatchRunner,
 )
 from hpctune.progress import Counts
@@ -105,7 +105,7 @@ def test_a_task_whose_wall_time_its_cpu_does_not_explain_stays_within_the_wall_b
     run = runner(slots=2, partitions=100_000, chunk=100_000)
     for first in (True, True, False):
         finish(run, 1, 0.05, first=first, cpu=0.0001)
-    assert run.batch_size() == int(MAX_TASK_WALL_SECONDS / 0.05)
+    assert run.batch_size() == int(WALL_PER_WORK * TARGET_TASK_SECONDS / 0.05)
 
 
 def test_searches_in_a_child_process_are_sized_on_wall_time():

@@ -14,8 +14,8 @@ Execution design (see benchmarks/RESULTS.md for the measurements behind it):
   is the task thread's CPU time where the searches run in it: on cores shared with other
   processes (more workers than cores, another job, hyperthreads) a task's wall time grows with
   the sharing and would make the tasks, and the scheduler's cost per partition, grow with it;
-  ``MAX_TASK_WALL_SECONDS`` bounds a task whose wall time its CPU does not explain (waiting on
-  a file system).
+  ``WALL_PER_WORK`` bounds a task whose wall time its CPU does not explain (waiting on a file
+  system).
 - A batch that kills its worker or fails as a whole is split, and its partitions retried one by
   one, so that one bad cell does not take its neighbours down with it.
 """
@@ -51,15 +51,13 @@ log = logging.getLogger("hpctune")
 
 TARGET_TASK_SECONDS = 2.0
 """Work per task once the cost of a partition is known: long enough to make the per-task
-overhead negligible (the driver and the scheduler spend ~10 ms of CPU on a task, reading its
+overhead negligible (the driver and the scheduler spend 10-20 ms of CPU on a task, reading its
 hyperslab costs tens of ms), short enough for steady progress; near the end the guided share
 makes tasks shorter, so that the workers finish together."""
 
 WALL_PER_WORK = 10
 """A task's wall time at most, per second of the work it is sized for, whatever its CPU time:
 tasks that wait (on a file system) stay short enough for steady progress."""
-
-MAX_TASK_WALL_SECONDS = WALL_PER_WORK * TARGET_TASK_SECONDS
 
 MIN_TASK_SECONDS = TARGET_TASK_SECONDS / 8
 """Work per task at least, near the end of the run too: the guided share alone shrinks the last
@@ -102,7 +100,9 @@ class BatchRunner(Runner):
                     done, _ = wait(
                         list(self.in_flight), timeout=POLL_SECONDS, return_when="FIRST_COMPLETED"
                     )
-                except (TimeoutError, UnboundLocalError):  # the latter: as in batch_outcome
+                except (TimeoutError, UnboundLocalError):
+                    # UnboundLocalError: distributed's ``sync`` (2026.8) when the wait's timeout
+                    # ends as a CancelledError on a loaded machine; nothing finished in time
                     done = set()
                 except FuturesCancelledError:
                     done = {f for f in self.in_flight if f.status == "cancelled"}
@@ -247,5 +247,5 @@ def batch_outcome(future: Any, stop: threading.Event) -> Any:
             return fetch.result(timeout=POLL_SECONDS)[0]
         except concurrent.futures.TimeoutError:
             if stop.is_set():
-                future.cancel()  # the fetch then ends by itself, as cancelled
+                future.cancel()  # the fetch ends by itself, cancelled or when its data comes
                 raise RunStopped("stopped while a lost batch was computed again") from None

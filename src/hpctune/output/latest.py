@@ -16,6 +16,8 @@ one, in order; the latest record of a partition wins, except that a finished rec
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 from array import array
 from collections.abc import Iterator
 from pathlib import Path
@@ -79,13 +81,10 @@ class LatestRecords:
         journal, only the records the first scan saw)."""
         position = 0
         for path, length in zip(self.journals, self._lengths, strict=True):
-            scan = scan_journal(path)
-            for seen, record in enumerate(scan):
-                if seen == length:
-                    break
-                if self._winner[position + seen]:
-                    yield int(record["index"]), record
-            scan.close()
+            with contextlib.closing(scan_journal(path)) as scan:
+                for seen, record in enumerate(itertools.islice(scan, length)):
+                    if self._winner[position + seen]:
+                        yield int(record["index"]), record
             position += length
 
     def finished(self, size: int | None = None) -> np.ndarray:
