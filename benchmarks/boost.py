@@ -49,8 +49,12 @@ ONE_THREAD = {
     "xgboost": {"n_jobs": 1},
     "catboost": {"thread_count": 1, "verbose": False, "allow_writing_files": False},
 }
-THREADS_KEY = {"lightgbm": "n_jobs", "xgboost": "n_jobs", "catboost": "thread_count"}
-"""The constructor argument of each library's threads (``--old`` sets it to the default)."""
+DEFAULT_THREADS = {
+    "lightgbm": ("n_jobs", None),
+    "xgboost": ("n_jobs", None),
+    "catboost": ("thread_count", -1),
+}
+"""Each library's threads argument and its default, a thread per core in each fit (``--old``)."""
 
 
 def cell_rows(cell: int) -> tuple[np.ndarray, np.ndarray]:
@@ -99,8 +103,8 @@ def write_job(library: str, folder: Path, old: bool) -> Path:
     path, grid = GRIDS[library]
     params = {k: list(v) for k, v in grid.items()}
     if old:
-        # the library's own default: a thread per core in each fit (CatBoost's is -1)
-        params[THREADS_KEY[library]] = [None if library != "catboost" else -1]
+        key, default = DEFAULT_THREADS[library]
+        params[key] = [default]
     spec = {
         "name": f"bench-{library}{'-old' if old else ''}",
         "data": {
