@@ -26,10 +26,10 @@ SERVER_CONFIG: dict[str, Any] = {
 Each server checks its event loop's health with a timer every 20 ms (distributed's default):
 it logs when the loop was blocked for more than ``distributed.admin.tick.limit`` (3 s), and
 the dashboard shows the interval it observed. 50 wake-ups a second in every process cost more
-than anything else an idle cluster does: on the 2-core VM, an idle local cluster of 2 workers
-took 30-42 ms of CPU per second in the driver and 34-36 in the workers, 17-18 and 13-14 with a
-check every 500 ms (benchmarks/RESULTS.md). The warning still comes, 0.5 s late at most;
-distributed's own test suite runs its servers with the same 500 ms.
+than anything else an idle cluster does: on the 2-core VM an idle local cluster of 2 workers
+took 36-47 ms of CPU per second in the driver, 22-24 with a check every 500 ms
+(``benchmarks/idle_cluster.py``, benchmarks/RESULTS.md). The warning still comes, 0.5 s late at
+most; distributed's own test suite runs its servers with the same 500 ms.
 
 Each server also samples its process's CPU, memory, disk and network counters (psutil) every
 500 ms for the dashboard's system pages and the memory the scheduler displays: every 5 s here.
@@ -63,7 +63,8 @@ Each worker and its nanny read the worker's memory every 100 ms by default (to s
 or end a worker past its limit). hpctune's tasks hold no results in worker memory (each
 partition is written as it finishes), so there is nothing to spill: a check every 500 ms still
 pauses or ends a runaway fit, at a fifth of the cost (idle cluster of 2 workers on the 2-core
-VM: driver 17-18 -> 12 ms of CPU per second, workers 13-14 -> 7).
+VM, the event-loop check at 500 ms already: driver 22-24 -> 12.5-14 ms of CPU per second; the
+two workers, profiler off, 36-40 -> 8-10 with both checks at 500 ms).
 """
 
 
