@@ -26,7 +26,7 @@ STANDIN = """#!/bin/sh
 # {name} stand-in: note the arguments, then run the command here
 printf "%s\\n" "$*" >> "{calls}"
 {skip}
-exec "$@"
+{body}
 """
 
 
@@ -51,6 +51,29 @@ def run_in_standin_job(
     ``skip``: the shell that drops the launcher's own options before the command;
     ``environ(host_file)``: the batch system's variables for a job on the hosts in that file.
     """
+    path, env, calls = standin_job(tmp_path, kind, launcher, skip, environ)
+    process = subprocess.run(
+        [sys.executable, "-m", "hpctune", "-v", "run", str(path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+    lines = sorted(calls.read_text().splitlines()) if calls.exists() else []
+    return StandinRun(process, lines, tmp_path / "out" / "synthetic")
+
+
+def standin_job(
+    tmp_path: Path,
+    kind: str,
+    launcher: str,
+    skip: str,
+    environ: Callable[[Path], dict[str, str]],
+    body: str = 'exec "$@"',
+) -> tuple[Path, dict[str, str], Path]:
+    """The spec, the environment and the launcher's calls file of a run in a stand-in
+    ``kind`` job on :data:`HOSTS`, whose launcher runs ``body`` (by default the command)."""
     synthetic(cells=8).to_netcdf(tmp_path / "cells.nc")
     spec = synthetic_spec(
         tmp_path / "cells.nc",
@@ -67,7 +90,8 @@ def run_in_standin_job(
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     calls = tmp_path / f"{launcher}-calls.txt"
-    (bin_dir / launcher).write_text(STANDIN.format(name=launcher, calls=calls, skip=skip))
+    script = STANDIN.format(name=launcher, calls=calls, skip=skip, body=body)
+    (bin_dir / launcher).write_text(script)
     (bin_dir / launcher).chmod(0o755)
     host_file = tmp_path / "hostfile"
     host_file.write_text("".join(f"{host}\n{host}\n" for host in HOSTS))
@@ -77,16 +101,7 @@ def run_in_standin_job(
         PYTHONPATH=os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")])),
         **environ(host_file),
     )
-    process = subprocess.run(
-        [sys.executable, "-m", "hpctune", "-v", "run", str(path)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-        check=False,
-    )
-    lines = sorted(calls.read_text().splitlines()) if calls.exists() else []
-    return StandinRun(process, lines, tmp_path / "out" / "synthetic")
+    return path, env, calls
 
 
 def assert_worked_on_every_host(run: StandinRun) -> None:

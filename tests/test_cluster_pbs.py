@@ -8,8 +8,16 @@ disk, one launcher per host, workers connecting, results recorded per host.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import pytest
-from standin_launcher import assert_worked_on_every_host, run_in_standin_job
+from standin_launcher import HOSTS, assert_worked_on_every_host, run_in_standin_job, standin_job
 
 #: A whole run on stand-in PBS hosts, each starting real worker processes: the full tier.
 pytestmark = pytest.mark.full
@@ -37,3 +45,66 @@ def test_workers_start_on_every_host_of_the_node_file(tmp_path):
     assert "allocation (pbs job 4711.pbs-server): 4 workers" in stderr
     assert "on cn01,cn02 (tls://127.0.0.1:" in stderr
     assert [line.split()[:3] for line in run.calls] == [["-n", "0", "--"], ["-n", "2", "--"]]
+
+
+STUCK = """echo $$ >> "{pids}"
+trap '' TERM
+while :; do sleep 1; done"""
+
+KILL_WAIT = 10.0
+"""The test SLURM's ``KillWait`` (tests/slurm/slurm.conf.in): the batch system's SIGKILL this
+long after its SIGTERM; SLURM's default is 30 s."""
+
+
+def test_a_stop_while_a_launcher_ignores_sigterm_ends_the_run_before_the_kill(tmp_path):
+    """SIGTERM while the workers start, their launcher stuck and deaf to SIGTERM (an ``srun``
+    whose step is being cancelled can be): hpctune kills it and exits 143 within the batch
+    system's grace. Once it waited 3 s, then 10 s after its own SIGTERM, and the job's SIGKILL
+    came first: no exit code at all (seen in CI on the real SLURM)."""
+    pids = tmp_path / "launchers.pid"
+    path, env, _ = standin_job(
+        tmp_path,
+        "pbs",
+        "pbsdsh",
+        PBSDSH_OPTIONS,
+        lambda nodes: {"PBS_JOBID": "4712.pbs-server", "PBS_NODEFILE": str(nodes)},
+        body=STUCK.format(pids=pids),
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "hpctune", "-v", "run", str(path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not pids.exists() or len(pids.read_text().split()) < len(HOSTS):
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "the launchers never started"
+            time.sleep(0.1)
+        process.send_signal(signal.SIGTERM)
+        signalled = time.monotonic()
+        _, err = process.communicate(timeout=120)
+        took = time.monotonic() - signalled
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        for pid in pids.read_text().split() if pids.exists() else []:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGKILL)
+    assert process.returncode == 143, err
+    assert "stopped while waiting for pbsdsh workers (0 of 4 connected)" in err
+    assert err.rstrip().endswith("stopped    by SIGTERM; run the same command to resume"), err
+    assert took < KILL_WAIT, f"the run took {took:.1f} s to end after SIGTERM: {err[-2000:]}"
+    for pid in pids.read_text().split():
+        assert not _alive(int(pid)), "a launcher outlived the run"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/stat").read_text().split()[2]
+    except OSError:
+        return False
+    return status != "Z"

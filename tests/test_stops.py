@@ -8,6 +8,7 @@ layout is in ``tests/integration/test_stops_slurm.py``)."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -64,10 +65,135 @@ def test_a_stop_that_code_turns_into_another_exception_still_ends_the_command_wi
             raise ImportError("initialization failed") from None
 
     monkeypatch.setattr(startup, "_stop_signal", None)
+    monkeypatch.setattr(startup, "_raised_at", None)
     monkeypatch.setattr("hpctune.execution.driver.check_data", converted)
     outcome = hpctune(capsys, "run", synthetic_job)
     assert outcome.code == 143
     assert [x for x in outcome.err.splitlines() if x.strip()] == ["hpctune: stopped by SIGTERM"]
+
+
+def test_a_stop_signal_repeated_at_once_is_raised_once_and_a_later_one_again(monkeypatch):
+    """``scancel`` signals hpctune and the job script, which passes the signal on: the second
+    SIGTERM within milliseconds is the same stop and raises nothing; one after
+    ``REPEAT_SECONDS`` (a second Ctrl-C) raises again."""
+    clock = [1000.0]
+    monkeypatch.setattr(startup.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(startup, "_stop_signal", None)
+    monkeypatch.setattr(startup, "_raised_at", None)
+    with pytest.raises(startup.Interrupted):
+        startup._interrupt(signal.SIGTERM, None)
+    clock[0] += 0.001
+    startup._interrupt(signal.SIGTERM, None)  # the duplicate
+    clock[0] += startup.REPEAT_SECONDS
+    with pytest.raises(startup.Interrupted) as again:
+        startup._interrupt(signal.SIGINT, None)
+    assert again.value.signum == signal.SIGINT
+    assert startup.stop_signal() == signal.SIGTERM  # the first decides the exit code
+
+
+TWICE = """
+import os, signal, sys
+import click
+import hpctune.execution.driver as driver
+from hpctune.cli import app
+
+where = sys.argv.pop(1)
+check_data = driver.check_data
+
+
+def term():
+    os.kill(os.getpid(), signal.SIGTERM)  # the handler runs before os.kill returns
+
+
+def checked(*args, **kwargs):
+    if where == "cleanup":
+        try:
+            term()  # the stop
+        finally:
+            term()  # its duplicate, while a block cleans up after the first
+            print("cleanup finished", file=sys.stderr, flush=True)
+    elif where == "report":
+        echo = click.echo
+
+        def echo_after_the_duplicate(*args, **kwargs):
+            click.echo = echo
+            term()  # the duplicate, as the stop's line is written
+            echo(*args, **kwargs)
+
+        click.echo = echo_after_the_duplicate
+        term()
+    elif where == "swallowed":
+        try:
+            term()
+        except KeyboardInterrupt:
+            pass  # as Python does with one raised in a weakref callback during an import
+        term()  # the duplicate raises nothing either
+    return check_data(*args, **kwargs)
+
+
+driver.check_data = checked
+sys.argv = ["hpctune", "run", sys.argv[1]]
+app.main()
+"""
+
+
+@pytest.mark.parametrize("where", ["cleanup", "report", "swallowed"])
+def test_a_stop_signal_delivered_twice_ends_the_command_once_with_128_plus_n(synthetic_job, where):
+    """The duplicate of a stop (a batch system signals hpctune and the job script, which passes
+    it on) arriving while a block cleans up after the first, or as the stop's line is written
+    (seen in CI: that line cut off by a traceback, exit 1), or after the first was swallowed:
+    the cleanup finishes, one line, exit 143; the swallowed stop still stops the run before any
+    partition."""
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(TWICE), where, str(synthetic_job)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=synthetic_job.parent,
+    )
+    assert done.returncode == 143, done.stderr
+    lines = [x for x in done.stderr.splitlines() if x.strip()]
+    assert "Traceback" not in done.stderr
+    if where == "cleanup":
+        assert lines == ["cleanup finished", "hpctune: stopped by SIGTERM"]
+    elif where == "report":
+        assert lines == ["hpctune: stopped by SIGTERM"]
+    else:
+        assert re.search(r"stopped +by SIGTERM", done.stderr), done.stderr
+        assert "0/6 partitions (0%): ok 0" in done.stderr
+
+
+UNRAISABLE = """
+import os, signal
+from hpctune import startup
+
+startup.command_line_process()
+
+
+class Dying:
+    def __del__(self):
+        os.kill(os.getpid(), signal.SIGTERM)  # raises where Python cannot raise
+
+
+Dying()
+print(startup.stop_signal())
+"""
+
+
+def test_a_stop_raised_where_python_cannot_raise_is_recorded_without_a_traceback():
+    """A SIGTERM early in a job, during an import, raised in the import system's weakref
+    callback: Python printed "Exception ignored in: <function _get_module_lock.<locals>.cb>"
+    and a traceback into the job's log. The stop is recorded (the run then begins stopped,
+    above) and nothing is printed; here in an object's ``__del__``, the same path."""
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(UNRAISABLE)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    assert done.stdout == f"{int(signal.SIGTERM)}\n"
 
 
 def test_a_plain_keyboard_interrupt_in_a_command_exits_130(monkeypatch, capsys, synthetic_job):

@@ -44,6 +44,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from typing import Any, NoReturn
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
@@ -88,12 +89,33 @@ class StopEvent(threading.Event):
 
 
 _stop_signal: int | None = None
+_raised_at: float | None = None
+
+REPEAT_SECONDS = 1.0
+"""A stop signal this soon after the one last raised is the same stop delivered twice, not
+raised again."""
 
 
 def _interrupt(signum: int, _frame: Any) -> None:
-    global _stop_signal
+    """Raise :class:`Interrupted`, once per stop.
+
+    A batch system signals every process of the job: ``scancel`` reaches hpctune and the job
+    script, which passes the signal on, so two arrive within milliseconds. Raised again, the
+    second would interrupt what the first set going: the cleanup of a ``with`` block, or the
+    line that reports the stop (seen: ``hpctune: stopped by SIGTERM`` cut off by a traceback,
+    exit 1). A repeat within :data:`REPEAT_SECONDS` is that duplicate and does nothing; one
+    later (a second Ctrl-C because the first seems lost) raises again. Should the first
+    ``Interrupted`` be swallowed (Python only prints "Exception ignored" for one raised in a
+    weakref callback during an import), the run still stops: its own handlers begin stopped
+    when :func:`stop_signal` is set (:func:`hpctune.execution.driver.run_prepared`).
+    """
+    global _stop_signal, _raised_at
+    now = time.monotonic()
+    if _raised_at is not None and now - _raised_at < REPEAT_SECONDS:
+        return
     if _stop_signal is None:
         _stop_signal = int(signum)
+    _raised_at = now
     raise Interrupted(signum)
 
 
@@ -113,9 +135,19 @@ def command_line_process() -> None:
     if not _own_process:
         _own_process = True
         atexit.register(gc.freeze)
+        sys.unraisablehook = _unraisable
         if threading.current_thread() is threading.main_thread():
             for sig in STOP_SIGNALS:
                 signal.signal(sig, _interrupt)
+
+
+def _unraisable(unraisable: Any) -> None:
+    """A stop's :class:`Interrupted` raised where Python cannot raise (a weakref callback of
+    the import system, an object's ``__del__``) is recorded already (:func:`stop_signal`,
+    which the run honours): nothing to print. Anything else as Python reports it."""
+    if isinstance(unraisable.exc_value, Interrupted):
+        return
+    sys.__unraisablehook__(unraisable)
 
 
 def pause_collector() -> None:
@@ -134,6 +166,15 @@ def work_begins() -> None:
         _paused = False
         gc.freeze()
         gc.enable()
+
+
+def exit_decided() -> None:
+    """The command's exit code is decided (a stop is being reported, or the command has
+    ended): in the command line's own process, later stop signals are ignored, so that none
+    cuts off the report or the exit."""
+    if _own_process and threading.current_thread() is threading.main_thread():
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
 
 
 def end(code: int) -> NoReturn:
@@ -156,9 +197,7 @@ def end(code: int) -> NoReturn:
     after the run's end, :class:`hpctune.execution.graphs.SearchGraphRunner`), and the process's
     memory and file descriptors go with it.
     """
-    if threading.current_thread() is threading.main_thread():
-        for sig in STOP_SIGNALS:  # the command has ended: its exit code stands
-            signal.signal(sig, signal.SIG_IGN)
+    exit_decided()
     if not any(t is not threading.current_thread() for t in threading.enumerate()):
         sys.exit(code)
     run_exit_handlers = getattr(atexit, "_run_exitfuncs", None)

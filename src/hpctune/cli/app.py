@@ -131,7 +131,9 @@ def _command(argv: list[str] | None) -> int:
 
 
 def _stopped(signum: int) -> int:
-    """Say that a stop signal ended the command; its exit code, 128 + the signal's number."""
+    """Say that a stop signal ended the command; its exit code, 128 + the signal's number.
+    Further stop signals are ignored from here on: none cuts this line off."""
+    startup.exit_decided()
     if signum == signal.SIGINT:
         click.echo("hpctune: interrupted", err=True)
     else:

@@ -9,6 +9,7 @@ import os
 import socket
 import threading
 from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 from ..errors import AllocationError, ClusterError
 from ..schedulers import registry
@@ -25,6 +26,9 @@ from .handle import (
 from .layout import plan_layout
 from .placement import ExecutionPlan, Placement
 from .waiting import wait_for_workers, watch_stop_signals
+
+if TYPE_CHECKING:
+    from .processes import WorkerProcesses
 
 log = logging.getLogger("hpctune")
 
@@ -98,17 +102,43 @@ def allocation_cluster(job: Job, plan: ExecutionPlan) -> Iterator[ClusterHandle]
                 ),
             )
     finally:
-        if client is not None:
-            client.close()
-        if cluster is not None:
-            cluster.close()
-        if processes is not None:
-            # The scheduler has told the workers to close; their nannies follow within seconds.
-            # Stopped by a signal, the launchers are ended sooner: workers still starting were
-            # told nothing, and a cancelled job's processes are killed after the scheduler's
-            # KillWait (30 s by default), the run's own exit with them.
-            processes.stop(timeout=3.0 if stopping.is_set() else 20.0)
+        if stopping.is_set():
+            _close_stopped(client, cluster, processes)
+        else:
+            if client is not None:
+                client.close()
+            if cluster is not None:
+                cluster.close()
+            if processes is not None:
+                # the scheduler has told the workers to close; their nannies follow in seconds
+                processes.stop(timeout=20.0)
         credentials.remove()
+
+
+def _close_stopped(client: Any, cluster: Any, processes: WorkerProcesses | None) -> None:
+    """Close a run stopped by a signal within about :data:`STOP_CLOSE_SECONDS`.
+
+    A cancelled job's processes are killed after the batch system's grace (SLURM's
+    ``KillWait``: 30 s by default, often less; 10 s on the test SLURM), hpctune's exit and its
+    128+N with them. Workers still starting were told nothing and a launcher may not end on
+    SIGTERM (an ``srun`` whose step is being cancelled can wait on it): each step here has a
+    bound, and the launchers get SIGTERM at once, SIGKILL soon after. Once closed, workers
+    left on other nodes lose their scheduler and end on their own.
+    """
+    for closing in (client, cluster):
+        if closing is not None:
+            with contextlib.suppress(Exception):  # TimeoutError, or a loop already gone
+                closing.close(timeout=STOP_CLOSE_STEP_SECONDS)
+    if processes is not None:
+        processes.stop(timeout=0.5, term_grace=1.5, kill_grace=1.0)
+
+
+STOP_CLOSE_STEP_SECONDS = 2.0
+"""The bound on each of the client's and the scheduler's close after a stop."""
+
+STOP_CLOSE_SECONDS = 2 * STOP_CLOSE_STEP_SECONDS + 3.0
+"""The most a stopped run's close takes: the client, the scheduler, then the launchers (0.5 s
+to leave, 1.5 s after SIGTERM, 1 s after SIGKILL)."""
 
 
 def scheduler_host(interface: str | None, hosts: tuple[str, ...] = ()) -> str:

@@ -74,12 +74,15 @@ class WorkerProcesses:
             return ""
         return "\n".join(text.splitlines()[-lines:])
 
-    def stop(self, timeout: float = 15.0) -> None:
+    def stop(
+        self, timeout: float = 15.0, term_grace: float = 10.0, kill_grace: float = 5.0
+    ) -> None:
         """Wait up to ``timeout`` s for the launchers to end (the workers leave when the
-        scheduler closes), then SIGTERM their process groups, then SIGKILL."""
+        scheduler closes), then SIGTERM their process groups and wait up to ``term_grace`` s,
+        then SIGKILL and wait up to ``kill_grace`` s. Returns by then whatever is left."""
         deadline = time.monotonic() + timeout
         self._wait_until(deadline)
-        for sig, grace in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+        for sig, grace in ((signal.SIGTERM, term_grace), (signal.SIGKILL, kill_grace)):
             alive = [p for p in self.processes if p.poll() is None]
             if not alive:
                 break

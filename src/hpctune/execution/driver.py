@@ -133,6 +133,10 @@ def _stop_on_signals(stop: startup.StopEvent, caught: list[str]) -> Iterator[Non
 
     wanted = [signal.SIGINT, signal.SIGTERM, signal.SIGUSR1]
     previous = {sig: signal.signal(sig, handler) for sig in wanted}
+    if (earlier := startup.stop_signal()) is not None:
+        # a stop came before these handlers and its Interrupted was swallowed on the way
+        # (startup._interrupt): the run begins stopped
+        handler(earlier, None)
     try:
         yield
     finally:
