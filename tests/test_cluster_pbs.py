@@ -108,3 +108,48 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return status != "Z"
+
+
+SIGNAL_AT_START = """
+import os, signal, sys
+import distributed
+from hpctune.cli import app
+
+Started = distributed.LocalCluster
+
+
+class SignalledWhileStarting(Started):
+    def __init__(self, *args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)  # as the scheduler starts
+        super().__init__(*args, **kwargs)
+
+
+distributed.LocalCluster = SignalledWhileStarting
+sys.argv = ["hpctune", "-v", "run", sys.argv[1]]
+app.main()
+"""
+
+
+def test_a_stop_while_the_scheduler_starts_starts_no_launcher(tmp_path):
+    """SIGTERM while the allocation's scheduler starts: the run stops there, 143, and no
+    launcher is started (it once went on to start the workers and waited for them, up to
+    ``cluster.start_timeout`` if they never came)."""
+    path, env, calls = standin_job(
+        tmp_path,
+        "pbs",
+        "pbsdsh",
+        PBSDSH_OPTIONS,
+        lambda nodes: {"PBS_JOBID": "4713.pbs-server", "PBS_NODEFILE": str(nodes)},
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", SIGNAL_AT_START, str(path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 143, done.stderr
+    assert "stopped while waiting for pbsdsh workers (0 of 4 connected)" in done.stderr
+    assert not calls.exists(), calls.read_text()
+    assert "Traceback" not in done.stderr

@@ -54,33 +54,40 @@ def allocation_cluster(job: Job, plan: ExecutionPlan) -> Iterator[ClusterHandle]
     credentials = write_credentials(job.output_dir)
     processes: WorkerProcesses | None = None
     cluster = client = None
-    stopping = threading.Event()  # set by a stop signal from the workers' start on
+    stopping = threading.Event()  # set by a stop signal from the scheduler's start on
     try:
-        security = credentials.security()
-        with dask.config.set(SERVER_CONFIG):  # the scheduler's; the workers' on their nodes
-            cluster = LocalCluster(
-                n_workers=0,
-                processes=True,
-                host=host,
-                protocol="tls://",
-                security=security,
-                dashboard_address=DASHBOARD_ADDRESS,
-                silence_logs=distributed_log_level(),
-            )
-        address = cluster.scheduler_address
-        credentials.write_scheduler_file(address, job_id=allocation.job_id)
-        client = Client(cluster, security=security)
-        worker = WorkerSpec(
-            address=address,
-            tls_args=tuple(credentials.worker_args()),
-            interface=job.cluster.interface,
-        )
-        commands = launcher.commands(layout, worker, worker_environment())
-        log_path = job.log_dir / f"workers-{allocation.job_id}-{os.getpid()}.log"
-        processes = WorkerProcesses(commands, log_path)
-        log.info("starting %s with %s: %s", layout.describe(), launcher.name, commands[0].shell())
-        processes.start()
+        # a stop while the scheduler starts is heard as well: no launcher starts after it
         with watch_stop_signals() as stopping:
+            security = credentials.security()
+            with dask.config.set(SERVER_CONFIG):  # the scheduler's; the workers' on their nodes
+                cluster = LocalCluster(
+                    n_workers=0,
+                    processes=True,
+                    host=host,
+                    protocol="tls://",
+                    security=security,
+                    dashboard_address=DASHBOARD_ADDRESS,
+                    silence_logs=distributed_log_level(),
+                )
+            address = cluster.scheduler_address
+            credentials.write_scheduler_file(address, job_id=allocation.job_id)
+            client = Client(cluster, security=security)
+            worker = WorkerSpec(
+                address=address,
+                tls_args=tuple(credentials.worker_args()),
+                interface=job.cluster.interface,
+            )
+            commands = launcher.commands(layout, worker, worker_environment())
+            log_path = job.log_dir / f"workers-{allocation.job_id}-{os.getpid()}.log"
+            processes = WorkerProcesses(commands, log_path)
+            if not stopping.is_set():
+                log.info(
+                    "starting %s with %s: %s",
+                    layout.describe(),
+                    launcher.name,
+                    commands[0].shell(),
+                )
+                processes.start()
             connected = wait_for_workers(
                 client,
                 layout.total_workers,

@@ -252,17 +252,18 @@ def jobqueue_cluster(job: Job, settings: JobqueuePlan | None = None) -> Iterator
         for note in plan_.notes:
             log.info(note)
         (job.log_dir / "workers").mkdir(parents=True, exist_ok=True)
-        cluster = build(plan_)
-        address = cluster.scheduler_address
-        credentials.write_scheduler_file(address)
-        log.info("worker job script:\n%s", cluster.job_script())
-        # adapt, also for a fixed number of jobs: it replaces jobs whose workers left. At
-        # least one job from the start, so that a job that never runs is noticed (timeout).
-        first = max(1, plan_.minimum_jobs)
-        cluster.adapt(minimum_jobs=first, maximum_jobs=plan_.maximum_jobs)
-        client = Client(cluster, security=credentials.security())
-        wanted = first * plan_.processes
+        # a stop while the scheduler starts and the first jobs are submitted is heard as well
         with watch_stop_signals() as stopping:
+            cluster = build(plan_)
+            address = cluster.scheduler_address
+            credentials.write_scheduler_file(address)
+            log.info("worker job script:\n%s", cluster.job_script())
+            # adapt, also for a fixed number of jobs: it replaces jobs whose workers left. At
+            # least one job from the start, so that a job that never runs is noticed (timeout).
+            first = max(1, plan_.minimum_jobs)
+            cluster.adapt(minimum_jobs=first, maximum_jobs=plan_.maximum_jobs)
+            client = Client(cluster, security=credentials.security())
+            wanted = first * plan_.processes
             connected = wait_for_workers(
                 client,
                 wanted,
