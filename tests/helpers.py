@@ -213,3 +213,12 @@ def tamper_model(job: Any, index: int, change: Any) -> None:
     journal.close()
     original.unlink()
     hpctune.merge(job)
+
+
+def alive(pid: int) -> bool:
+    """The process ``pid`` exists and is not a zombie."""
+    try:
+        status = Path(f"/proc/{pid}/stat").read_text().split()[2]
+    except OSError:
+        return False
+    return status != "Z"

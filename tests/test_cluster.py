@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import synthetic_spec, write_spec
+from helpers import alive, synthetic_spec, write_spec
 
 from hpctune.cluster import (
     ClusterError,
@@ -560,17 +560,9 @@ def test_stop_ends_the_whole_process_group(tmp_path):
     processes.stop(timeout=0.5)
     assert processes.all_exited()
     deadline = time.monotonic() + 10
-    while _alive(child):
+    while alive(child):
         assert time.monotonic() < deadline, "the launcher's child outlived stop()"
         time.sleep(0.05)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        status = Path(f"/proc/{pid}/stat").read_text().split()[2]
-    except OSError:
-        return False
-    return status != "Z"
 
 
 def test_allocation_mode_outside_an_allocation_says_so(tmp_path, monkeypatch):

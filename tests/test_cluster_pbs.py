@@ -14,9 +14,9 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
+from helpers import alive
 from standin_launcher import HOSTS, assert_worked_on_every_host, run_in_standin_job, standin_job
 
 #: A whole run on stand-in PBS hosts, each starting real worker processes: the full tier.
@@ -32,13 +32,14 @@ PBSDSH_OPTIONS = """while [ $# -gt 0 ]; do
 done"""
 
 
+def pbs_environment(job_id: str):
+    """What PBS sets in job ``job_id`` on the hosts of a node file."""
+    return lambda nodes: {"PBS_JOBID": job_id, "PBS_NODEFILE": str(nodes)}
+
+
 def test_workers_start_on_every_host_of_the_node_file(tmp_path):
     run = run_in_standin_job(
-        tmp_path,
-        "pbs",
-        "pbsdsh",
-        PBSDSH_OPTIONS,
-        lambda nodes: {"PBS_JOBID": "4711.pbs-server", "PBS_NODEFILE": str(nodes)},
+        tmp_path, "pbs", "pbsdsh", PBSDSH_OPTIONS, pbs_environment("4711.pbs-server")
     )
     assert_worked_on_every_host(run)
     stderr = run.process.stderr
@@ -67,7 +68,7 @@ def test_a_stop_while_a_launcher_ignores_sigterm_ends_the_run_before_the_kill(tm
         "pbs",
         "pbsdsh",
         PBSDSH_OPTIONS,
-        lambda nodes: {"PBS_JOBID": "4712.pbs-server", "PBS_NODEFILE": str(nodes)},
+        pbs_environment("4712.pbs-server"),
         body=STUCK.format(pids=pids),
     )
     process = subprocess.Popen(
@@ -99,15 +100,7 @@ def test_a_stop_while_a_launcher_ignores_sigterm_ends_the_run_before_the_kill(tm
     assert err.rstrip().endswith("stopped    by SIGTERM; run the same command to resume"), err
     assert took < KILL_WAIT, f"the run took {took:.1f} s to end after SIGTERM: {err[-2000:]}"
     for pid in pids.read_text().split():
-        assert not _alive(int(pid)), "a launcher outlived the run"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        status = Path(f"/proc/{pid}/stat").read_text().split()[2]
-    except OSError:
-        return False
-    return status != "Z"
+        assert not alive(int(pid)), "a launcher outlived the run"
 
 
 SIGNAL_AT_START = """
@@ -135,11 +128,7 @@ def test_a_stop_while_the_scheduler_starts_starts_no_launcher(tmp_path):
     launcher is started (it once went on to start the workers and waited for them, up to
     ``cluster.start_timeout`` if they never came)."""
     path, env, calls = standin_job(
-        tmp_path,
-        "pbs",
-        "pbsdsh",
-        PBSDSH_OPTIONS,
-        lambda nodes: {"PBS_JOBID": "4713.pbs-server", "PBS_NODEFILE": str(nodes)},
+        tmp_path, "pbs", "pbsdsh", PBSDSH_OPTIONS, pbs_environment("4713.pbs-server")
     )
     done = subprocess.run(
         [sys.executable, "-c", SIGNAL_AT_START, str(path)],

@@ -123,14 +123,16 @@ def allocation_cluster(job: Job, plan: ExecutionPlan) -> Iterator[ClusterHandle]
 
 
 def _close_stopped(client: Any, cluster: Any, processes: WorkerProcesses | None) -> None:
-    """Close a run stopped by a signal within about :data:`STOP_CLOSE_SECONDS`.
+    """Close a run stopped by a signal within about 7 s: the client and the scheduler
+    :data:`STOP_CLOSE_STEP_SECONDS` each, then the launchers (0.5 s to leave, 1.5 s after
+    SIGTERM, 1 s after SIGKILL).
 
     A cancelled job's processes are killed after the batch system's grace (SLURM's
     ``KillWait``: 30 s by default, often less; 10 s on the test SLURM), hpctune's exit and its
     128+N with them. Workers still starting were told nothing and a launcher may not end on
     SIGTERM (an ``srun`` whose step is being cancelled can wait on it): each step here has a
-    bound, and the launchers get SIGTERM at once, SIGKILL soon after. Once closed, workers
-    left on other nodes lose their scheduler and end on their own.
+    bound, and the launchers get SIGTERM after half a second, SIGKILL soon after. Once closed,
+    workers left on other nodes lose their scheduler and end on their own.
     """
     for closing in (client, cluster):
         if closing is not None:
@@ -142,10 +144,6 @@ def _close_stopped(client: Any, cluster: Any, processes: WorkerProcesses | None)
 
 STOP_CLOSE_STEP_SECONDS = 2.0
 """The bound on each of the client's and the scheduler's close after a stop."""
-
-STOP_CLOSE_SECONDS = 2 * STOP_CLOSE_STEP_SECONDS + 3.0
-"""The most a stopped run's close takes: the client, the scheduler, then the launchers (0.5 s
-to leave, 1.5 s after SIGTERM, 1 s after SIGKILL)."""
 
 
 def scheduler_host(interface: str | None, hosts: tuple[str, ...] = ()) -> str:
